@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv first (once; re-runs are quick).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
+
+.PHONY: venv test demo fixtures bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-oracle.txt constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(PIP) -e '.[test]'
+	$(PIP) --no-deps ve-fairseq==0.12.3
+	$(PIP) -r requirements-oracle.txt
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/xlmr inspect tests/fixtures/preln
+	rm -rf demo-out
+	$(BIN)/xlmr convert tests/fixtures/preln_heads demo-out/xl-mlm
+	$(BIN)/xlmr convert tests/fixtures/preln_heads demo-out/xl-mnli --head mnli
+	$(BIN)/xlmr convert tests/fixtures/postln_legacy demo-out/base-mlm
+	$(BIN)/xlmr inspect demo-out/xl-mlm
+
+fixtures: $(STAMP)
+	$(BIN)/python tests/fixtures/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

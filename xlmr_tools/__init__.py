@@ -1,0 +1,15 @@
+"""xlmr-tools: fairseq XLM-RoBERTa checkpoints -> Hugging Face transformers folders, proven exact.
+
+Python API (the CLI is a thin layer over these):
+    convert(src, out, head=None, dtype="auto", ...) -> ConvertResult
+    inspect_path(path) -> InspectReport
+"""
+
+__version__ = "0.1.0"
+
+from .convert import ConvertResult, convert  # noqa: E402
+from .errors import BadInput, VerificationFailed, XlmrError  # noqa: E402
+from .inspect_model import InspectReport, inspect_path  # noqa: E402
+
+__all__ = ["BadInput", "ConvertResult", "InspectReport", "VerificationFailed", "XlmrError", "convert",
+           "inspect_path", "__version__"]

@@ -1,0 +1,1 @@
+"""The `xlmr` command line: thin modules that parse, call the core, render."""

@@ -1,0 +1,131 @@
+"""One output helper: results on stdout, diagnostics and progress on stderr, errors as one line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, XlmrError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+DEBUG = {"on": False}
+
+
+def error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True) if err.is_terminal else \
+        print(f"error: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    if err.is_terminal:
+        err.print(f"[yellow]warning:[/] {message}", highlight=False)
+    else:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Map our exceptions to one stderr line and the documented exit code; tracebacks only with --debug."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except XlmrError as e:
+        if DEBUG["on"]:
+            raise
+        error_line(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        error_line("interrupted; nothing was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback, unless --debug
+        if DEBUG["on"]:
+            raise
+        error_line(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                   "(rerun with --debug for the traceback)")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def print_json(data: Any, report: Path | None = None) -> None:
+    text = json.dumps(data, indent=2, default=str)
+    if report is not None:
+        write_report(report, data)
+    print(text)
+
+
+def write_report(report: Path, data: Any) -> None:
+    report.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class RichProgress:
+    """The core's Progress protocol, drawn on stderr (nothing when quiet or not a terminal)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                           console=err, transient=True, disable=quiet)
+        self._task: Any = None
+
+    def __enter__(self) -> RichProgress:
+        self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.__exit__(*exc)
+
+    def stage(self, text: str) -> None:
+        if self.enabled:
+            self._p.console.log(text) if err.is_terminal else None
+            self._finish()
+
+    def start(self, text: str, total: int) -> None:
+        self._finish()
+        self._task = self._p.add_task(text, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._p.advance(self._task, n)
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            self._p.remove_task(self._task)
+            self._task = None
+
+
+def stage_table(rows: list[dict[str, Any]], title: str, texts: list[str] | None = None) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col, justify in (("stage", "left"), ("max |Δ|", "right"), ("mean |Δ|", "right"), ("where (text, token)", "right"),
+                         ("tol", "right"), ("", "center")):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        where = f"{r['text']}, {r['token']}" if r["token"] >= 0 else f"{r['text']}"
+        t.add_row(r["stage"], f"{r['max_abs']:.3e}", f"{r['mean_abs']:.3e}", where, f"{r['tol']:g}",
+                  "[green]ok[/]" if r["ok"] else "[bold red]FAIL[/]")
+    return t
+
+
+def kv_table(title: str, items: list[tuple[str, Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in items:
+        t.add_row(k, str(v))
+    return t
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)

@@ -1,0 +1,54 @@
+"""`xlmr convert SRC OUT`: fairseq checkpoint -> verified Hugging Face folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..convert import convert as convert_checkpoint
+from . import console
+from .options import DictPath, Dtype, Force, Head, Json, Quiet, SpmPath, Tol, Trust
+
+
+def convert(
+    src: Annotated[Path, typer.Argument(help="fairseq folder (model.pt, dict.txt, sentencepiece.bpe.model) or model.pt.")],
+    out: Annotated[Path, typer.Argument(help="Output folder; written atomically, never half-done.")],
+    head: Head = None,
+    dtype: Dtype = "auto",
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors file, e.g. 5GB.")] = "5GB",
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Run fairseq and the result side by side.")] = True,
+    tol: Tol = None,
+    force: Force = False,
+    quiet: Quiet = False,
+    dict_path: DictPath = None,
+    spm_path: SpmPath = None,
+    json_: Json = False,
+    trust: Trust = False,
+) -> None:
+    """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
+    with console.errors_to_exit():
+        if trust:
+            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        with console.RichProgress(quiet or json_) as progress:
+            result = convert_checkpoint(src, out, head=head, dtype=dtype, max_shard_size=max_shard_size,
+                                        verify=verify, force=force, trust=trust, dict_path=dict_path,
+                                        spm_path=spm_path, tol=tol, progress=progress)
+    if json_:
+        console.print_json(result.to_dict())
+        return
+    if result.outputs is not None:
+        o = result.outputs
+        console.out.print(console.stage_table(
+            [r.to_dict() for r in o.rows],
+            f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded)"))
+    if result.tokenizer is not None:
+        t = result.tokenizer
+        console.out.print(f"tokenizer: ids equal fairseq's on {t.texts} texts; <mask> = {t.mask_id}"
+                          + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else ""))
+    for s in result.skipped:
+        console.warn(f"not checked: {s}")
+    console.out.print(f"[green]converted[/] {result.source} → {result.out}: {result.model_class}, {result.dtype}, "
+                      f"{result.tensors_written} tensors in {len(result.shards)} file(s), "
+                      f"{console.human_bytes(result.bytes_written)}; weights re-read and equal")

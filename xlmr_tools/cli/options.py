@@ -1,0 +1,26 @@
+"""Option aliases shared by every command, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+Trust = Annotated[bool, typer.Option(
+    "--trust-checkpoint",
+    help="Unpickle checkpoints fully. THIS CAN RUN ARBITRARY CODE hidden in the file: only for files you trust.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or diagnostics, only results.")]
+Force = Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")]
+Head = Annotated[Optional[str], typer.Option(
+    "--head", help="Classification head to convert/compare (default: the masked-LM head).")]
+Dtype = Annotated[str, typer.Option(
+    "--dtype", help="auto (keep the checkpoint's), float32, float16 or bfloat16.")]
+Tol = Annotated[Optional[float], typer.Option("--tol", help="Max |Δ| allowed (default by dtype: fp32 1e-5).")]
+DictPath = Annotated[Optional[Path], typer.Option("--dict", help="fairseq dict.txt (default: beside the checkpoint).")]
+SpmPath = Annotated[Optional[Path], typer.Option(
+    "--spm", help="sentencepiece.bpe.model (default: beside the checkpoint).")]
+Texts = Annotated[Optional[list[str]], typer.Option("--text", help="A sample text (repeatable).")]
+TextsFile = Annotated[Optional[Path], typer.Option("--texts-file", help="Sample texts, one per line.")]
+Report = Annotated[Optional[Path], typer.Option("--report", help="Also write the JSON result to this file.")]

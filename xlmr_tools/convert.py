@@ -1,0 +1,233 @@
+"""fairseq -> Hugging Face, streamed: map names by table, cast, write shards as we go, check, then publish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from . import __version__, fairseq_oracle, tokenizer_assets, weight_map
+from .activations import fairseq_stages, hf_stages
+from .comparison import OutputReport, compare_stages, default_tol
+from .errors import BadInput, VerificationFailed
+from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
+from .hf_config import build_config, model_class_name
+from .model_card import write_model_card
+from .output_folder import atomic_folder, check_free_space
+from .safetensors_io import SafetensorsFile, TensorToWrite, iter_chunks, write_shards
+from .sample_texts import DEFAULT_TEXTS
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class Progress(Protocol):
+    """What the core reports while it works; the CLI renders it with rich, the library default ignores it."""
+
+    def stage(self, text: str) -> None: ...
+    def start(self, text: str, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+class NoProgress:
+    def stage(self, text: str) -> None: pass
+    def start(self, text: str, total: int) -> None: pass
+    def advance(self, n: int) -> None: pass
+
+
+@dataclass
+class TokenizerCheck:
+    texts: int
+    equal: bool
+    mask_id: int
+    fillers: int
+    first_mismatch: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    source: Path
+    family: str
+    model_class: str
+    head: str | None
+    dtype: str
+    shards: list[str]
+    bytes_written: int
+    tensors_written: int
+    ignored: dict[str, str]
+    weights_equal: bool
+    tokenizer: TokenizerCheck | None
+    outputs: OutputReport | None
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out), "source": str(self.source), "family": self.family, "model_class": self.model_class,
+            "head": self.head, "dtype": self.dtype, "shards": self.shards, "bytes_written": self.bytes_written,
+            "tensors_written": self.tensors_written, "ignored": self.ignored, "weights_equal": self.weights_equal,
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
+            "outputs": self.outputs.to_dict() if self.outputs else None, "skipped": self.skipped,
+        }
+
+
+def parse_size(text: str | int) -> int:
+    """'5GB' -> 5e9 (decimal, as transformers), '500MiB' -> binary; a bare number is bytes."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", text.upper().replace("IB", "iB"), re.I)
+    if not m:
+        raise BadInput(None, f"--max-shard-size: cannot read {text!r} (use e.g. 5GB, 500MB, 2GiB)")
+    base = 1024 if m.group(3) else 1000
+    return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
+
+
+def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
+    if name == "auto":
+        return ckpt.tensors[weight_map.FS + "embed_tokens.weight"].dtype
+    if name not in DTYPES:
+        raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {name!r}")
+    return DTYPES[name]
+
+
+def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype: str = "auto",
+            max_shard_size: str | int = "5GB", verify: bool = True, force: bool = False, trust: bool = False,
+            dict_path: str | Path | None = None, spm_path: str | Path | None = None,
+            texts: list[str] | None = None, tol: float | None = None,
+            progress: Progress | None = None) -> ConvertResult:
+    """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
+    when written weights or outputs differ from the source beyond tolerance."""
+    progress = progress or NoProgress()
+    out = Path(out)
+    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path)
+    desc = ckpt.description
+    where = str(ckpt.path)
+    target = resolve_dtype(dtype, ckpt)
+    shard_bytes = parse_size(max_shard_size)
+    plan = weight_map.plan(list(ckpt.tensors), desc, head, where)
+    if ckpt.dict_path is None or ckpt.spm_path is None:
+        raise BadInput(ckpt.folder, "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint "
+                                    "(or name them with --dict/--spm)")
+    alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
+    config = build_config(desc, ckpt.args, head, target, where)
+    to_write = _tensors_to_write(ckpt, plan, target)
+    total = sum(t.nbytes for t in to_write)
+    check_free_space(out if out.parent.exists() else Path("."), total + 50_000_000)
+    skipped: list[str] = []
+    with atomic_folder(out, force) as tmp:
+        progress.stage("writing config and tokenizer")
+        config.save_pretrained(str(tmp))
+        tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
+        progress.start("writing safetensors", total)
+        weight_map_out = write_shards(tmp, to_write, shard_bytes, progress.advance)
+        progress.start("re-reading every written tensor", total)
+        weights_equal = _check_written(tmp, to_write, weight_map_out, progress)
+        if not weights_equal:
+            raise VerificationFailed(out, "a written tensor differs from its source after the dtype cast")
+        tok_check = outputs = None
+        if verify and fairseq_oracle.available():
+            progress.stage("running fairseq and transformers side by side")
+            tok_check, outputs = verify_outputs(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
+        elif verify:
+            skipped.append("output check: fairseq is not importable here (weights were still checked)")
+        else:
+            skipped.append("output check: --no-verify")
+        result = ConvertResult(
+            out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
+            dtype=str(target).removeprefix("torch."), shards=sorted(set(weight_map_out.values())),
+            bytes_written=total, tensors_written=len(to_write), ignored=plan.ignored, weights_equal=weights_equal,
+            tokenizer=tok_check, outputs=outputs, skipped=skipped,
+        )
+        if tok_check is not None and not tok_check.equal:
+            raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
+        if outputs is not None and not outputs.ok:
+            w = outputs.worst
+            raise VerificationFailed(out, f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
+                                          f"tol {w.tol:g} (text {w.text}, token {w.token}); not written")
+        progress.stage("writing model card")
+        write_model_card(tmp, result, _sha256(ckpt.path), __version__)
+    return result
+
+
+def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
+    out = []
+    for m in plan.mapped:
+        t = ckpt.tensors[m.fairseq]
+        out.append(TensorToWrite(m.hf, (lambda t=t: t), dtype if t.is_floating_point() else t.dtype, tuple(t.shape)))
+    hidden = ckpt.description.hidden
+    for name in weight_map.SYNTHESIZED:
+        out.insert(2, TensorToWrite(name, lambda: torch.zeros(1, hidden, dtype=dtype), dtype, (1, hidden)))
+    return out
+
+
+def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, str], progress: Progress) -> bool:
+    """Weight-level proof without fairseq: every written tensor equals its source after the cast, chunk by chunk."""
+    opened: dict[str, SafetensorsFile] = {}
+    for t in written:
+        fname = files[t.name]
+        st = opened.setdefault(fname, SafetensorsFile(folder / fname))
+        back = st.tensor(t.name)
+        if back.dtype != t.dtype or tuple(back.shape) != t.shape:
+            return False
+        for a, b in zip(iter_chunks(t.source(), t.dtype), iter_chunks(back)):
+            if not torch.equal(a, b):
+                return False
+            progress.advance(b.numel() * b.element_size())
+    return True
+
+
+def verify_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
+                   texts: list[str], tol: float | None) -> tuple[TokenizerCheck, OutputReport]:
+    """fairseq's forward vs the written folder loaded by AutoModel*, stage by stage, on a padded batch."""
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    oracle = fairseq_oracle.FairseqOracle(ckpt, dtype)
+    fs_ids = [oracle.encode(t) for t in texts]
+    hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    mismatch = None
+    for i, (t, ids) in enumerate(zip(texts, fs_ids)):
+        hf_ids = hf_tok(t, truncation=True, max_length=oracle.max_positions)["input_ids"]
+        if hf_ids != ids.tolist():
+            mismatch = f"text {i}: fairseq {ids.tolist()[:8]}... vs HF {hf_ids[:8]}..."
+            break
+    if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
+        mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
+    alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, ckpt.description.vocab_rows)
+    tok_check = TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, alignment.fillers, mismatch)
+
+    auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
+    hf_model, info = auto.from_pretrained(str(folder), dtype=dtype, local_files_only=True, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if problems:
+        raise VerificationFailed(folder, f"transformers reports {problems} when loading the written folder")
+    hf_model.eval()
+    pad = oracle.dictionary.pad()
+    batch = torch.nn.utils.rnn.pad_sequence(fs_ids, batch_first=True, padding_value=pad)
+    lengths = [len(t) for t in fs_ids]
+    a = fairseq_stages(oracle.model, batch, head)
+    b = hf_stages(hf_model, batch, pad, head)
+    report = OutputReport(compare_stages(a, b, lengths, tol if tol is not None else default_tol(dtype)),
+                          str(dtype).removeprefix("torch."), len(texts), sum(lengths))
+    return tok_check, report
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(16 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,43 @@
+"""Exceptions the CLI maps to one-line messages and documented exit codes (0 ok, 1 check failed, 2 bad input)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class XlmrError(Exception):
+    """An error with a path and a one-line problem; `exit_code` is what the CLI returns."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class BadInput(XlmrError):
+    """The input is missing, malformed, unsupported or unsafe (exit 2)."""
+
+
+class UnsafeCheckpoint(BadInput):
+    """The checkpoint's pickle asks for a global outside the allowlist (exit 2)."""
+
+    def __init__(self, path: str | Path, global_name: str) -> None:
+        self.global_name = global_name
+        super().__init__(
+            path,
+            f"refusing to load: the pickle needs the global '{global_name}', which is not on the allowlist of "
+            "what fairseq checkpoints need (it could run code); pass --trust-checkpoint only if you trust the file",
+        )
+
+
+class VerificationFailed(XlmrError):
+    """A comparison ran and found differences above tolerance (exit 1)."""
+
+    exit_code = EXIT_FAILED

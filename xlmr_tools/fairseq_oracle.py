@@ -1,0 +1,115 @@
+"""fairseq itself, as the reference: its RobertaModel, masked_lm task, Dictionary and sentencepiece encoder.
+
+The model is built by fairseq's own registry on the meta device (no random init of billions of weights) and
+given the checkpoint's tensors with fairseq's own `upgrade_state_dict` + `load_state_dict(assign=True)`: for a zip
+checkpoint in its own dtype those are the mmapped tensors themselves, so nothing is copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import torch
+
+from .errors import BadInput
+
+if TYPE_CHECKING:
+    from .fairseq_checkpoint import FairseqCheckpoint
+
+
+def available() -> bool:
+    try:
+        with _quiet():
+            import fairseq.models.roberta  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means "no oracle here"
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _quiet():
+    """fairseq logs and warns a lot on import; keep our stderr to one-line diagnostics."""
+    import warnings
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
+class FairseqOracle:
+    def __init__(self, ckpt: FairseqCheckpoint, dtype: torch.dtype) -> None:
+        with _quiet():
+            from fairseq.data import Dictionary
+            from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
+            from fairseq.models import ARCH_CONFIG_REGISTRY
+            from fairseq.models.roberta import RobertaModel
+            from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
+
+            if ckpt.dict_path is None or ckpt.spm_path is None:
+                raise BadInput(ckpt.folder, "fairseq needs dict.txt and sentencepiece.bpe.model beside the checkpoint")
+            self.dictionary = Dictionary.load(str(ckpt.dict_path))
+            self.task = MaskedLMTask(MaskedLMConfig(data=str(ckpt.folder)), dictionary=self.dictionary)
+            self.bpe = SentencepieceBPE(SentencepieceConfig(sentencepiece_model=str(ckpt.spm_path)))
+            args = argparse.Namespace(**ckpt.args)
+            args.load_checkpoint_heads = True
+            arch = getattr(args, "arch", "roberta")
+            if arch in ARCH_CONFIG_REGISTRY:
+                ARCH_CONFIG_REGISTRY[arch](args)
+            with torch.device("meta"), _meta_safe_init():
+                model = RobertaModel.build_model(args, self.task)
+            state = {ckpt.original_names[n]: _cast(t, dtype) for n, t in ckpt.tensors.items()}
+            model.upgrade_state_dict(state)
+            # fairseq's own load_state_dict only adds layer pruning (encoder_layers_to_keep) and has no `assign`
+            torch.nn.Module.load_state_dict(model, state, strict=True, assign=True)
+            if not args.untie_weights_roberta:
+                model.encoder.lm_head.weight = model.encoder.sentence_encoder.embed_tokens.weight
+            model = model.to(dtype)
+        left = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
+        if left:
+            raise RuntimeError(f"fairseq model has tensors left on meta after loading: {left[:3]}")
+        self.model = model.eval()
+        self.max_positions = int(getattr(args, "max_positions", 512))
+
+    def encode(self, text: str) -> torch.Tensor:
+        """fairseq's RobertaHubInterface.encode, truncated to the model's maximum (keeping the final </s>)."""
+        line = "<s> " + self.bpe.encode(text) + " </s>"
+        ids = self.dictionary.encode_line(line, append_eos=False, add_if_not_exist=False).long()
+        if len(ids) > self.max_positions:
+            ids = torch.cat([ids[: self.max_positions - 1], ids.new_tensor([self.dictionary.eos()])])
+        return ids
+
+    @property
+    def mask_id(self) -> int:
+        return self.dictionary.index("<mask>")
+
+
+@contextlib.contextmanager
+def _meta_safe_init():
+    """fairseq's init_bert_params copies through `.cpu()`, which meta tensors cannot do. The values are replaced by
+    the checkpoint's anyway, so skip initialising meta tensors (and only those) while the model is built."""
+    from fairseq.models.roberta import model as roberta_model
+
+    original = roberta_model.init_bert_params
+
+    def init_unless_meta(module: torch.nn.Module) -> None:
+        if not any(p.is_meta for p in module.parameters()):
+            original(module)
+
+    roberta_model.init_bert_params = init_unless_meta
+    try:
+        yield
+    finally:
+        roberta_model.init_bert_params = original
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t

@@ -1,0 +1,88 @@
+"""What a checkpoint or HF folder is, without reading tensor data (zip checkpoints and safetensors are mmapped)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import tokenizer_assets
+from .errors import BadInput
+from .fairseq_checkpoint import open_checkpoint
+from .hf_folder import HFFolder, is_hf_folder, open_folder
+
+FAIRSEQ_FLAGS = ("arch", "encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta",
+                 "activation_fn", "pooler_activation_fn", "max_positions", "encoder_layerdrop")
+
+
+@dataclass
+class InspectReport:
+    path: str
+    kind: str  # "fairseq" or "hf"
+    format: str  # "fairseq zip", "fairseq legacy", "safetensors", "pytorch_model.bin"
+    description: dict[str, Any]
+    file_bytes: int
+    details: dict[str, Any] = field(default_factory=dict)
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    tensors: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = False) -> InspectReport:
+    path = Path(path)
+    if is_hf_folder(path):
+        return _inspect_hf(open_folder(path, trust=trust), with_tensors)
+    if path.is_dir() and any(path.glob("*.safetensors")):
+        raise BadInput(path, "no config.json: not a Hugging Face model folder")
+    ckpt = open_checkpoint(path, trust=trust)
+    desc = ckpt.description
+    warnings: list[str] = []
+    tok: dict[str, Any] = {"dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None,
+                           "sentencepiece.bpe.model": str(ckpt.spm_path) if ckpt.spm_path else None}
+    if ckpt.dict_path and ckpt.spm_path:
+        try:
+            al = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
+            tok.update(al.to_dict())
+            if al.fillers:
+                warnings.append(f"dict.txt ends with {al.fillers} padding fillers: fairseq's <mask> is row "
+                                f"{al.mask_id}, not {al.pieces + 1} as a tokenizer built from the sentencepiece "
+                                "model alone would say (xlmr convert handles this)")
+        except BadInput as e:
+            warnings.append(f"tokenizer: {e}")
+    else:
+        warnings.append("no dict.txt and sentencepiece.bpe.model beside the checkpoint: convert needs both "
+                        "(or --dict/--spm)")
+    if desc.activation != "gelu":
+        warnings.append(f"activation {desc.activation!r}: transformers' XLM-R LM head always uses gelu")
+    if ckpt.serialization == "legacy":
+        warnings.append("legacy (pre-zip) torch serialization: tensors cannot be memory-mapped and are read "
+                        "into memory")
+    details = {"serialization": ckpt.serialization, "layout": ckpt.layout,
+               "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args}}
+    return InspectReport(
+        path=str(ckpt.path), kind="fairseq", format=f"fairseq {ckpt.serialization}", description=desc.to_dict(),
+        file_bytes=ckpt.file_bytes, details=details, tokenizer=tok, warnings=warnings,
+        tensors=[_row(ckpt.original_names[n], tuple(t.shape), t.dtype) for n, t in ckpt.tensors.items()]
+        if with_tensors else None,
+    )
+
+
+def _inspect_hf(folder: HFFolder, with_tensors: bool) -> InspectReport:
+    cfg = folder.config
+    details = {
+        "model_type": cfg.get("model_type"), "architectures": cfg.get("architectures"),
+        "weight_files": [p.name for p in folder.weight_files], "config_dtype": cfg.get("dtype", cfg.get("torch_dtype")),
+    }
+    return InspectReport(
+        path=str(folder.path), kind="hf", format=folder.format, description=folder.description.to_dict(),
+        file_bytes=folder.file_bytes, details=details, tokenizer={"files": folder.tokenizer_assets()},
+        warnings=list(folder.warnings),
+        tensors=[_row(n, s, d) for n, (s, d) in folder.shapes.items()] if with_tensors else None,
+    )
+
+
+def _row(name: str, shape: tuple[int, ...], dtype: Any) -> dict[str, Any]:
+    return {"name": name, "shape": list(shape), "dtype": str(dtype).removeprefix("torch.")}

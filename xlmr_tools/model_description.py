@@ -1,0 +1,54 @@
+"""One normalized description of an XLM-R model, whatever format it came from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+POST_LN = "post-ln"  # xlmr.base / xlmr.large: embedding LayerNorm, norms after each block (HF: xlm-roberta)
+PRE_LN = "pre-ln"  # xlmr.xl / xlmr.xxl: norms before each block, a final LayerNorm (HF: xlm-roberta-xl)
+
+HF_MODEL_TYPE = {POST_LN: "xlm-roberta", PRE_LN: "xlm-roberta-xl"}
+FAMILY_OF_MODEL_TYPE = {v: k for k, v in HF_MODEL_TYPE.items()}
+
+KNOWN_RELEASES = {  # (family, layers, hidden) -> release name, for a friendlier `inspect`
+    (POST_LN, 12, 768): "xlmr.base",
+    (POST_LN, 24, 1024): "xlmr.large",
+    (PRE_LN, 36, 2560): "xlmr.xl",
+    (PRE_LN, 48, 4096): "xlmr.xxl",
+}
+
+
+@dataclass
+class ModelDescription:
+    family: str
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    vocab_rows: int
+    position_rows: int
+    padding_idx: int = 1
+    layer_norm_eps: float = 1e-5
+    activation: str = "gelu"
+    dtype: str = "float32"
+    classification_heads: dict[str, int] = field(default_factory=dict)
+    lm_head: bool = True
+    tied_lm_head: bool = True
+    parameters: int = 0
+
+    @property
+    def max_positions(self) -> int:
+        """Usable sequence length: rows minus the padding offset (514 rows -> 512 tokens)."""
+        return self.position_rows - self.padding_idx - 1
+
+    @property
+    def release(self) -> str | None:
+        return KNOWN_RELEASES.get((self.family, self.layers, self.hidden))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["max_positions"] = self.max_positions
+        d["hf_model_type"] = HF_MODEL_TYPE[self.family]
+        d["release"] = self.release
+        return d

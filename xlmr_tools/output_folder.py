@@ -1,0 +1,78 @@
+"""Outputs appear atomically or not at all: write into a hidden temporary folder beside OUT, rename at the end.
+
+A temporary folder is named `.<OUT name>.xlmr-partial-<pid>`; one whose process is gone (a SIGKILL, a power cut)
+is recognised and removed by the next run on the same OUT, and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import BadInput
+
+PARTIAL = ".xlmr-partial-"
+
+
+def check_target(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInput(out, "exists and is a file; give a folder path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BadInput(out, "exists and is not empty; pass --force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(parent, "parent folder does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInput(parent, "parent folder is not writable")
+
+
+def check_free_space(out: Path, needed: int) -> None:
+    free = shutil.disk_usage(out.parent).free
+    if free < needed:
+        raise BadInput(out.parent, f"not enough free disk space: need {needed:,} bytes, {free:,} available")
+
+
+def stale_partials(out: Path) -> list[Path]:
+    """Temporary folders of earlier runs on OUT whose process no longer exists."""
+    stale = []
+    for p in out.parent.glob(f".{out.name}{PARTIAL}*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            stale.append(p)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path, force: bool) -> Iterator[Path]:
+    """Yield a fresh temporary folder; on success it becomes OUT, on any error or interrupt it is removed."""
+    check_target(out, force)
+    for p in stale_partials(out):
+        shutil.rmtree(p, ignore_errors=True)
+    tmp = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            old = out.parent / f".{out.name}{PARTIAL}old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,186 @@
+"""Read safetensors lazily (own header parser + mmap) and write them in streamed shards.
+
+Reading: the header is validated against the file size before any tensor is touched, so a shard whose header lies
+is refused by name. Tensors are views of a private (copy-on-write) mmap: no data is read until used.
+Writing: the header is computed from shapes and dtypes up front, then tensor bytes are streamed in bounded chunks,
+so peak memory is one chunk, not one shard or one model.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import BadInput
+
+DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+CHUNK_BYTES = 64 * 1024 * 1024
+MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+class SafetensorsFile:
+    """One .safetensors file: validated header, lazy tensors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.infos, self.metadata, self.data_start = _read_header(path)
+        self._mm: mmap.mmap | None = None
+
+    def tensor(self, name: str) -> torch.Tensor:
+        info = self.infos[name]
+        if info.end == info.begin:
+            return torch.empty(info.shape, dtype=info.dtype)
+        if self._mm is None:
+            with open(self.path, "rb") as f:
+                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        raw = torch.frombuffer(self._mm, dtype=torch.uint8, count=info.end - info.begin,
+                               offset=self.data_start + info.begin)
+        return raw.view(info.dtype).reshape(info.shape)
+
+
+def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str], int]:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        first = f.read(8)
+        if len(first) < 8:
+            raise BadInput(path, "truncated safetensors file (no header)")
+        (n,) = struct.unpack("<Q", first)
+        if n > min(MAX_HEADER, size - 8):
+            raise BadInput(path, f"safetensors header claims {n} bytes but the file has {size} bytes")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadInput(path, f"safetensors header is not valid JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise BadInput(path, "safetensors header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    data_size = size - 8 - n
+    infos: dict[str, TensorInfo] = {}
+    for name, entry in header.items():
+        try:
+            dtype = DTYPES[entry["dtype"]]
+            shape = tuple(int(d) for d in entry["shape"])
+            begin, end = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadInput(path, f"safetensors header entry for '{name}' is malformed ({e!r})") from e
+        numel = 1
+        for d in shape:
+            if d < 0:
+                raise BadInput(path, f"tensor '{name}' has a negative dimension in the header")
+            numel *= d
+        if not 0 <= begin <= end <= data_size or end - begin != numel * dtype.itemsize:
+            raise BadInput(path, f"header lies about tensor '{name}': {shape} {entry['dtype']} at "
+                                 f"[{begin}, {end}) does not fit the {data_size} data bytes")
+        infos[name] = TensorInfo(dtype, shape, begin, end)
+    return infos, metadata, 8 + n
+
+
+# ----------------------------------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class TensorToWrite:
+    name: str
+    source: Callable[[], torch.Tensor]  # called once, when its bytes are written: keeps reading lazy
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        n = self.dtype.itemsize
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def plan_shards(tensors: list[TensorToWrite], max_shard_bytes: int) -> list[list[TensorToWrite]]:
+    """Fill shards in order; a tensor larger than the limit gets a shard of its own (as transformers does)."""
+    shards: list[list[TensorToWrite]] = [[]]
+    size = 0
+    for t in tensors:
+        if shards[-1] and size + t.nbytes > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(t)
+        size += t.nbytes
+    return shards
+
+
+def shard_names(count: int) -> list[str]:
+    if count == 1:
+        return ["model.safetensors"]
+    return [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+
+
+def write_shards(folder: Path, tensors: list[TensorToWrite], max_shard_bytes: int,
+                 on_bytes: Callable[[int], None] = lambda n: None) -> dict[str, str]:
+    """Write all tensors as safetensors shards (+ index when more than one). Returns {tensor name: file name}."""
+    shards = plan_shards(tensors, max_shard_bytes)
+    names = shard_names(len(shards))
+    weight_map: dict[str, str] = {}
+    for shard, fname in zip(shards, names):
+        _write_one(folder / fname, shard, on_bytes)
+        weight_map.update({t.name: fname for t in shard})
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": sum(t.nbytes for t in tensors)}, "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return weight_map
+
+
+def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int], None]) -> None:
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for t in tensors:
+        header[t.name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape),
+                          "data_offsets": [offset, offset + t.nbytes]}
+        offset += t.nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for t in tensors:
+            src = t.source()
+            if tuple(src.shape) != t.shape:
+                raise ValueError(f"{t.name}: source shape {tuple(src.shape)} != planned {t.shape}")
+            for chunk in iter_chunks(src, t.dtype):
+                f.write(_bytes_view(chunk))
+                on_bytes(chunk.numel() * chunk.element_size())
+            del src
+
+
+def iter_chunks(t: torch.Tensor, dtype: torch.dtype | None = None) -> Iterable[torch.Tensor]:
+    """Flat chunks of about CHUNK_BYTES, cast to `dtype` one chunk at a time."""
+    flat = t.contiguous().reshape(-1)
+    step = max(1, CHUNK_BYTES // max(flat.element_size(), 1))
+    for i in range(0, flat.numel(), step):
+        part = flat[i : i + step]
+        yield part if dtype is None or part.dtype == dtype else part.to(dtype)
+
+
+def _bytes_view(t: torch.Tensor) -> memoryview:
+    """The tensor's bytes without a copy (bf16 has no numpy dtype: view it as int16 first)."""
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    elif t.dtype == torch.bool:
+        t = t.view(torch.uint8)
+    return memoryview(t.numpy()).cast("B")

@@ -1,0 +1,117 @@
+"""dict.txt vs sentencepiece vs embedding rows, and an HF tokenizer whose ids are fairseq's.
+
+fairseq ids: <s>=0 <pad>=1 </s>=2 <unk>=3, then dict.txt's symbols in order, then <mask> (appended by the
+masked_lm task at load time, *after* any `madeupwordNNNN` padding fillers). The HF XLM-R tokenizer maps piece i to
+i+1 and puts <mask> right after the pieces, so it agrees only when dict.txt lists the pieces in sentencepiece order;
+with fillers, the written tokenizer gets the fillers too so that <mask> lands on fairseq's row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BadInput
+
+FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+FILLER = re.compile(r"^madeupword\d+$")
+
+
+@dataclass
+class Alignment:
+    dict_symbols: int  # lines in dict.txt
+    pieces: int  # sentencepiece pieces (including its 3 control/unk pieces)
+    fillers: int  # madeupwordNNNN padding symbols after the pieces
+    mask_id: int  # fairseq's <mask> row
+    embedding_rows: int
+    filler_symbols: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if k != "filler_symbols"}
+
+
+def read_dict(path: Path) -> list[str]:
+    """Symbols of a fairseq dict.txt, in order (fairseq's format: `symbol count [#fairseq:overwrite]`)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise BadInput(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+    symbols = []
+    for n, line in enumerate(lines, 1):
+        parts = line.rstrip().rsplit(" ", 2)
+        if parts and parts[-1] == "#fairseq:overwrite":
+            parts = parts[:-1]
+        if len(parts) < 2 or not parts[-1].lstrip("-").isdigit():
+            raise BadInput(path, f"line {n} is not '<symbol> <count>': {line[:60]!r}")
+        symbols.append(" ".join(parts[:-1]) if len(parts) > 2 else parts[0])
+    if not symbols:
+        raise BadInput(path, "empty dictionary")
+    return symbols
+
+
+def read_pieces(path: Path) -> list[str]:
+    import sentencepiece as spm
+
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError) as e:
+        raise BadInput(path, f"not a sentencepiece model ({str(e).splitlines()[0][:120]})") from e
+    return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+
+
+def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
+    symbols = read_dict(dict_path)
+    pieces = read_pieces(spm_path)
+    body = pieces[3:]  # sentencepiece ids 0..2 are <unk>, <s>, </s>: fairseq's specials cover them
+    for i, (sym, piece) in enumerate(zip(symbols, body)):
+        if sym != piece:
+            raise BadInput(dict_path, f"line {i + 1} is {sym!r} but sentencepiece piece {i + 3} is {piece!r}: "
+                                      "dict.txt is not in sentencepiece order, so HF token ids would not be fairseq's")
+    if len(symbols) < len(body):
+        raise BadInput(dict_path, f"{len(symbols)} symbols but the sentencepiece model has {len(body)} pieces")
+    extra = symbols[len(body):]
+    bad = [s for s in extra if not FILLER.match(s)]
+    if bad:
+        raise BadInput(dict_path, f"{len(extra)} symbols after the sentencepiece pieces, not all padding fillers "
+                                  f"(first: {bad[0]!r})")
+    mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
+    if mask_id + 1 != embedding_rows:
+        raise BadInput(dict_path, f"dictionary gives {mask_id + 1} ids (4 specials + {len(symbols)} symbols + "
+                                  f"<mask>) but the embedding has {embedding_rows} rows")
+    return Alignment(len(symbols), len(pieces), len(extra), mask_id, embedding_rows, tuple(extra))
+
+
+def write_hf_tokenizer(spm_path: Path, out: Path, alignment: Alignment, max_length: int) -> None:
+    """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, <mask> on fairseq's id."""
+    from transformers import XLMRobertaTokenizer
+
+    shutil.copyfile(spm_path, out / "sentencepiece.bpe.model")
+    tok = XLMRobertaTokenizer.from_pretrained(str(out), model_max_length=max_length)
+    tok.save_pretrained(str(out))
+    if alignment.fillers:
+        _insert_fillers(out, alignment)
+
+
+def _insert_fillers(out: Path, alignment: Alignment) -> None:
+    """Put fairseq's filler symbols before <mask> so ids (and <mask>) match the embedding rows."""
+    tj = out / "tokenizer.json"
+    data = json.loads(tj.read_text(encoding="utf-8"))
+    vocab = data["model"]["vocab"]
+    old_mask = len(vocab) - 1
+    assert vocab[old_mask][0] == "<mask>", "unexpected tokenizer.json layout"
+    floor = min(score for _, score in vocab) - 100.0  # never chosen by the unigram model over real pieces
+    fillers = [[symbol, floor] for symbol in alignment.filler_symbols]
+    data["model"]["vocab"] = vocab[:old_mask] + fillers + [vocab[old_mask]]
+    for tok in data.get("added_tokens", []):
+        if tok["content"] == "<mask>":
+            tok["id"] = alignment.mask_id
+    tj.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    tc = out / "tokenizer_config.json"
+    cfg = json.loads(tc.read_text(encoding="utf-8"))
+    decoder = cfg.get("added_tokens_decoder", {})
+    if str(old_mask) in decoder:
+        decoder[str(alignment.mask_id)] = decoder.pop(str(old_mask))
+    tc.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
