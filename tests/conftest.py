@@ -1,0 +1,63 @@
+"""Shared test helpers: the committed fairseq fixtures, a CLI runner, and small file factories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from xlmr_tools.cli.app import app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ALL = ["postln_legacy", "postln_untied", "preln", "preln_heads", "preln_fp16"]
+
+
+def fixture(name: str) -> Path:
+    return FIXTURES / name
+
+
+def reference(name: str) -> dict:
+    return torch.load(FIXTURES / name / "reference.pt", weights_only=True)
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str | os.PathLike):
+        return self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory) -> dict[str, Path]:
+    """Each fixture converted once per session (masked-LM head; both heads for preln_heads)."""
+    from xlmr_tools import convert
+
+    root = tmp_path_factory.mktemp("converted")
+    out: dict[str, Path] = {}
+    for name in ALL:
+        out[name] = root / name
+        convert(fixture(name), out[name])
+    for head in ("mnli", "sentence_classification_head"):
+        out[f"preln_heads:{head}"] = root / f"preln_heads-{head}"
+        convert(fixture("preln_heads"), out[f"preln_heads:{head}"], head=head)
+    return out
+
+
+def copy_fixture(name: str, dest: Path) -> Path:
+    shutil.copytree(fixture(name), dest)
+    return dest
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary folders our writer could leave behind."""
+    return [p.name for p in folder.iterdir() if ".xlmr-partial-" in p.name]

@@ -1,0 +1,67 @@
+"""Bad input: one stderr line naming the path and the problem, exit 2, no traceback (unless --debug)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import fixture
+
+
+def _one_line_error(r, *needles: str) -> None:
+    assert r.exit_code == 2, r.output
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_missing_path(cli, tmp_path):
+    _one_line_error(cli("inspect", tmp_path / "nope"), str(tmp_path / "nope"), "no such file")
+
+
+def test_directory_without_checkpoint(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    _one_line_error(cli("inspect", tmp_path), str(tmp_path), "no fairseq checkpoint")
+
+
+@pytest.mark.parametrize("cut", [10, 1000, 100_000, -100])
+def test_truncated_checkpoint(cli, tmp_path, cut):
+    data = (fixture("preln") / "model.pt").read_bytes()
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(data[:cut])
+    _one_line_error(cli("inspect", bad), str(bad))
+
+
+def test_truncated_legacy_checkpoint(cli, tmp_path):
+    data = (fixture("postln_legacy") / "model.pt").read_bytes()
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    _one_line_error(cli("inspect", bad), str(bad), "truncated or corrupt")
+
+
+def test_text_file_named_model_pt(cli, tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_text("this is not a checkpoint\n")
+    _one_line_error(cli("inspect", bad), str(bad), "text file")
+
+
+def test_empty_file(cli, tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"")
+    _one_line_error(cli("inspect", bad), "empty file")
+
+
+def test_hf_folder_without_config(cli, converted, tmp_path):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes((converted["preln"] / "model.safetensors").read_bytes())
+    _one_line_error(cli("inspect", folder), str(folder), "no config.json")
+
+
+def test_debug_shows_traceback(cli, tmp_path):
+    from xlmr_tools.errors import BadInput
+
+    with pytest.raises(BadInput):
+        cli("--debug", "inspect", tmp_path / "nope")
