@@ -182,3 +182,40 @@ def test_convert_json(cli, tmp_path):
 def test_no_verify_still_checks_weights(tmp_path):
     result = convert(fixture("preln"), tmp_path / "out", verify=False)
     assert result.weights_equal and result.outputs is None and result.skipped
+
+
+def test_dict_out_of_sentencepiece_order_refused(cli, tmp_path):
+    src = tmp_path / "src"
+    from conftest import copy_fixture
+
+    copy_fixture("preln", src)
+    lines = (src / "dict.txt").read_text().splitlines()
+    lines[5], lines[6] = lines[6], lines[5]
+    (src / "dict.txt").write_text("\n".join(lines) + "\n")
+    r = cli("convert", src, tmp_path / "out")
+    assert r.exit_code == 2 and "not in sentencepiece order" in r.stderr and "line 6" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_dict_rows_must_match_embedding(cli, tmp_path):
+    from conftest import copy_fixture
+
+    src = copy_fixture("preln", tmp_path / "src")
+    with open(src / "dict.txt", "a") as f:
+        f.write("madeupword9999 0\n")
+    r = cli("convert", src, tmp_path / "out")
+    assert r.exit_code == 2 and "embedding has 249 rows" in r.stderr
+
+
+def test_not_enough_disk_space(cli, tmp_path, monkeypatch):
+    import shutil as real_shutil
+    from collections import namedtuple
+
+    from xlmr_tools import output_folder
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(output_folder.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    r = cli("convert", fixture("preln"), tmp_path / "out")
+    monkeypatch.setattr(output_folder.shutil, "disk_usage", real_shutil.disk_usage)
+    assert r.exit_code == 2 and "not enough free disk space" in r.stderr and "1,000 available" in r.stderr
+    assert not (tmp_path / "out").exists()

@@ -50,29 +50,48 @@ class OutputReport:
                 "stages": [r.to_dict() for r in self.rows]}
 
 
-def compare_stages(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], lengths: list[int],
-                   tol: float) -> list[StageRow]:
-    rows = []
-    for stage in a:
-        if stage not in b:
-            continue
-        x, y = a[stage].float(), b[stage].float()
-        if x.shape != y.shape:
-            rows.append(StageRow(stage, float("inf"), float("inf"), -1, -1, tol, False))
-            continue
-        if x.dim() == 3:  # per token: keep non-pad positions
-            mask = torch.zeros(x.shape[:2], dtype=torch.bool)
-            for i, n in enumerate(lengths):
-                mask[i, :n] = True
-            d = (x - y).abs().amax(dim=-1).masked_fill(~mask, -1.0)
-            mean = (x - y).abs()[mask].mean().item()
-            flat = int(d.argmax())
-            text, token = divmod(flat, d.shape[1])
-            mx = d.view(-1)[flat].item()
-        else:  # per sentence (classification heads)
-            d = (x - y).abs()
-            mx, mean = d.max().item(), d.mean().item()
-            text, token = int(d.amax(dim=-1).argmax()), -1
-        ok = bool(mx <= tol) and mx == mx  # NaN never passes
-        rows.append(StageRow(stage, mx, mean, text, token, tol, ok))
-    return rows
+class StageAccumulator:
+    """Running max/mean |Δ| for one stage over micro-batches, so no stage's outputs are ever held whole
+    (XL logits for a 512-token batch would be gigabytes)."""
+
+    def __init__(self, stage: str, tol: float) -> None:
+        self.stage, self.tol = stage, tol
+        self.max_abs, self.sum_abs, self.count = -1.0, 0.0, 0
+        self.text = self.token = -1
+        self.shape_mismatch = False
+
+    def update(self, a: torch.Tensor, b: torch.Tensor, text: int) -> None:
+        """a, b: one text's outputs, [tokens, dim] (non-pad only) or [classes]."""
+        if a.shape != b.shape:
+            self.shape_mismatch = True
+            return
+        d = (a.float() - b.float()).abs()
+        if d.dim() == 2:
+            per_token = d.amax(dim=-1)
+            token = int(per_token.argmax())
+            mx = per_token[token].item()
+        else:
+            token, mx = -1, d.max().item()
+        self.sum_abs += d.sum().item()
+        self.count += d.numel()
+        if mx > self.max_abs or mx != mx:
+            self.max_abs, self.text, self.token = mx, text, token
+
+    def row(self) -> StageRow:
+        if self.shape_mismatch or self.count == 0:
+            return StageRow(self.stage, float("inf"), float("inf"), -1, -1, self.tol, False)
+        mx = self.max_abs
+        return StageRow(self.stage, mx, self.sum_abs / self.count, self.text, self.token, self.tol,
+                        bool(mx <= self.tol) and mx == mx)  # NaN never passes
+
+
+def micro_batches(lengths: list[int], size: int = 2) -> list[list[int]]:
+    """Group text indices so each batch pairs long with short texts: every batch is padded, memory stays bounded."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = []
+    while order:
+        batch = [order.pop()]
+        while order and len(batch) < size:
+            batch.append(order.pop(0))
+        batches.append(sorted(batch))
+    return batches

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+from concurrent.futures import ThreadPoolExecutor
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +12,13 @@ from typing import Any, Protocol
 import torch
 
 from . import __version__, fairseq_oracle, tokenizer_assets, weight_map
-from .activations import fairseq_stages, hf_stages
-from .comparison import OutputReport, compare_stages, default_tol
+from .comparison import OutputReport
 from .errors import BadInput, VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_config import build_config, model_class_name
 from .model_card import write_model_card
-from .output_folder import atomic_folder, check_free_space
+from .output_check import TokenizerCheck, compare_outputs
+from .output_folder import atomic_folder, check_free_space, check_target
 from .safetensors_io import SafetensorsFile, TensorToWrite, iter_chunks, write_shards
 from .sample_texts import DEFAULT_TEXTS
 
@@ -37,18 +37,6 @@ class NoProgress:
     def stage(self, text: str) -> None: pass
     def start(self, text: str, total: int) -> None: pass
     def advance(self, n: int) -> None: pass
-
-
-@dataclass
-class TokenizerCheck:
-    texts: int
-    equal: bool
-    mask_id: int
-    fillers: int
-    first_mismatch: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
 
 
 @dataclass
@@ -119,9 +107,11 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
     config = build_config(desc, ckpt.args, head, target, where)
     to_write = _tensors_to_write(ckpt, plan, target)
     total = sum(t.nbytes for t in to_write)
-    check_free_space(out if out.parent.exists() else Path("."), total + 50_000_000)
+    check_target(out, force)
+    check_free_space(out, total + 50_000_000)
     skipped: list[str] = []
-    with atomic_folder(out, force) as tmp:
+    with ThreadPoolExecutor(max_workers=1) as pool, atomic_folder(out, force) as tmp:
+        sha256 = pool.submit(_sha256, ckpt.path)  # hashlib releases the GIL: hashes while we write
         progress.stage("writing config and tokenizer")
         config.save_pretrained(str(tmp))
         tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
@@ -134,7 +124,7 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         tok_check = outputs = None
         if verify and fairseq_oracle.available():
             progress.stage("running fairseq and transformers side by side")
-            tok_check, outputs = verify_outputs(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
+            tok_check, outputs = compare_outputs(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
         elif verify:
             skipped.append("output check: fairseq is not importable here (weights were still checked)")
         else:
@@ -152,7 +142,7 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
             raise VerificationFailed(out, f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
                                           f"tol {w.tol:g} (text {w.text}, token {w.token}); not written")
         progress.stage("writing model card")
-        write_model_card(tmp, result, _sha256(ckpt.path), __version__)
+        write_model_card(tmp, result, sha256.result(), __version__)
     return result
 
 
@@ -183,44 +173,6 @@ def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, 
     return True
 
 
-def verify_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
-                   texts: list[str], tol: float | None) -> tuple[TokenizerCheck, OutputReport]:
-    """fairseq's forward vs the written folder loaded by AutoModel*, stage by stage, on a padded batch."""
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    oracle = fairseq_oracle.FairseqOracle(ckpt, dtype)
-    fs_ids = [oracle.encode(t) for t in texts]
-    hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    mismatch = None
-    for i, (t, ids) in enumerate(zip(texts, fs_ids)):
-        hf_ids = hf_tok(t, truncation=True, max_length=oracle.max_positions)["input_ids"]
-        if hf_ids != ids.tolist():
-            mismatch = f"text {i}: fairseq {ids.tolist()[:8]}... vs HF {hf_ids[:8]}..."
-            break
-    if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
-        mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
-    alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, ckpt.description.vocab_rows)
-    tok_check = TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, alignment.fillers, mismatch)
-
-    auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
-    hf_model, info = auto.from_pretrained(str(folder), dtype=dtype, local_files_only=True, output_loading_info=True)
-    problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-    if problems:
-        raise VerificationFailed(folder, f"transformers reports {problems} when loading the written folder")
-    hf_model.eval()
-    pad = oracle.dictionary.pad()
-    batch = torch.nn.utils.rnn.pad_sequence(fs_ids, batch_first=True, padding_value=pad)
-    lengths = [len(t) for t in fs_ids]
-    a = fairseq_stages(oracle.model, batch, head)
-    b = hf_stages(hf_model, batch, pad, head)
-    report = OutputReport(compare_stages(a, b, lengths, tol if tol is not None else default_tol(dtype)),
-                          str(dtype).removeprefix("torch."), len(texts), sum(lengths))
-    return tok_check, report
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -228,6 +180,3 @@ def _sha256(path: Path) -> str:
             h.update(chunk)
     return h.hexdigest()
 
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())

@@ -108,7 +108,7 @@ def _insert_fillers(out: Path, alignment: Alignment) -> None:
     for tok in data.get("added_tokens", []):
         if tok["content"] == "<mask>":
             tok["id"] = alignment.mask_id
-    tj.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    tj.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")  # no indent: C encoder, 10x faster
     tc = out / "tokenizer_config.json"
     cfg = json.loads(tc.read_text(encoding="utf-8"))
     decoder = cfg.get("added_tokens_decoder", {})

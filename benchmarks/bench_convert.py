@@ -1,0 +1,119 @@
+"""Convert benchmark: an XLM-R XL-width pre-LN checkpoint (hidden 2560, ffn 10240, 32 heads, 250880-row embedding),
+built on the fly with fairseq's own code at 2 and 4 layers (zip format, never committed). In one run, for each size:
+`cp` (the byte-moving floor), `xlmr convert --no-verify`, `xlmr convert` (with verification), the old HF script
+(with only its version gate, weights_only default and GPT-2 BPE download worked around), and `xlmr convert
+--no-verify` under a hard cgroup memory cap of 1/3 of the checkpoint size. The checkpoint is evicted from the page
+cache before every run, so each contender reads it cold.
+
+    .venv/bin/python benchmarks/bench_convert.py [--layers 2 4] [--work DIR]
+
+Needs ~25 GB free disk for 2+4 layers and root for the cgroup cap. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from measure import Run, cgroup_available, measure  # noqa: E402
+
+XL = ["--encoder-embed-dim", "2560", "--encoder-ffn-embed-dim", "10240", "--encoder-attention-heads", "32",
+      "--tokens-per-sample", "512", "--max-positions", "512"]
+XL_ROWS = 250880
+BIN = Path(sys.executable).parent
+
+
+def build_checkpoint(folder: Path, layers: int) -> Path:
+    """fairseq's parser/task/build_model at XL width; dict = a real sentencepiece model's pieces + fillers."""
+    import make_fixtures
+    from fairseq import checkpoint_utils
+    from omegaconf import OmegaConf
+
+    logging.disable(logging.WARNING)
+    folder.mkdir(parents=True, exist_ok=True)
+    spm = folder / "sentencepiece.bpe.model"
+    make_fixtures.train_sentencepiece(spm)
+    import sentencepiece
+
+    pieces = sentencepiece.SentencePieceProcessor(model_file=str(spm)).get_piece_size()
+    fillers = XL_ROWS - 4 - 1 - (pieces - 3)
+    make_fixtures.write_dict(spm, folder / "dict.txt", 1)
+    with open(folder / "dict.txt", "a") as f:  # pad like the XL release: madeupwordNNNN up to 250880 rows
+        f.writelines(f"madeupword{i:04d} 0\n" for i in range(fillers))
+    torch.manual_seed(0)
+    args, cfg, task, model = make_fixtures.build_model(folder, "roberta_prenorm", ["--encoder-layers", str(layers)],
+                                                       seed=None, dims=XL)
+    assert model.encoder.sentence_encoder.embed_tokens.weight.shape[0] == XL_ROWS
+    state = {"args": None, "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+             "model": model.state_dict(), "extra_state": {},
+             "optimizer_history": [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
+                                    "lr_scheduler_state": {"best": None}, "num_updates": 0}]}
+    checkpoint_utils.torch_persistent_save(state, str(folder / "model.pt"))
+    return folder / "model.pt"
+
+
+def gb(n: int) -> str:
+    return f"{n / 1e9:.2f}"
+
+
+def run_size(work: Path, layers: int) -> list[str]:
+    src = work / f"xl-{layers}l"
+    t0 = time.perf_counter()
+    ckpt = build_checkpoint(src, layers)
+    size = ckpt.stat().st_size
+    print(f"built {ckpt} ({gb(size)} GB) in {time.perf_counter() - t0:.0f} s", flush=True)
+    outs = work / f"out-{layers}l"
+    shutil.rmtree(outs, ignore_errors=True)
+    outs.mkdir()
+    xlmr = str(BIN / "xlmr")
+    runs: list[Run] = [
+        measure("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")], cold=ckpt),
+        measure("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify", "-q"],
+                cold=ckpt),
+        measure("xlmr convert (verify)", [xlmr, "convert", str(src), str(outs / "v"), "-q"], cold=ckpt),
+        measure("old script (seed)", [sys.executable, str(ROOT / "tests/peers/run_seed.py"),
+                                      "--roberta_checkpoint_path", str(src),
+                                      "--pytorch_dump_folder_path", str(outs / "seed")], cold=ckpt),
+    ]
+    if cgroup_available():
+        runs.append(measure("xlmr convert --no-verify, capped", [xlmr, "convert", str(src), str(outs / "cap"),
+                                                                 "--no-verify", "-q"], cap=size // 3, cold=ckpt))
+    old = runs[3]
+    rows = [f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)", "",
+            "| run | exit | wall s | peak RSS GB | peak anon GB | anon vs old | anon vs ckpt | wall vs old | wall vs cp |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        cap = f" (cap {gb(r.cap)} GB)" if r.cap else ""
+        rows.append(f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
+                    f"{r.peak_anon / max(old.peak_anon, 1):.3f} | {r.peak_anon / size:.3f} | "
+                    f"{r.wall_s / old.wall_s:.2f} | {r.wall_s / runs[0].wall_s:.2f} |")
+    shutil.rmtree(outs, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
+    return rows + [""]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", type=int, nargs="+", default=[2, 4])
+    p.add_argument("--work", type=Path, default=ROOT / "bench-work")
+    a = p.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for n in a.layers:
+        lines += run_size(a.work, n)
+        print("\n".join(lines), flush=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Run a command and sample its process tree's memory: peak RSS and peak anonymous memory (RssAnon), optionally
+inside a cgroup-v1 memory cap (the hard limit: the kernel reclaims page cache, and OOM-kills on anonymous overrun)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+@dataclass
+class Run:
+    label: str
+    wall_s: float
+    peak_rss: int
+    peak_anon: int
+    rc: int
+    cap: int | None = None
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                todo += [int(k) for k in kids]
+        except OSError:
+            pass
+    return pids
+
+
+def _mem(pid: int) -> tuple[int, int]:
+    rss = anon = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return rss, anon
+
+
+def cgroup_available() -> bool:
+    return CGROUP_ROOT.is_dir() and os.access(CGROUP_ROOT, os.W_OK)
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (POSIX_FADV_DONTNEED, no root needed): every run starts cold."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None = None,
+            cold: Path | None = None) -> Run:
+    if cold is not None:
+        evict(cold)
+    group = None
+    if cap is not None:
+        group = CGROUP_ROOT / f"xlmr-bench-{uuid.uuid4().hex[:8]}"
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(cap))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(cap))
+    start = time.perf_counter()
+
+    def enter_group() -> None:
+        if group is not None:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=enter_group,
+                            env={**os.environ, **(env or {})})
+    peak_rss = peak_anon = 0
+    while proc.poll() is None:
+        rss = anon = 0
+        for p in _tree(proc.pid):
+            r, a = _mem(p)
+            rss, anon = rss + r, anon + a
+        peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if group is not None:
+        peak_group = int((group / "memory.max_usage_in_bytes").read_text())
+        time.sleep(0.2)
+        group.rmdir()
+        err += f"\n(cgroup max usage incl. page cache: {peak_group})"
+    if proc.returncode != 0:
+        print(f"[{label}] exit {proc.returncode}: {err[-2000:]}")
+    return Run(label, wall, peak_rss, peak_anon, proc.returncode, cap)

@@ -1,0 +1,98 @@
+"""Run fairseq and an HF folder side by side on a padded multilingual batch; compare tokenizers and every stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import fairseq_oracle, tokenizer_assets
+from .activations import fairseq_stages, head_stage, hf_stages
+from .comparison import OutputReport, StageAccumulator, default_tol, micro_batches
+from .errors import VerificationFailed
+from .fairseq_checkpoint import FairseqCheckpoint
+
+
+@dataclass
+class TokenizerCheck:
+    texts: int
+    equal: bool
+    mask_id: int
+    fillers: int
+    first_mismatch: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def load_hf_model(folder: Path, head: str | None, dtype: torch.dtype, device: str = "cpu"):
+    """AutoModel* as a user would load it, offline; missing/unexpected/mismatched keys are a failure."""
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
+    model, info = auto.from_pretrained(str(folder), dtype=dtype, local_files_only=True, output_loading_info=True)
+    problems = {k: sorted(v)[:5] for k, v in info.items()
+                if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if problems:
+        raise VerificationFailed(folder, f"transformers reports {problems} when loading this folder "
+                                         f"as {type(model).__name__}")
+    return model.to(device).eval()
+
+
+def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, ckpt: FairseqCheckpoint, folder: Path,
+                    texts: list[str]) -> TokenizerCheck:
+    from transformers import AutoTokenizer
+
+    hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    mismatch = None
+    for i, text in enumerate(texts):
+        ids = oracle.encode(text).tolist()
+        hf_ids = hf_tok(text, truncation=True, max_length=oracle.max_positions)["input_ids"]
+        if hf_ids != ids:
+            at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
+            mismatch = f"text {i}, token {at}: fairseq {ids[at:at + 4]} vs HF {hf_ids[at:at + 4]}"
+            break
+    if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
+        mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
+    fillers = 0
+    if ckpt.dict_path and ckpt.spm_path:
+        fillers = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, ckpt.description.vocab_rows).fillers
+    return TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, fillers, mismatch)
+
+
+def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
+                    texts: list[str], tol: float | None, device: str = "cpu",
+                    oracle: fairseq_oracle.FairseqOracle | None = None) -> tuple[TokenizerCheck, OutputReport]:
+    """fairseq's forward vs the folder loaded by AutoModel*, every stage, pads excluded, in micro-batches."""
+    oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
+    tok_check = check_tokenizer(oracle, ckpt, folder, texts)
+    hf_model = load_hf_model(folder, head, dtype, device)
+    fs_model = oracle.model.to(device)
+    ids = [oracle.encode(t) for t in texts]
+    lengths = [len(t) for t in ids]
+    pad = oracle.dictionary.pad()
+    tolerance = tol if tol is not None else default_tol(dtype)
+    acc: dict[str, StageAccumulator] = {}
+    for batch_idx in micro_batches(lengths):
+        batch = torch.nn.utils.rnn.pad_sequence([ids[i] for i in batch_idx], batch_first=True,
+                                                padding_value=pad).to(device)
+        a = fairseq_stages(fs_model, batch, head)
+        b = hf_stages(hf_model, batch, pad, head)
+        for stage in a:
+            if stage not in b:
+                continue
+            s = acc.setdefault(stage, StageAccumulator(stage, tolerance))
+            for row, text in enumerate(batch_idx):
+                x, y = a[stage][row], b[stage][row]
+                if stage != head_stage(head) or head is None:
+                    x, y = x[: lengths[text]], y[: lengths[text]]
+                s.update(x.cpu(), y.cpu(), text)
+        del a, b
+    report = OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(texts),
+                          sum(lengths))
+    return tok_check, report
