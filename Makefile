@@ -22,7 +22,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/xlmr inspect tests/fixtures/preln
-	rm -rf demo-out
+	rm -rf demo-out && mkdir demo-out
 	$(BIN)/xlmr convert tests/fixtures/preln_heads demo-out/xl-mlm
 	$(BIN)/xlmr convert tests/fixtures/preln_heads demo-out/xl-mnli --head mnli
 	$(BIN)/xlmr convert tests/fixtures/postln_legacy demo-out/base-mlm
