@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from conftest import ALL, fixture, leftovers, reference
-from xlmr_tools import VerificationFailed, convert
+from xlmr_tools import convert
 from xlmr_tools.safetensors_io import SafetensorsFile
 
 
