@@ -68,6 +68,7 @@ def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None
             cold: Path | None = None) -> Run:
     if cold is not None:
         evict(cold)
+    os.sync()  # earlier runs' dirty pages are not flushed on this run's clock
     group = None
     if cap is not None:
         group = CGROUP_ROOT / f"xlmr-bench-{uuid.uuid4().hex[:8]}"

@@ -60,8 +60,8 @@ class StageAccumulator:
         self.text = self.token = -1
         self.shape_mismatch = False
 
-    def update(self, a: torch.Tensor, b: torch.Tensor, text: int) -> None:
-        """a, b: one text's outputs, [tokens, dim] (non-pad only) or [classes]."""
+    def update(self, a: torch.Tensor, b: torch.Tensor, text: int, token_offset: int = 0) -> None:
+        """a, b: one text's outputs, [tokens, dim] (non-pad only; tokens from `token_offset`) or [classes]."""
         if a.shape != b.shape:
             self.shape_mismatch = True
             return
@@ -70,6 +70,7 @@ class StageAccumulator:
             per_token = d.amax(dim=-1)
             token = int(per_token.argmax())
             mx = per_token[token].item()
+            token += token_offset
         else:
             token, mx = -1, d.max().item()
         self.sum_abs += d.sum().item()

@@ -46,7 +46,9 @@ def _quiet():
 
 
 class FairseqOracle:
-    def __init__(self, ckpt: FairseqCheckpoint, dtype: torch.dtype) -> None:
+    def __init__(self, ckpt: FairseqCheckpoint, dtype: torch.dtype, materialize: bool = True) -> None:
+        """materialize=False keeps the model on meta (for streaming.FairseqRunner, which loads one module at a
+        time from `self.state`)."""
         with _quiet():
             from fairseq.data import Dictionary
             from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
@@ -66,16 +68,19 @@ class FairseqOracle:
                 ARCH_CONFIG_REGISTRY[arch](args)
             with torch.device("meta"), _meta_safe_init():
                 model = RobertaModel.build_model(args, self.task)
-            state = {ckpt.original_names[n]: _cast(t, dtype) for n, t in ckpt.tensors.items()}
-            model.upgrade_state_dict(state)
-            # fairseq's own load_state_dict only adds layer pruning (encoder_layers_to_keep) and has no `assign`
-            torch.nn.Module.load_state_dict(model, state, strict=True, assign=True)
-            if not args.untie_weights_roberta:
-                model.encoder.lm_head.weight = model.encoder.sentence_encoder.embed_tokens.weight
-            model = model.to(dtype)
-        left = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
-        if left:
-            raise RuntimeError(f"fairseq model has tensors left on meta after loading: {left[:3]}")
+            state = {ckpt.original_names[n]: t for n, t in ckpt.tensors.items()}
+            model.upgrade_state_dict(state)  # fairseq's own renames (decoder. -> encoder., emb_layer_norm, heads)
+            self.state = state
+            if materialize:
+                # fairseq's own load_state_dict only adds layer pruning (encoder_layers_to_keep) and has no `assign`
+                torch.nn.Module.load_state_dict(model, {k: _cast(v, dtype) for k, v in state.items()},
+                                                strict=True, assign=True)
+                if not args.untie_weights_roberta:
+                    model.encoder.lm_head.weight = model.encoder.sentence_encoder.embed_tokens.weight
+                model = model.to(dtype)
+                left = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
+                if left:
+                    raise RuntimeError(f"fairseq model has tensors left on meta after loading: {left[:3]}")
         self.model = model.eval()
         self.max_positions = int(getattr(args, "max_positions", 512))
 

@@ -18,10 +18,8 @@ def model_class_name(desc: ModelDescription, head: str | None) -> str:
     return base + ("ForMaskedLM" if head is None else "ForSequenceClassification")
 
 
-def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None, dtype: torch.dtype,
-                 where: str):
-    from transformers import XLMRobertaConfig, XLMRobertaXLConfig
-
+def validate(desc: ModelDescription, args: dict[str, Any], head: str | None, where: str) -> None:
+    """Refuse what transformers' XLM-R classes cannot reproduce (cheap: no transformers import)."""
     if desc.activation not in ACTIVATIONS:
         raise BadInput(where, f"activation {desc.activation!r} has no transformers equivalent")
     if head is None and desc.activation != "gelu":
@@ -30,6 +28,13 @@ def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None,
     if head is not None and args.get("pooler_activation_fn", "tanh") != "tanh":
         raise BadInput(where, "classification head uses pooler activation "
                               f"{args.get('pooler_activation_fn')!r}; transformers' head is tanh")
+
+
+def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None, dtype: torch.dtype,
+                 where: str):
+    from transformers import XLMRobertaConfig, XLMRobertaXLConfig
+
+    validate(desc, args, head, where)
     cls = XLMRobertaXLConfig if desc.family == PRE_LN else XLMRobertaConfig
     kwargs: dict[str, Any] = dict(
         vocab_size=desc.vocab_rows, hidden_size=desc.hidden, num_hidden_layers=desc.layers,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ class TensorToWrite:
     source: Callable[[], torch.Tensor]  # called once, when its bytes are written: keeps reading lazy
     dtype: torch.dtype
     shape: tuple[int, ...]
+    copy_from: tuple[Path, int] | None = None  # (file, offset) holding exactly these bytes: copied kernel-side
 
     @property
     def nbytes(self) -> int:
@@ -155,17 +157,43 @@ def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int
         offset += t.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
+    with open(path, "wb", buffering=0) as f:
+        _write_all(f, struct.pack("<Q", len(blob)) + blob)
         for t in tensors:
+            if t.copy_from is not None:
+                _copy_range(t.copy_from, f, t.nbytes, on_bytes)
+                continue
             src = t.source()
             if tuple(src.shape) != t.shape:
                 raise ValueError(f"{t.name}: source shape {tuple(src.shape)} != planned {t.shape}")
             for chunk in iter_chunks(src, t.dtype):
-                f.write(_bytes_view(chunk))
+                _write_all(f, _bytes_view(chunk))
                 on_bytes(chunk.numel() * chunk.element_size())
             del src
+
+
+def _write_all(f, data: bytes | memoryview) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[f.write(view):]
+
+
+def _copy_range(source: tuple[Path, int], f, nbytes: int, on_bytes: Callable[[int], None]) -> None:
+    """Copy bytes file-to-file in the kernel (copy_file_range; read/write where unsupported), in chunks."""
+    path, offset = source
+    with open(path, "rb", buffering=0) as src:
+        done = 0
+        while done < nbytes:
+            n = min(CHUNK_BYTES, nbytes - done)
+            try:
+                copied = os.copy_file_range(src.fileno(), f.fileno(), n, offset + done)
+            except OSError:
+                src.seek(offset + done)
+                copied = f.write(src.read(n))
+            if copied <= 0:
+                raise OSError(f"{path}: unexpected end of file while copying tensor bytes")
+            done += copied
+            on_bytes(copied)
 
 
 def iter_chunks(t: torch.Tensor, dtype: torch.dtype | None = None) -> Iterable[torch.Tensor]:

@@ -9,7 +9,9 @@ import typer
 from .. import __version__
 from . import console
 from .convert_cmd import convert
+from .diff_cmd import diff
 from .inspect_cmd import inspect
+from .verify_cmd import verify
 
 app = typer.Typer(
     name="xlmr", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -35,6 +37,8 @@ def main_options(
 
 app.command()(inspect)
 app.command()(convert)
+app.command()(verify)
+app.command()(diff)
 
 
 def main() -> None:

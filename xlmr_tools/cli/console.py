@@ -129,3 +129,27 @@ def human_bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return str(n)
+
+
+def weights_table(groups: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col, justify in (("group", "left"), ("tensors", "right"), ("max |Δ|", "right"), ("rel", "right"),
+                         ("worst tensor", "left"), ("", "center")):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for g in groups:
+        t.add_row(g["group"], str(g["tensors"]), f"{g['max_abs']:.3e}", f"{g['rel']:.2e}", g["worst"],
+                  "[green]ok[/]" if g["ok"] else "[bold red]FAIL[/]")
+    return t
+
+
+def name_lists(weights: dict[str, Any]) -> None:
+    """Missing / extra / mis-shaped tensors, on stdout (they are results)."""
+    for kind in ("missing", "extra", "misshaped"):
+        items = weights.get(kind) or []
+        if items:
+            out.print(f"[bold red]{len(items)} {kind}[/]:", highlight=False)
+            for item in items[:20]:
+                out.print(f"  {item['name']} {item['a']} vs {item['b']}" if isinstance(item, dict) else f"  {item}",
+                          highlight=False)
+            if len(items) > 20:
+                out.print(f"  … and {len(items) - 20} more", highlight=False)

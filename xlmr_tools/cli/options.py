@@ -24,3 +24,4 @@ SpmPath = Annotated[Optional[Path], typer.Option(
 Texts = Annotated[Optional[list[str]], typer.Option("--text", help="A sample text (repeatable).")]
 TextsFile = Annotated[Optional[Path], typer.Option("--texts-file", help="Sample texts, one per line.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Also write the JSON result to this file.")]
+Device = Annotated[str, typer.Option("--device", help="cpu or cuda: where the models run.")]

@@ -1,0 +1,60 @@
+"""`xlmr diff A B`: where two models (fairseq or HF, any mix) part, tensor by tensor and layer by layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..diff import diff as diff_models
+from ..errors import EXIT_FAILED
+from ..verify import read_texts
+from . import console
+from .options import Device, Head, Json, Quiet, Report, Texts, TextsFile, Trust
+
+
+def diff(
+    a: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder or an HF folder (the reference).")],
+    b: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder or an HF folder.")],
+    head: Head = None,
+    tol: Annotated[float, typer.Option("--tol", help="Max |Δ| per tensor (and per stage with --outputs).")] = 0.0,
+    outputs: Annotated[bool, typer.Option("--outputs", help="Also compare per-layer activations.")] = False,
+    output_tol: Annotated[Optional[float], typer.Option(
+        "--output-tol", help="Max |Δ| per stage with --outputs (default: max of --tol and the dtype's).")] = None,
+    text: Texts = None,
+    texts_file: TextsFile = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="dtype both models run in for --outputs.")] = "float32",
+    device: Device = "cpu",
+    json_: Json = False,
+    report: Report = None,
+    quiet: Quiet = False,
+    trust: Trust = False,
+) -> None:
+    """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
+    with console.errors_to_exit():
+        if trust:
+            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        texts = read_texts(text, texts_file)
+        with console.RichProgress(quiet or json_) as progress:
+            result = diff_models(a, b, head=head, tol=tol, outputs=outputs, texts=texts, output_tol=output_tol,
+                                 dtype=dtype, device=device, trust=trust, progress=progress)
+        data = result.to_dict()
+        if report is not None:
+            console.write_report(report, data)
+    if json_:
+        console.print_json(data)
+    else:
+        console.out.print(console.weights_table(result.weights.groups(), f"{a} vs {b}: tensors (tol {tol:g})"))
+        bad = [d for d in result.weights.diffs if not d.ok]
+        for d in bad[:20]:
+            console.out.print(f"  {d.name}: max|Δ| {d.max_abs:.3e} (rel {d.rel:.2e}), {d.dtype_a} vs {d.dtype_b}",
+                              highlight=False)
+        console.name_lists(data["weights"])
+        if result.outputs is not None:
+            o = result.outputs
+            console.out.print(console.stage_table([r.to_dict() for r in o.rows],
+                                                  f"activations ({o.dtype}, {o.texts} texts, pads excluded)"))
+        console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)

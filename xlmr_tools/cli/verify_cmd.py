@@ -1,0 +1,76 @@
+"""`xlmr verify SRC HF_FOLDER`: does a published folder match the original fairseq checkpoint?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import EXIT_FAILED
+from ..verify import read_texts
+from ..verify import verify as verify_folder
+from . import console
+from .options import Device, DictPath, Dtype, Head, Json, Quiet, Report, SpmPath, Texts, TextsFile, Tol, Trust
+
+
+def verify(
+    src: Annotated[Path, typer.Argument(help="The original fairseq folder or model.pt.")],
+    hf_folder: Annotated[Path, typer.Argument(help="Any Hugging Face folder: ours, the old script's, a download.")],
+    head: Head = None,
+    text: Texts = None,
+    texts_file: TextsFile = None,
+    tol: Tol = None,
+    dtype: Dtype = "auto",
+    device: Device = "cpu",
+    json_: Json = False,
+    report: Report = None,
+    quiet: Quiet = False,
+    dict_path: DictPath = None,
+    spm_path: SpmPath = None,
+    trust: Trust = False,
+) -> None:
+    """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
+    with console.errors_to_exit():
+        if trust:
+            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        texts = read_texts(text, texts_file)
+        with console.RichProgress(quiet or json_) as progress:
+            result = verify_folder(src, hf_folder, head=head, texts=texts, tol=tol, dtype=dtype, device=device,
+                                   trust=trust, dict_path=dict_path, spm_path=spm_path, progress=progress)
+        data = result.to_dict()
+        if report is not None:
+            console.write_report(report, data)
+    if json_:
+        console.print_json(data)
+    else:
+        t = Table("config", "expected", "found", "", title="config.json vs checkpoint", title_justify="left")
+        for r in result.config:
+            t.add_row(r.item, str(r.expected), str(r.actual), "[green]ok[/]" if r.ok else "[bold red]FAIL[/]")
+        console.out.print(t)
+        if result.weights is not None:
+            console.out.print(console.weights_table(result.weights.groups(), "weights through the map (after cast)"))
+            console.name_lists(data["weights"])
+        if result.tokenizer is not None:
+            tk = result.tokenizer
+            console.out.print(f"tokenizer: {'[green]ids equal[/]' if tk.equal else '[bold red]ids differ[/]'} on "
+                              f"{tk.texts} texts; fairseq <mask> = {tk.mask_id}"
+                              + (f"; {tk.first_mismatch}" if tk.first_mismatch else ""))
+        if result.outputs is not None:
+            o = result.outputs
+            console.out.print(console.stage_table([r.to_dict() for r in o.rows],
+                                                  f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, "
+                                                  f"{o.tokens} tokens, pads excluded)"))
+        for s in result.skipped:
+            console.warn(f"not checked: {s}")
+        for r in result.config:
+            if not r.ok and r.note:
+                console.out.print(f"[bold red]config:[/] {r.note}", highlight=False)
+        console.out.print("[green]verified[/]: the folder matches the checkpoint" if result.ok
+                          else f"[bold red]verification failed[/]: {len(result.failures())} problem(s)")
+    if not result.ok:
+        failures = result.failures()
+        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        console.error_line(f"{hf_folder}: verification failed: {failures[0]}{more}")
+        raise typer.Exit(EXIT_FAILED)

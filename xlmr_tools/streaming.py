@@ -1,0 +1,259 @@
+"""Layer-by-layer runs of two models (fairseq's or transformers' own modules), so peak memory does not grow with depth.
+
+Each runner builds its model on the meta device, then materializes one module at a time from the lazily read
+(mmapped) tensors — embeddings, layer k, final norm, head — runs it on every micro-batch, and frees it again. The glue
+between modules mirrors each library's own forward (fairseq: `TransformerEncoderBase.forward_scriptable`; HF:
+`XLMRoberta*Model.forward`); tests check the streamed figures equal a full forward of the same models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .comparison import OutputReport, StageAccumulator, micro_batches
+from .errors import BadInput, VerificationFailed
+from .model_description import PRE_LN
+
+HEAD_ROWS = 128  # tokens per LM-head chunk: 128 x 250880 logits = 128 MB in fp32
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # [B, T] padded with the pad id
+    texts: list[int]  # text index of each row
+    lengths: list[int]  # non-pad length of each row
+
+
+class Runner:
+    """One model, streamed. Subclasses provide the module names and the glue."""
+
+    model: nn.Module
+    layers: int
+    has_final_norm: bool
+    head: str | None  # None: masked-LM; else the classification head's name
+    head_stage: str
+
+    def __init__(self, tensor: Callable[[str], torch.Tensor], dtype: torch.dtype, device: str) -> None:
+        self._tensor, self.dtype, self.device = tensor, dtype, device
+
+    def _load(self, name: str, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+        module = self.model.get_submodule(name)
+        if state is None:
+            keys = [k for k, _ in _persistent(module)]
+            state = {k: self._tensor(f"{name}.{k}") for k in keys}
+        state = {k: _cast(v, self.dtype).to(self.device) for k, v in state.items()}
+        missing, unexpected = nn.Module.load_state_dict(module, state, strict=False, assign=True)
+        if missing or unexpected:
+            raise VerificationFailed(None, f"{name}: missing {missing[:3]} unexpected {unexpected[:3]}")
+        return module
+
+    def _free(self, name: str) -> None:
+        self.model.get_submodule(name).to_empty(device="meta")
+
+
+def _persistent(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return list(module.state_dict(keep_vars=True).items())
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t
+
+
+class FairseqRunner(Runner):
+    def __init__(self, oracle: Any, dtype: torch.dtype, device: str, head: str | None) -> None:
+        super().__init__(lambda n: oracle.state[n], dtype, device)
+        self.model, self.head = oracle.model, head
+        enc = self.model.encoder.sentence_encoder
+        self.layers = len(enc.layers)
+        self.has_final_norm = enc.layer_norm is not None
+        self.head_stage = "lm logits" if head is None else f"head {head}"
+        self.pad = enc.padding_idx
+        self._emb = ["encoder.sentence_encoder.embed_tokens", "encoder.sentence_encoder.embed_positions"]
+        if enc.layernorm_embedding is not None:
+            self._emb.append("encoder.sentence_encoder.layernorm_embedding")
+
+    def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        enc = self.model.encoder.sentence_encoder
+        for name in self._emb:
+            self._load(name)
+        pad = ids.eq(self.pad)
+        has_pads = pad.any()
+        x, _ = enc.forward_embedding(ids)
+        x = x * (1 - pad.unsqueeze(-1).type_as(x) * has_pads.type_as(x))
+        return x.transpose(0, 1), (pad if has_pads else None)
+
+    def load_layer(self, k: int) -> None:
+        self._load(f"encoder.sentence_encoder.layers.{k}")
+
+    def free_layer(self, k: int) -> None:
+        self._free(f"encoder.sentence_encoder.layers.{k}")
+
+    def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
+        out = self.model.encoder.sentence_encoder.layers[k](x, encoder_padding_mask=ctx)
+        return out[0] if isinstance(out, tuple) else out
+
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self._load("encoder.sentence_encoder.layer_norm")
+        return norm(x)
+
+    def batch_first(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(0, 1)
+
+    def load_head(self) -> None:
+        if self.head is None:
+            self._load("encoder.lm_head")
+        else:
+            self._load(f"classification_heads.{self.head}")
+
+    def run_head(self, features: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            return self.model.encoder.lm_head(features)
+        return self.model.classification_heads[self.head](features)
+
+
+class HFRunner(Runner):
+    def __init__(self, folder: Any, dtype: torch.dtype, device: str, head: str | None) -> None:
+        from transformers import (XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification,
+                                  XLMRobertaXLConfig, XLMRobertaXLForMaskedLM, XLMRobertaXLForSequenceClassification)
+
+        names = set(folder.names())
+        self.file_prefix = "" if any(n.startswith("roberta.") for n in names) else "roberta."
+        super().__init__(lambda n: folder.tensor(self._file_name(n)), dtype, device)
+        desc = folder.description
+        xl = desc.family == PRE_LN
+        cfg = {k: v for k, v in folder.config.items() if k not in ("model_type", "architectures", "transformers_version")}
+        config = (XLMRobertaXLConfig if xl else XLMRobertaConfig)(**cfg)
+        config._attn_implementation = "sdpa"
+        self.head = head
+        if head is None:
+            cls = XLMRobertaXLForMaskedLM if xl else XLMRobertaForMaskedLM
+            if "lm_head.dense.weight" not in names:
+                raise BadInput(folder.path, "folder has no masked-LM head (lm_head.*); pass --head for a classifier")
+        else:
+            cls = XLMRobertaXLForSequenceClassification if xl else XLMRobertaForSequenceClassification
+            if "classifier.out_proj.weight" not in names:
+                raise BadInput(folder.path, "folder has no classification head (classifier.*)")
+            config.num_labels = folder.shapes["classifier.out_proj.weight"][0][0]
+        with torch.device("meta"):
+            self.model = cls(config).eval()
+        self.names = names
+        self.tied = desc.tied_lm_head
+        self.layers = config.num_hidden_layers
+        self.has_final_norm = xl
+        self.head_stage = "lm logits" if head is None else f"head {head}"
+        self.pad = config.pad_token_id
+
+    def _file_name(self, model_name: str) -> str:
+        if self.file_prefix and model_name.startswith("roberta."):
+            return model_name[len("roberta."):]
+        return model_name
+
+    def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        emb = self._load("roberta.embeddings")
+        n = emb.position_embeddings.num_embeddings
+        emb.register_buffer("position_ids", torch.arange(n, device=self.device).expand((1, -1)), persistent=False)
+        emb.register_buffer("token_type_ids", torch.zeros((1, n), dtype=torch.long, device=self.device),
+                            persistent=False)
+        mask = ids.ne(self.pad).long()
+        x = emb(input_ids=ids)
+        attn, _ = self.model.roberta._create_attention_masks(attention_mask=mask, encoder_attention_mask=None,
+                                                             embedding_output=x, encoder_hidden_states=None,
+                                                             cache=None)
+        return x, attn
+
+    def load_layer(self, k: int) -> None:
+        self._load(f"roberta.encoder.layer.{k}")
+
+    def free_layer(self, k: int) -> None:
+        self._free(f"roberta.encoder.layer.{k}")
+
+    def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
+        out = self.model.roberta.encoder.layer[k](x, ctx)
+        return out[0] if isinstance(out, tuple) else out
+
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return self._load("roberta.encoder.LayerNorm")(x)
+
+    def batch_first(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def load_head(self) -> None:
+        if self.head is not None:
+            self._load("classifier")
+            return
+        state = {k: self._tensor(f"lm_head.{k}") for k in ("dense.weight", "dense.bias", "layer_norm.weight",
+                                                             "layer_norm.bias", "bias")}
+        untied = "lm_head.decoder.weight" in self.names and not self.tied
+        state["decoder.weight"] = self._tensor("lm_head.decoder.weight" if untied
+                                               else "roberta.embeddings.word_embeddings.weight")
+        state["decoder.bias"] = self._tensor("lm_head.decoder.bias") if untied else state["bias"]
+        self._load("lm_head", state)
+
+    def run_head(self, features: torch.Tensor) -> torch.Tensor:
+        return (self.model.lm_head if self.head is None else self.model.classifier)(features)
+
+
+def compare_streamed(a: Runner, b: Runner, ids: list[torch.Tensor], pad: int, tol: float,
+                     dtype: torch.dtype, on_stage: Callable[[str], None] = lambda s: None) -> OutputReport:
+    """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded)."""
+    if a.layers != b.layers:
+        raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
+    lengths = [len(t) for t in ids]
+    device = a.device
+    batches = []
+    for idx in micro_batches(lengths):
+        padded = torch.nn.utils.rnn.pad_sequence([ids[i] for i in idx], batch_first=True, padding_value=pad)
+        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx]))
+    acc: dict[str, StageAccumulator] = {}
+
+    def compare(stage: str, xa: list[torch.Tensor], xb: list[torch.Tensor], per_token: bool = True) -> None:
+        s = acc.setdefault(stage, StageAccumulator(stage, tol))
+        for batch, ya, yb in zip(batches, xa, xb):
+            for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
+                u, v = ya[row], yb[row]
+                s.update((u[:n] if per_token else u).cpu(), (v[:n] if per_token else v).cpu(), text)
+
+    with torch.no_grad():
+        on_stage("embeddings")
+        sa = [a.embed(batch.ids) for batch in batches]
+        sb = [b.embed(batch.ids) for batch in batches]
+        xa, xb = [s[0] for s in sa], [s[0] for s in sb]
+        compare("embeddings", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
+        for k in range(a.layers):
+            on_stage(f"layer {k}")
+            a.load_layer(k)
+            b.load_layer(k)
+            xa = [a.layer(k, x, s[1]) for x, s in zip(xa, sa)]
+            xb = [b.layer(k, x, s[1]) for x, s in zip(xb, sb)]
+            a.free_layer(k)
+            b.free_layer(k)
+            compare(f"layer {k}", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
+        if a.has_final_norm != b.has_final_norm:
+            raise BadInput(None, "one model has a final LayerNorm (pre-LN) and the other not (post-LN)")
+        if a.has_final_norm:
+            on_stage("final norm")
+            xa = [a.final_norm(x) for x in xa]
+            xb = [b.final_norm(x) for x in xb]
+            compare("final norm", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
+        fa = [a.batch_first(x) for x in xa]
+        fb = [b.batch_first(x) for x in xb]
+        del xa, xb
+        on_stage(a.head_stage)
+        a.load_head()
+        b.load_head()
+        if a.head is None and b.head is None:
+            s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
+            for batch, u, v in zip(batches, fa, fb):
+                for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
+                    for start in range(0, n, HEAD_ROWS):  # position-wise head: exact in chunks
+                        end = min(n, start + HEAD_ROWS)
+                        s.update(a.run_head(u[row: row + 1, start:end])[0].cpu(),
+                                 b.run_head(v[row: row + 1, start:end])[0].cpu(), text, start)
+        else:
+            compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
+    return OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(ids), sum(lengths))

@@ -1,0 +1,224 @@
+"""`verify`: a fairseq checkpoint against any HF folder — config, weights through the map, tokenizer, and outputs
+streamed layer by layer (fairseq's and transformers' own modules), each a row in one report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import fairseq_oracle, weight_map
+from .comparison import OutputReport, default_tol
+from .convert import DTYPES, NoProgress, Progress
+from .errors import BadInput
+from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
+from .hf_config import ACTIVATIONS, model_class_name
+from .hf_folder import HFFolder, open_folder
+from .model_description import HF_MODEL_TYPE, PRE_LN
+from .output_check import TokenizerCheck, check_tokenizer
+from .sample_texts import DEFAULT_TEXTS
+from .streaming import FairseqRunner, HFRunner, compare_streamed
+from .weight_diff import WeightReport, compare_weights, tensor_diff
+
+# HF names that may appear besides the mapped ones, and what they must equal.
+IGNORABLE_SUFFIXES = (".position_ids",)  # old pytorch_model.bin files saved this buffer
+
+
+@dataclass
+class ConfigRow:
+    item: str
+    expected: Any
+    actual: Any
+    ok: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyReport:
+    source: str
+    folder: str
+    head: str | None
+    config: list[ConfigRow] = field(default_factory=list)
+    weights: WeightReport | None = None
+    tokenizer: TokenizerCheck | None = None
+    outputs: OutputReport | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (all(r.ok for r in self.config) and (self.weights is None or self.weights.ok)
+                and (self.tokenizer is None or self.tokenizer.equal) and (self.outputs is None or self.outputs.ok))
+
+    def failures(self) -> list[str]:
+        out = [f"config {r.item}: {r.note or f'expected {r.expected}, found {r.actual}'}" for r in self.config if not r.ok]
+        if self.weights and not self.weights.ok:
+            bad = [g for g in self.weights.groups() if not g["ok"]]
+            if bad:
+                out.append(f"weights differ in {bad[0]['group']} ({bad[0]['worst']}: max|Δ| {bad[0]['max_abs']:.3g})")
+            for kind in ("missing", "extra", "misshaped"):
+                items = getattr(self.weights, kind)
+                if items:
+                    first = items[0]["name"] if isinstance(items[0], dict) else items[0]
+                    out.append(f"{len(items)} {kind} tensor(s), first: {first}")
+        if self.tokenizer and not self.tokenizer.equal:
+            out.append(f"tokenizer: {self.tokenizer.first_mismatch}")
+        if self.outputs and not self.outputs.ok:
+            w = self.outputs.worst
+            out.append(f"outputs differ at {w.stage}: max|Δ| {w.max_abs:.3g} > tol {w.tol:g} "
+                       f"(text {w.text}, token {w.token})")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "source": self.source, "folder": self.folder, "head": self.head,
+            "config": [r.to_dict() for r in self.config],
+            "weights": self.weights.to_dict() if self.weights else None,
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
+            "outputs": self.outputs.to_dict() if self.outputs else None,
+            "skipped": self.skipped, "failures": self.failures(),
+        }
+
+
+def read_texts(texts: list[str] | None, texts_file: str | Path | None) -> list[str]:
+    out = list(texts or [])
+    if texts_file is not None:
+        p = Path(texts_file)
+        if not p.is_file():
+            raise BadInput(p, "no such file")
+        out += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return out or list(DEFAULT_TEXTS)
+
+
+def check_device(device: str, dtype: torch.dtype) -> None:
+    if device not in ("cpu", "cuda"):
+        raise BadInput(None, f"--device must be cpu or cuda, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput(None, "--device cuda: no CUDA device is available here")
+    if device == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise BadInput(None, "--dtype bfloat16: this CUDA device cannot run bfloat16")
+
+
+def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> str | None:
+    fs_heads = ckpt.description.classification_heads
+    if head is not None:
+        if head not in fs_heads:
+            raise BadInput(ckpt.path, f"no classification head named '{head}' (heads in this checkpoint: "
+                                      f"{', '.join(sorted(fs_heads)) or 'none'})")
+        return head
+    if folder.description.lm_head or not folder.description.classification_heads:
+        return None
+    if len(fs_heads) == 1:
+        return next(iter(fs_heads))
+    raise BadInput(folder.path, "the folder holds a classifier; name the checkpoint's head with --head "
+                                f"(heads: {', '.join(sorted(fs_heads)) or 'none'})")
+
+
+def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> list[ConfigRow]:
+    d, cfg = ckpt.description, folder.config
+    want_type = HF_MODEL_TYPE[d.family]
+    rows = []
+    mt = cfg.get("model_type")
+    note = ""
+    if mt != want_type:
+        built = "XLMRoberta* (post-LN)" if mt == "xlm-roberta" else f"the {mt!r} class"
+        note = (f"config.json says model_type '{mt}' but the checkpoint is {d.family} "
+                f"({'XL family' if d.family == PRE_LN else 'base/large family'}): AutoModel* would build "
+                f"{built} instead of {model_class_name(d, head)}, and "
+                "transformers reports missing/unexpected norm weights and returns wrong outputs without an error. "
+                f"Fix: set \"model_type\": \"{want_type}\" and \"architectures\": [\"{model_class_name(d, head)}\"]")
+    rows.append(ConfigRow("model_type", want_type, mt, mt == want_type, note))
+    expected = {
+        "num_hidden_layers": d.layers, "hidden_size": d.hidden, "num_attention_heads": d.heads,
+        "intermediate_size": d.ffn, "vocab_size": d.vocab_rows, "max_position_embeddings": d.position_rows,
+        "layer_norm_eps": d.layer_norm_eps, "hidden_act": ACTIVATIONS.get(d.activation, d.activation),
+        "pad_token_id": d.padding_idx, "type_vocab_size": 1,
+    }
+    if head is not None:
+        expected["num_labels"] = d.classification_heads[head]
+    for key, want in expected.items():
+        got = cfg.get(key)
+        if key == "num_labels":
+            got = len(cfg.get("id2label", {})) or cfg.get("num_labels", 2)  # transformers omits the default 2
+        ok = got == want if not isinstance(want, float) else got is not None and abs(float(got) - want) <= 1e-12
+        rows.append(ConfigRow(key, want, got, ok))
+    return rows
+
+
+def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
+                progress: Progress) -> WeightReport:
+    plan = weight_map.plan(list(ckpt.tensors), ckpt.description, head, str(ckpt.path))
+    prefix = "" if any(n.startswith("roberta.") for n in folder.names()) else "roberta."
+    file_name = {(n if not prefix else prefix + n): n for n in folder.names()}
+    shapes = {m: folder.shapes[f][0] for m, f in file_name.items()}
+    report = compare_weights([(m.fairseq, m.hf) for m in plan.mapped], lambda n: ckpt.tensors[n],
+                             lambda n: folder.tensor(file_name[n]), shapes, weight_map.hf_group, 0.0,
+                             cast_to_b=True, on_tensor=lambda: progress.advance(1))
+    known = set(plan.hf_names())
+    hidden = ckpt.description.hidden
+    for name in weight_map.SYNTHESIZED:
+        known.add(name)
+        if name not in shapes:
+            report.missing.append(name)
+        else:
+            t = folder.tensor(file_name[name])
+            report.diffs.append(tensor_diff(name, "embeddings", torch.zeros(1, hidden), t, 0.0, cast_to_b=True))
+    if head is None and ckpt.description.tied_lm_head:  # tied copies some writers keep: must equal their source
+        tied = {"lm_head.decoder.weight": weight_map.FS + "embed_tokens.weight", "lm_head.decoder.bias":
+                "encoder.lm_head.bias"}
+        for name, src in tied.items():
+            if name in shapes:
+                known.add(name)
+                report.diffs.append(tensor_diff(name, "lm head", ckpt.tensors[src], folder.tensor(file_name[name]),
+                                                0.0, cast_to_b=True))
+    report.extra = sorted(n for n in shapes if n not in known and not n.endswith(IGNORABLE_SUFFIXES))
+    return report
+
+
+def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, texts: list[str] | None = None,
+           tol: float | None = None, dtype: str = "auto", device: str = "cpu", trust: bool = False,
+           dict_path: str | Path | None = None, spm_path: str | Path | None = None,
+           progress: Progress | None = None) -> VerifyReport:
+    progress = progress or NoProgress()
+    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path)
+    folder = open_folder(hf_folder, trust=trust)
+    if ckpt.description.family != folder.description.family:
+        raise BadInput(folder.path, f"families do not match: the checkpoint is {ckpt.description.family}, the "
+                                    f"folder's weights are {folder.description.family}")
+    head = choose_head(ckpt, folder, head)
+    if dtype == "auto":
+        run_dtype = _folder_dtype(folder)
+    elif dtype in DTYPES:
+        run_dtype = DTYPES[dtype]
+    else:
+        raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {dtype!r}")
+    check_device(device, run_dtype)
+    report = VerifyReport(str(ckpt.path), str(folder.path), head)
+    report.config = config_rows(ckpt, folder, head)
+    progress.start("comparing weights", len(ckpt.tensors))
+    report.weights = weight_rows(ckpt, folder, head, progress)
+    if not fairseq_oracle.available():
+        report.skipped.append("tokenizer and outputs: fairseq is not importable here")
+        return report
+    texts = list(texts or DEFAULT_TEXTS)
+    oracle = fairseq_oracle.FairseqOracle(ckpt, run_dtype, materialize=False)
+    if folder.tokenizer_assets():
+        progress.stage("comparing tokenizers")
+        report.tokenizer = check_tokenizer(oracle, ckpt, folder.path, texts)
+    else:
+        report.skipped.append("tokenizer: the folder has no tokenizer files")
+    tolerance = tol if tol is not None else default_tol(run_dtype)
+    fs = FairseqRunner(oracle, run_dtype, device, head)
+    hf = HFRunner(folder, run_dtype, device, head)
+    ids = [oracle.encode(t) for t in texts]
+    report.outputs = compare_streamed(fs, hf, ids, oracle.dictionary.pad(), tolerance, run_dtype,
+                                      on_stage=lambda s: progress.stage(f"outputs: {s}"))
+    return report
+
+
+def _folder_dtype(folder: HFFolder) -> torch.dtype:
+    return getattr(torch, folder.description.dtype)
