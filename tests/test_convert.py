@@ -219,3 +219,24 @@ def test_not_enough_disk_space(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(output_folder.shutil, "disk_usage", real_shutil.disk_usage)
     assert r.exit_code == 2 and "not enough free disk space" in r.stderr and "1,000 available" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
+    """convert's own guard: what AutoModel* would build from the written config, checked on the meta device."""
+    import shutil as sh
+
+    from xlmr_tools.errors import VerificationFailed
+    from xlmr_tools.output_check import check_auto_class
+    from xlmr_tools.safetensors_io import SafetensorsFile
+
+    bad = tmp_path / "bad"
+    sh.copytree(converted["preln"], bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["model_type"] = "xlm-roberta"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    names = set(SafetensorsFile(bad / "model.safetensors").infos)
+    check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", names)
+    with pytest.raises(VerificationFailed, match="would build XLMRobertaForMaskedLM"):
+        check_auto_class(bad, None, "XLMRobertaXLForMaskedLM", names)
+    with pytest.raises(VerificationFailed, match="missing"):
+        check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", names - {"lm_head.bias"})

@@ -18,7 +18,7 @@ from .errors import BadInput, VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_config import build_config, model_class_name, validate
 from .model_card import write_model_card
-from .output_check import TokenizerCheck, compare_outputs
+from .output_check import TokenizerCheck, check_auto_class, compare_outputs_streamed
 from .output_folder import atomic_folder, check_free_space, check_target
 from .safetensors_io import SafetensorsFile, TensorToWrite, iter_chunks, write_shards
 from .zip_layout import tensor_offsets
@@ -57,6 +57,7 @@ class ConvertResult:
     tokenizer: TokenizerCheck | None
     outputs: OutputReport | None
     skipped: list[str] = field(default_factory=list)
+    stale_removed: list[str] = field(default_factory=list)  # temporary folders of killed earlier runs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class ConvertResult:
             "tensors_written": self.tensors_written, "ignored": self.ignored, "weights_equal": self.weights_equal,
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
             "outputs": self.outputs.to_dict() if self.outputs else None, "skipped": self.skipped,
+            "stale_removed": self.stale_removed,
         }
 
 
@@ -119,7 +121,8 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
             raise InterruptedError("conversion cancelled")
         progress.advance(n)
 
-    with ThreadPoolExecutor(max_workers=2) as pool, atomic_folder(out, force) as tmp:
+    stale: list[Path] = []
+    with ThreadPoolExecutor(max_workers=2) as pool, atomic_folder(out, force, stale) as tmp:
         # Hash the source and stream the shards in worker threads (both release the GIL in the kernel and hashlib)
         # while this thread imports transformers and writes config and tokenizer.
         sha256 = pool.submit(_sha256, ckpt.path)
@@ -134,13 +137,14 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
             wait([shards])  # no writes may land after the temporary folder is removed
             raise
         progress.start("re-reading every written tensor", total)
-        weights_equal = _check_written(tmp, to_write, weight_map_out, progress)
+        weights_equal = _check_written(tmp, to_write, weight_map_out, progress, where)
         if not weights_equal:
             raise VerificationFailed(out, "a written tensor differs from its source after the dtype cast")
         tok_check = outputs = None
+        check_auto_class(tmp, head, model_class_name(desc, head), set(weight_map_out))
         if verify and fairseq_oracle.available():
-            progress.stage("running fairseq and transformers side by side")
-            tok_check, outputs = compare_outputs(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
+            progress.stage("running fairseq and transformers side by side, one layer at a time")
+            tok_check, outputs = compare_outputs_streamed(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
         elif verify:
             skipped.append("output check: fairseq is not importable here (weights were still checked)")
         else:
@@ -149,7 +153,7 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
             out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
             dtype=str(target).removeprefix("torch."), shards=sorted(set(weight_map_out.values())),
             bytes_written=total, tensors_written=len(to_write), ignored=plan.ignored, weights_equal=weights_equal,
-            tokenizer=tok_check, outputs=outputs, skipped=skipped,
+            tokenizer=tok_check, outputs=outputs, skipped=skipped, stale_removed=[str(p) for p in stale],
         )
         if tok_check is not None and not tok_check.equal:
             raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
@@ -176,7 +180,8 @@ def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: tor
     return out
 
 
-def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, str], progress: Progress) -> bool:
+def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, str], progress: Progress,
+                   source: str) -> bool:
     """Weight-level proof without fairseq: every written tensor equals its source after the cast, chunk by chunk.
     (Both sides are mmapped: ~0.7 s for 3.2 GB, where reading the bytes back through read() took ~5 s.)"""
     opened: dict[str, SafetensorsFile] = {}
@@ -187,6 +192,8 @@ def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, 
         if info.dtype != t.dtype or info.shape != t.shape:
             return False
         for a, b in zip(iter_chunks(t.source(), t.dtype), iter_chunks(st.tensor(t.name))):
+            if a.is_floating_point() and not torch.isfinite(a).all():
+                raise BadInput(source, f"tensor for {t.name} holds NaN or Inf values: refusing to publish it")
             if not torch.equal(a, b):
                 return False
             progress.advance(b.numel() * b.element_size())

@@ -56,9 +56,19 @@ class DiffReport:
     def ok(self) -> bool:
         return self.weights.ok and (self.outputs is None or self.outputs.ok)
 
+    def failures(self) -> list[str]:
+        w = self.weights
+        out = [f"{d.name}: max|Δ| {d.max_abs:.3g} > tol {w.tol:g}" for d in w.diffs if not d.ok]
+        out += [f"only in {self.a}: {n}" for n in w.missing] + [f"only in {self.b}: {n}" for n in w.extra]
+        out += [f"{m['name']}: shape {m['a']} vs {m['b']}" for m in w.misshaped]
+        if self.outputs is not None and not self.outputs.ok:
+            r = self.outputs.worst
+            out.append(f"activations at {r.stage}: max|Δ| {r.max_abs:.3g} > tol {r.tol:g}")
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "a": self.a, "b": self.b, "weights": self.weights.to_dict(),
-                "outputs": self.outputs.to_dict() if self.outputs else None}
+                "outputs": self.outputs.to_dict() if self.outputs else None, "failures": self.failures()}
 
 
 def open_side(path: str | Path, trust: bool) -> Side:

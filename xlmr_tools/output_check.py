@@ -65,10 +65,45 @@ def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, ckpt: FairseqCheckpoin
     return TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, fillers, mismatch)
 
 
+def check_auto_class(folder: Path, head: str | None, expected_class: str, weight_names: set[str]) -> None:
+    """What `AutoModel*.from_pretrained(folder)` would build — class and expected keys — checked on the meta
+    device, so it costs nothing even for XXL: the class the config selects, and no missing/unexpected keys."""
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
+    with torch.device("meta"):
+        model = auto.from_config(AutoConfig.from_pretrained(str(folder), local_files_only=True))
+    if type(model).__name__ != expected_class:
+        raise VerificationFailed(folder, f"AutoModel* would build {type(model).__name__}, not {expected_class}")
+    tied = set(getattr(model, "_tied_weights_keys", None) or {}) if model.config.tie_word_embeddings else set()
+    expected = set(model.state_dict()) - tied
+    missing, unexpected = sorted(expected - weight_names), sorted(weight_names - expected)
+    if missing or unexpected:
+        raise VerificationFailed(folder, f"transformers would report missing {missing[:3]} / unexpected "
+                                         f"{unexpected[:3]} keys for {expected_class}")
+
+
+def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
+                             texts: list[str], tol: float | None,
+                             device: str = "cpu") -> tuple[TokenizerCheck, OutputReport]:
+    """fairseq vs the written folder, one module at a time (memory does not grow with the model)."""
+    from .hf_folder import open_folder
+    from .streaming import FairseqRunner, HFRunner, compare_streamed
+
+    oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
+    tok_check = check_tokenizer(oracle, ckpt, folder, texts)
+    ids = [oracle.encode(t) for t in texts]
+    report = compare_streamed(FairseqRunner(oracle, dtype, device, head),
+                              HFRunner(open_folder(folder), dtype, device, head), ids, oracle.dictionary.pad(),
+                              tol if tol is not None else default_tol(dtype), dtype)
+    return tok_check, report
+
+
 def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
                     texts: list[str], tol: float | None, device: str = "cpu",
                     oracle: fairseq_oracle.FairseqOracle | None = None) -> tuple[TokenizerCheck, OutputReport]:
-    """fairseq's forward vs the folder loaded by AutoModel*, every stage, pads excluded, in micro-batches."""
+    """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
+    the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded."""
     oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
     tok_check = check_tokenizer(oracle, ckpt, folder, texts)
     hf_model = load_hf_model(folder, head, dtype, device)

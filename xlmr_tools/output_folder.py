@@ -7,8 +7,10 @@ is recognised and removed by the next run on the same OUT, and reported.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,10 @@ def check_target(out: Path, force: bool) -> None:
         raise BadInput(parent, "parent folder does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BadInput(parent, "parent folder is not writable")
+    try:  # access() says yes to root even where nothing can be created (/proc, read-only mounts)
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.xlmr-probe-", dir=parent)).rmdir()
+    except OSError as e:
+        raise BadInput(parent, f"cannot create folders here ({e.strerror or e})") from None
 
 
 def check_free_space(out: Path, needed: int) -> None:
@@ -56,11 +62,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_folder(out: Path, force: bool) -> Iterator[Path]:
-    """Yield a fresh temporary folder; on success it becomes OUT, on any error or interrupt it is removed."""
+def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> Iterator[Path]:
+    """Yield a fresh temporary folder; on success it becomes OUT, on any error or interrupt it is removed.
+    Stale temporary folders of killed runs on the same OUT are removed first and listed in `removed`."""
     check_target(out, force)
     for p in stale_partials(out):
         shutil.rmtree(p, ignore_errors=True)
+        if removed is not None:
+            removed.append(p)
     tmp = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -73,6 +82,12 @@ def atomic_folder(out: Path, force: bool) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno == errno.ENOSPC:
+            raise BadInput(out.parent, "disk full while writing; the partial output was removed") from e
+        raise BadInput(getattr(e, "filename", None) or out, f"write failed ({e.strerror or e}); the partial output "
+                                                             "was removed") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

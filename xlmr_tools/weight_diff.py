@@ -60,9 +60,12 @@ def tensor_diff(name: str, group: str, a: torch.Tensor, b: torch.Tensor, tol: fl
     faithful cast compares equal."""
     mx = peak = 0.0
     for x, y in zip(iter_chunks(a, b.dtype if cast_to_b else None), iter_chunks(b)):
+        if not x.numel():
+            continue
         x, y = x.float(), y.float()
-        mx = max(mx, (x - y).abs().max().item() if x.numel() else 0.0)
-        peak = max(peak, x.abs().max().item() if x.numel() else 0.0)
+        d = (x - y).abs().max().item()
+        mx = d if d != d or mx != mx else max(mx, d)  # a NaN anywhere is kept: it never compares equal
+        peak = max(peak, x.abs().max().item())
     rel = mx / peak if peak else (0.0 if mx == 0 else float("inf"))
     return TensorDiff(name, group, list(a.shape), str(a.dtype).removeprefix("torch."),
                       str(b.dtype).removeprefix("torch."), mx, rel, bool(mx <= tol) and mx == mx)

@@ -49,6 +49,8 @@ def convert(
                           + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else ""))
     for s in result.skipped:
         console.warn(f"not checked: {s}")
+    for p in result.stale_removed:
+        console.warn(f"removed {p}: the temporary folder of an earlier run that was killed")
     console.out.print(f"[green]converted[/] {result.source} → {result.out}: {result.model_class}, {result.dtype}, "
                       f"{result.tensors_written} tensors in {len(result.shards)} file(s), "
                       f"{console.human_bytes(result.bytes_written)}; weights re-read and equal")

@@ -57,4 +57,7 @@ def diff(
                                                   f"activations ({o.dtype}, {o.texts} texts, pads excluded)"))
         console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
     if not result.ok:
+        failures = result.failures()
+        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        console.error_line(f"{b}: differs from {a}: {failures[0]}{more}")
         raise typer.Exit(EXIT_FAILED)

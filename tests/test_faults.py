@@ -1,0 +1,105 @@
+"""Faults during work: SIGKILL, SIGINT, a full disk, hostile checkpoints for every command."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import fixture, leftovers
+from test_safety import Payload
+
+
+def _xlmr() -> str:
+    return str(Path(sys.executable).parent / "xlmr")
+
+
+def _start_and_wait_for_partial(out: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([_xlmr(), "convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if leftovers(out.parent):
+            return proc
+        time.sleep(0.002)
+    proc.kill()
+    pytest.fail("the conversion never created its temporary folder")
+
+
+def test_sigkill_leaves_nothing_that_looks_complete_and_next_run_cleans(tmp_path):
+    out = tmp_path / "out"
+    proc = _start_and_wait_for_partial(out)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    stale = leftovers(tmp_path)
+    assert len(stale) == 1 and stale[0] == f".out.xlmr-partial-{proc.pid}"  # recognisable: name and dead pid
+    r = subprocess.run([_xlmr(), "convert", str(fixture("preln")), str(out), "--no-verify"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"removed {tmp_path / stale[0]}" in r.stderr and "killed" in r.stderr
+    assert leftovers(tmp_path) == [] and (out / "model.safetensors").exists()
+
+
+def test_sigint_exits_130_cleanly(tmp_path):
+    out = tmp_path / "out"
+    proc = _start_and_wait_for_partial(out)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_disk_full_mid_write(cli, tmp_path, monkeypatch):
+    from xlmr_tools import safetensors_io
+
+    real = safetensors_io._write_all
+    calls = {"n": 0}
+
+    def full_disk(f, data):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
+        real(f, data)
+
+    monkeypatch.setattr(safetensors_io, "_write_all", full_disk)
+    r = cli("convert", fixture("preln"), tmp_path / "out", "--dtype", "float16", "--max-shard-size", "50KB")
+    assert calls["n"] >= 4
+    assert r.exit_code == 2 and "disk full while writing" in r.stderr and "partial output was removed" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_parent(cli):
+    r = cli("convert", fixture("preln"), "/proc/xlmr-out")
+    assert r.exit_code == 2 and "/proc: cannot create folders here" in r.stderr
+
+
+def _hostile_folder(tmp_path: Path) -> tuple[Path, Path]:
+    marker = tmp_path / "pwned"
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("dict.txt", "sentencepiece.bpe.model"):
+        (src / name).write_bytes((fixture("preln") / name).read_bytes())
+    good = torch.load(fixture("preln") / "model.pt", weights_only=False)
+    good["extra_state"] = {"x": Payload(marker)}
+    torch.save(good, src / "model.pt")
+    return src, marker
+
+
+@pytest.mark.parametrize("command", ["inspect", "convert", "verify", "diff", "diff-reversed"])
+def test_hostile_checkpoint_never_runs_for_any_command(cli, converted, tmp_path, command):
+    src, marker = _hostile_folder(tmp_path)
+    argv = {"inspect": ["inspect", src], "convert": ["convert", src, tmp_path / "out"],
+            "verify": ["verify", src, converted["preln"]], "diff": ["diff", converted["preln"], src],
+            "diff-reversed": ["diff", src, converted["preln"]]}[command]
+    r = cli(*argv)
+    assert r.exit_code == 2 and "posix.system" in r.stderr
+    assert not marker.exists() and not (tmp_path / "out").exists()
