@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import FIXTURES, fixture
 
 SEED = 20261128

@@ -6,9 +6,14 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
 from conftest import ALL, fixture, leftovers, reference
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
+
 from xlmr_tools import convert
 from xlmr_tools.safetensors_io import SafetensorsFile
 

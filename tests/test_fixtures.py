@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from conftest import ALL, FIXTURES, reference
 
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import torch
-
 from conftest import fixture
+
 from xlmr_tools.safetensors_io import SafetensorsFile
 
 RUN_SEED = Path(__file__).parent / "peers" / "run_seed.py"

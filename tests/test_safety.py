@@ -6,7 +6,6 @@ import argparse
 import os
 
 import torch
-
 from conftest import fixture
 
 

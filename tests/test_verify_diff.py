@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ALL, fixture
 from test_peer_seed import run_seed
+
 from xlmr_tools import convert
-from xlmr_tools.diff import diff
-from xlmr_tools.output_check import compare_outputs
 from xlmr_tools.fairseq_checkpoint import open_checkpoint
+from xlmr_tools.output_check import compare_outputs
 from xlmr_tools.verify import verify
 
 

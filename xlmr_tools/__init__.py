@@ -10,8 +10,8 @@ Python API (the CLI is a thin layer over these):
 __version__ = "0.1.0"
 
 from .convert import ConvertResult, convert  # noqa: E402
-from .errors import BadInput, VerificationFailed, XlmrError  # noqa: E402
 from .diff import DiffReport, diff  # noqa: E402
+from .errors import BadInput, VerificationFailed, XlmrError  # noqa: E402
 from .inspect_model import InspectReport, inspect_path  # noqa: E402
 from .verify import VerifyReport, verify  # noqa: E402
 

@@ -3,42 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from . import __version__, fairseq_oracle, tokenizer_assets, weight_map
-from .comparison import OutputReport
+from .comparison import DTYPES, OutputReport
 from .errors import BadInput, VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_config import build_config, model_class_name, validate
 from .model_card import write_model_card
 from .output_check import TokenizerCheck, check_auto_class, compare_outputs_streamed
 from .output_folder import atomic_folder, check_free_space, check_target
+from .progress import NoProgress, Progress
 from .safetensors_io import SafetensorsFile, TensorToWrite, iter_chunks, write_shards
-from .zip_layout import tensor_offsets
 from .sample_texts import DEFAULT_TEXTS
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class Progress(Protocol):
-    """What the core reports while it works; the CLI renders it with rich, the library default ignores it."""
-
-    def stage(self, text: str) -> None: ...
-    def start(self, text: str, total: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-
-
-class NoProgress:
-    def stage(self, text: str) -> None: pass
-    def start(self, text: str, total: int) -> None: pass
-    def advance(self, n: int) -> None: pass
+from .zip_layout import tensor_offsets
 
 
 @dataclass
@@ -131,6 +116,7 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         try:
             build_config(desc, ckpt.args, head, target, where).save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
+            check_auto_class(tmp, head, model_class_name(desc, head), {t.name for t in to_write})
             weight_map_out = shards.result()
         except BaseException:
             stop.set()
@@ -141,7 +127,6 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         if not weights_equal:
             raise VerificationFailed(out, "a written tensor differs from its source after the dtype cast")
         tok_check = outputs = None
-        check_auto_class(tmp, head, model_class_name(desc, head), set(weight_map_out))
         if verify and fairseq_oracle.available():
             progress.stage("running fairseq and transformers side by side, one layer at a time")
             tok_check, outputs = compare_outputs_streamed(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
@@ -192,7 +177,8 @@ def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, 
         if info.dtype != t.dtype or info.shape != t.shape:
             return False
         for a, b in zip(iter_chunks(t.source(), t.dtype), iter_chunks(st.tensor(t.name))):
-            if a.is_floating_point() and not torch.isfinite(a).all():
+            if a.is_floating_point() and a.numel() and not all(v.isfinite() for v in torch.aminmax(a)):
+                # aminmax propagates NaN and shows ±Inf in one allocation-free pass (isfinite().all(): 10x slower)
                 raise BadInput(source, f"tensor for {t.name} holds NaN or Inf values: refusing to publish it")
             if not torch.equal(a, b):
                 return False

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 
 from . import fairseq_oracle, weight_map
-from .comparison import OutputReport, default_tol
-from .convert import DTYPES, NoProgress, Progress
+from .comparison import DTYPES, OutputReport, default_tol
 from .errors import BadInput
 from .fairseq_checkpoint import FairseqCheckpoint, find_checkpoint_file, open_checkpoint
 from .hf_folder import HFFolder, is_hf_folder, open_folder
+from .progress import NoProgress, Progress
 from .sample_texts import DEFAULT_TEXTS
 from .streaming import FairseqRunner, HFRunner, Runner, compare_streamed
 from .verify import IGNORABLE_SUFFIXES, check_device

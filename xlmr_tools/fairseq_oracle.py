@@ -51,7 +51,10 @@ class FairseqOracle:
         time from `self.state`)."""
         with _quiet():
             from fairseq.data import Dictionary
-            from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
+            from fairseq.data.encoders.sentencepiece_bpe import (
+                SentencepieceBPE,
+                SentencepieceConfig,
+            )
             from fairseq.models import ARCH_CONFIG_REGISTRY
             from fairseq.models.roberta import RobertaModel
             from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask

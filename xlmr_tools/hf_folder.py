@@ -12,7 +12,13 @@ import torch
 
 from . import safe_torch_load
 from .errors import BadInput
-from .model_description import FAMILY_OF_MODEL_TYPE, HF_MODEL_TYPE, POST_LN, PRE_LN, ModelDescription
+from .model_description import (
+    FAMILY_OF_MODEL_TYPE,
+    HF_MODEL_TYPE,
+    POST_LN,
+    PRE_LN,
+    ModelDescription,
+)
 from .safetensors_io import SafetensorsFile
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json")

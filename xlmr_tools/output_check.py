@@ -68,7 +68,11 @@ def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, ckpt: FairseqCheckpoin
 def check_auto_class(folder: Path, head: str | None, expected_class: str, weight_names: set[str]) -> None:
     """What `AutoModel*.from_pretrained(folder)` would build — class and expected keys — checked on the meta
     device, so it costs nothing even for XXL: the class the config selects, and no missing/unexpected keys."""
-    from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers import (
+        AutoConfig,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+    )
 
     auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
     with torch.device("meta"):

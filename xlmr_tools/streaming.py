@@ -118,8 +118,14 @@ class FairseqRunner(Runner):
 
 class HFRunner(Runner):
     def __init__(self, folder: Any, dtype: torch.dtype, device: str, head: str | None) -> None:
-        from transformers import (XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification,
-                                  XLMRobertaXLConfig, XLMRobertaXLForMaskedLM, XLMRobertaXLForSequenceClassification)
+        from transformers import (
+            XLMRobertaConfig,
+            XLMRobertaForMaskedLM,
+            XLMRobertaForSequenceClassification,
+            XLMRobertaXLConfig,
+            XLMRobertaXLForMaskedLM,
+            XLMRobertaXLForSequenceClassification,
+        )
 
         names = set(folder.names())
         self.file_prefix = "" if any(n.startswith("roberta.") for n in names) else "roberta."

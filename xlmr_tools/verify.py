@@ -10,14 +10,14 @@ from typing import Any
 import torch
 
 from . import fairseq_oracle, weight_map
-from .comparison import OutputReport, default_tol
-from .convert import DTYPES, NoProgress, Progress
+from .comparison import DTYPES, OutputReport, default_tol
 from .errors import BadInput
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_config import ACTIVATIONS, model_class_name
 from .hf_folder import HFFolder, open_folder
 from .model_description import HF_MODEL_TYPE, PRE_LN
 from .output_check import TokenizerCheck, check_tokenizer
+from .progress import NoProgress, Progress
 from .sample_texts import DEFAULT_TEXTS
 from .streaming import FairseqRunner, HFRunner, compare_streamed
 from .weight_diff import WeightReport, compare_weights, tensor_diff

@@ -5,24 +5,34 @@
 
 # å¯¼å…¥å¿…è¦çš„åº“å’Œæ¨¡å—
 import argparse  # è§£æå‘½ä»¤è¡Œå‚æ•°çš„åº“
-import pathlib   # å¤„ç†è·¯å¾„çš„åº“
+import pathlib  # å¤„ç†è·¯å¾„çš„åº“
 
-import fairseq   # å¼•å…¥ fairseq åº“
-import torch     # å¼•å…¥ PyTorch åº“
-from fairseq.models.roberta import RobertaModel as FairseqRobertaModel  # å¯¼å…¥ fairseq ä¸çš„ RoBERTa æ¨¡å‹
-from fairseq.modules import TransformerSentenceEncoderLayer  # å¯¼å…¥ fairseq ä¸çš„ TransformerSentenceEncoderLayer æ¨¡å—
+import fairseq  # å¼•å…¥ fairseq åº“
+import torch  # å¼•å…¥ PyTorch åº“
+from fairseq.models.roberta import (
+    RobertaModel as FairseqRobertaModel,  # å¯¼å…¥ fairseq ä¸çš„ RoBERTa æ¨¡å‹
+)
+from fairseq.modules import (
+    TransformerSentenceEncoderLayer,  # å¯¼å…¥ fairseq ä¸çš„ TransformerSentenceEncoderLayer æ¨¡å—
+)
 from packaging import version  # ç”¨äºå¤„ç†ç‰ˆæœ¬å·çš„åº“
 
 # ä» transformers åº“ä¸å¯¼å…¥ç›¸å…³æ¨¡å—å’Œç±»
-from transformers import XLMRobertaConfig, XLMRobertaXLForMaskedLM, XLMRobertaXLForSequenceClassification
-from transformers.models.bert.modeling_bert import (
-    BertIntermediate,   # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertIntermediate ç±»
-    BertLayer,          # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertLayer ç±»
-    BertOutput,         # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertOutput ç±»
-    BertSelfAttention,  # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertSelfAttention ç±»
-    BertSelfOutput,     # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertSelfOutput ç±»
+from transformers import (
+    XLMRobertaConfig,
+    XLMRobertaXLForMaskedLM,
+    XLMRobertaXLForSequenceClassification,
 )
-from transformers.models.roberta.modeling_roberta import RobertaAttention  # å¯¼å…¥ RoBERTa æ¨¡å‹ä¸çš„ RobertaAttention ç±»
+from transformers.models.bert.modeling_bert import (
+    BertIntermediate,  # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertIntermediate ç±»
+    BertLayer,  # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertLayer ç±»
+    BertOutput,  # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertOutput ç±»
+    BertSelfAttention,  # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertSelfAttention ç±»
+    BertSelfOutput,  # å¯¼å…¥ BERT æ¨¡å‹ä¸çš„ BertSelfOutput ç±»
+)
+from transformers.models.roberta.modeling_roberta import (
+    RobertaAttention,  # å¯¼å…¥ RoBERTa æ¨¡å‹ä¸çš„ RobertaAttention ç±»
+)
 from transformers.utils import logging  # å¯¼å…¥ transformers åº“ä¸çš„æ—¥å¿—è®°å½•æ¨¡å—
 
 # æ£€æŸ¥ fairseq ç‰ˆæœ¬æ˜¯å¦ç¬¦åˆè¦æ±‚

@@ -12,7 +12,20 @@ from ..errors import EXIT_FAILED
 from ..verify import read_texts
 from ..verify import verify as verify_folder
 from . import console
-from .options import Device, DictPath, Dtype, Head, Json, Quiet, Report, SpmPath, Texts, TextsFile, Tol, Trust
+from .options import (
+    Device,
+    DictPath,
+    Dtype,
+    Head,
+    Json,
+    Quiet,
+    Report,
+    SpmPath,
+    Texts,
+    TextsFile,
+    Tol,
+    Trust,
+)
 
 
 def verify(
