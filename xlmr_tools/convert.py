@@ -116,7 +116,8 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         try:
             build_config(desc, ckpt.args, head, target, where).save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
-            check_auto_class(tmp, head, model_class_name(desc, head), {t.name for t in to_write})
+            if verify:  # importing transformers' modeling code costs ~3 s: only when verifying
+                check_auto_class(tmp, head, model_class_name(desc, head), {t.name for t in to_write})
             weight_map_out = shards.result()
         except BaseException:
             stop.set()
