@@ -108,11 +108,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=ROOT / "bench-work")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    lines = []
     for n in a.layers:
-        lines += run_size(a.work, n)
-        print("\n".join(lines), flush=True)
-    print("\n".join(lines))
+        print("\n".join(run_size(a.work, n)), flush=True)
 
 
 if __name__ == "__main__":
