@@ -61,3 +61,13 @@ def copy_fixture(name: str, dest: Path) -> Path:
 def leftovers(folder: Path) -> list[str]:
     """Temporary folders our writer could leave behind."""
     return [p.name for p in folder.iterdir() if ".xlmr-partial-" in p.name]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The bad-input suite's counts, as it ran (quoted in docs/reliability.md)."""
+    import sys
+
+    suite = sys.modules.get("test_bad_inputs")
+    if suite is not None and suite.TALLY["inputs"]:
+        counts = ", ".join(f"{v} {k}" for k, v in suite.TALLY.items())
+        terminalreporter.write_line(f"bad-input suite: {counts}")

@@ -269,6 +269,7 @@ def _cases() -> list[Case]:
 
 
 CASES = _cases()
+TALLY = {"inputs": 0, "tracebacks": 0, "leftovers": 0, "payloads run": 0, "wrong exit code": 0}  # printed at the end
 
 
 @pytest.fixture(scope="module")
@@ -283,11 +284,17 @@ def test_bad_input(cli, case: Case, tmp_path: Path, hf_good: Path):
     before = set(hf_good.parent.iterdir())
     argv = case.make(work, hf_good)
     r = cli(case.command, *argv)
+    left = [p for p in work.rglob("*") if ".xlmr-partial-" in p.name]
+    TALLY["inputs"] += 1
+    TALLY["tracebacks"] += "Traceback" in r.output
+    TALLY["leftovers"] += bool(left) or ((work / "out").exists() and r.exit_code != 0)
+    TALLY["payloads run"] += (work / MARKER).exists()
+    TALLY["wrong exit code"] += r.exit_code not in case.allowed
     assert r.exit_code in case.allowed, (r.exit_code, r.output)
     assert "Traceback" not in r.output
     assert not (work / MARKER).exists(), "a checkpoint payload ran"
     assert not (work / "out").exists() or r.exit_code == 0
-    assert not [p for p in work.rglob("*") if ".xlmr-partial-" in p.name], "temporary folder left behind"
+    assert not left, "temporary folder left behind"
     assert set(hf_good.parent.iterdir()) == before
     if r.exit_code != 0:
         lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("warning:")]
