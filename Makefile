@@ -27,6 +27,8 @@ demo: $(STAMP)
 	$(BIN)/xlmr convert tests/fixtures/preln_heads demo-out/xl-mnli --head mnli
 	$(BIN)/xlmr convert tests/fixtures/postln_legacy demo-out/base-mlm
 	$(BIN)/xlmr inspect demo-out/xl-mlm
+	$(BIN)/xlmr verify tests/fixtures/preln_heads demo-out/xl-mnli --head mnli
+	$(BIN)/xlmr diff tests/fixtures/postln_legacy demo-out/base-mlm --outputs
 
 fixtures: $(STAMP)
 	$(BIN)/python tests/fixtures/make_fixtures.py

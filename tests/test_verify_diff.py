@@ -131,3 +131,22 @@ def test_clear_errors(cli, converted, tmp_path):
     if not torch.cuda.is_available():
         r = cli("verify", fixture("preln"), converted["preln"], "--device", "cuda")
         assert r.exit_code == 2 and "no CUDA device" in r.stderr
+
+
+def test_unused_pooler_is_not_a_defect_but_diff_lists_it(cli, converted, tmp_path):
+    """Folders saved from XLMRobertaModel carry a pooler the MLM head never uses: verify passes, diff shows it."""
+    from safetensors.torch import save_file
+
+    from xlmr_tools.safetensors_io import SafetensorsFile
+
+    folder = tmp_path / "with-pooler"
+    shutil.copytree(converted["preln"], folder)
+    st = SafetensorsFile(folder / "model.safetensors")
+    tensors = {n: st.tensor(n).clone() for n in st.infos}
+    tensors["roberta.pooler.dense.weight"] = torch.ones(64, 64)
+    tensors["roberta.pooler.dense.bias"] = torch.ones(64)
+    del st
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    assert cli("verify", fixture("preln"), folder, "-q").exit_code == 0
+    r = cli("diff", converted["preln"], folder, "--json")
+    assert r.exit_code == 1 and "roberta.pooler.dense.weight" in json.loads(r.stdout)["weights"]["extra"]

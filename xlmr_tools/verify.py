@@ -22,8 +22,10 @@ from .sample_texts import DEFAULT_TEXTS
 from .streaming import FairseqRunner, HFRunner, compare_streamed
 from .weight_diff import WeightReport, compare_weights, tensor_diff
 
-# HF names that may appear besides the mapped ones, and what they must equal.
-IGNORABLE_SUFFIXES = (".position_ids",)  # old pytorch_model.bin files saved this buffer
+# HF names that may appear besides the mapped ones without being a defect: old pytorch_model.bin files saved the
+# position_ids buffer, and folders saved from XLMRobertaModel carry a pooler that the MLM/classifier never uses.
+IGNORABLE_SUFFIXES = (".position_ids",)
+UNUSED_PREFIXES = ("roberta.pooler.",)
 
 
 @dataclass
@@ -175,7 +177,8 @@ def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
                 known.add(name)
                 report.diffs.append(tensor_diff(name, "lm head", ckpt.tensors[src], folder.tensor(file_name[name]),
                                                 0.0, cast_to_b=True))
-    report.extra = sorted(n for n in shapes if n not in known and not n.endswith(IGNORABLE_SUFFIXES))
+    report.extra = sorted(n for n in shapes if n not in known and not n.endswith(IGNORABLE_SUFFIXES)
+                          and not n.startswith(UNUSED_PREFIXES))
     return report
 
 
