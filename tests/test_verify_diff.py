@@ -150,3 +150,21 @@ def test_unused_pooler_is_not_a_defect_but_diff_lists_it(cli, converted, tmp_pat
     assert cli("verify", fixture("preln"), folder, "-q").exit_code == 0
     r = cli("diff", converted["preln"], folder, "--json")
     assert r.exit_code == 1 and "roberta.pooler.dense.weight" in json.loads(r.stdout)["weights"]["extra"]
+
+
+def test_folder_missing_a_tensor_fails_cleanly(cli, converted, tmp_path):
+    from safetensors.torch import save_file
+
+    from xlmr_tools.safetensors_io import SafetensorsFile
+
+    folder = tmp_path / "missing"
+    shutil.copytree(converted["preln"], folder)
+    st = SafetensorsFile(folder / "model.safetensors")
+    tensors = {n: st.tensor(n).clone() for n in st.infos if n != "roberta.encoder.layer.1.fc2.weight"
+               and n != "roberta.encoder.layer.1.output.dense.weight"}
+    del st
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    r = cli("verify", fixture("preln"), folder)
+    assert r.exit_code == 1 and "missing tensor" in r.stderr and "Traceback" not in r.output
+    r = cli("diff", converted["preln"], folder, "--outputs")
+    assert r.exit_code == 1 and "only in" in r.stderr

@@ -133,7 +133,7 @@ def diff(a: str | Path, b: str | Path, *, head: str | None = None, tol: float = 
                              on_tensor=lambda: progress.advance(1))
     report.extra = sorted(set(sb.names) - set(sa.names))
     result = DiffReport(str(sa.path), str(sb.path), report)
-    if outputs:
+    if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
         if dtype not in DTYPES:
             raise BadInput(None, f"--dtype must be float32, float16 or bfloat16, not {dtype!r}")
         run_dtype = DTYPES[dtype]

@@ -204,6 +204,9 @@ def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, t
     report.config = config_rows(ckpt, folder, head)
     progress.start("comparing weights", len(ckpt.tensors))
     report.weights = weight_rows(ckpt, folder, head, progress)
+    if report.weights.missing or report.weights.misshaped:
+        report.skipped.append("tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs")
+        return report
     if not fairseq_oracle.available():
         report.skipped.append("tokenizer and outputs: fairseq is not importable here")
         return report
