@@ -12,7 +12,6 @@ Needs ~25 GB free disk for 2+4 layers and root for the cgroup cap. Prints a mark
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from measure import Run, cgroup_available, measure  # noqa: E402
+from measure import Run, cgroup_available, main, measure, table  # noqa: E402
 
 XL = ["--encoder-embed-dim", "2560", "--encoder-ffn-embed-dim", "10240", "--encoder-attention-heads", "32",
       "--tokens-per-sample", "512", "--max-positions", "512"]
@@ -88,6 +87,22 @@ def run_size(work: Path, layers: int) -> list[str]:
     if cgroup_available():
         runs.append(measure("xlmr convert --no-verify, capped", [xlmr, "convert", str(src), str(outs / "cap"),
                                                                  "--no-verify", "-q"], cap=size // 3, cold=ckpt))
+    rows = table(layers, size, runs, old=runs[3], floor=runs[0])
+    shutil.rmtree(outs, ignore_errors=True)
+    outs.mkdir()
+    xlmr = str(BIN / "xlmr")
+    runs: list[Run] = [
+        measure("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")], cold=ckpt),
+        measure("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify", "-q"],
+                cold=ckpt),
+        measure("xlmr convert (verify)", [xlmr, "convert", str(src), str(outs / "v"), "-q"], cold=ckpt),
+        measure("old script (seed)", [sys.executable, str(ROOT / "tests/peers/run_seed.py"),
+                                      "--roberta_checkpoint_path", str(src),
+                                      "--pytorch_dump_folder_path", str(outs / "seed")], cold=ckpt),
+    ]
+    if cgroup_available():
+        runs.append(measure("xlmr convert --no-verify, capped", [xlmr, "convert", str(src), str(outs / "cap"),
+                                                                 "--no-verify", "-q"], cap=size // 3, cold=ckpt))
     old = runs[3]
     rows = [f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)", "",
             "| run | exit | wall s | peak RSS GB | peak anon GB | anon vs old | anon vs ckpt | wall vs old | wall vs cp |",
@@ -99,18 +114,8 @@ def run_size(work: Path, layers: int) -> list[str]:
                     f"{r.wall_s / old.wall_s:.2f} | {r.wall_s / runs[0].wall_s:.2f} |")
     shutil.rmtree(outs, ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)
-    return rows + [""]
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", type=int, nargs="+", default=[2, 4])
-    p.add_argument("--work", type=Path, default=ROOT / "bench-work")
-    a = p.parse_args()
-    a.work.mkdir(parents=True, exist_ok=True)
-    for n in a.layers:
-        print("\n".join(run_size(a.work, n)), flush=True)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    main(run_size, __doc__, ROOT / "bench-work")

@@ -7,7 +7,6 @@ memory), on the XL-width checkpoint of bench_convert.py (2 and 4 layers) and its
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_convert import BIN, build_checkpoint, gb  # noqa: E402
-from measure import cgroup_available, evict, measure  # noqa: E402
+from bench_convert import BIN, build_checkpoint  # noqa: E402
+from measure import cgroup_available, evict, main, measure, table  # noqa: E402
 
 
 def run_size(work: Path, layers: int) -> list[str]:
@@ -44,29 +43,11 @@ def run_size(work: Path, layers: int) -> list[str]:
     if cgroup_available():
         runs.append(go("xlmr verify, capped", [xlmr, "verify", str(src), str(folder), "-q", "--json"],
                        cap=size // 2))
-    old = runs[1]
-    rows = [f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)", "",
-            "| run | exit | wall s | peak RSS GB | peak anon GB | anon vs ckpt | anon vs old | wall vs old |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        cap = f" (cap {gb(r.cap)} GB)" if r.cap else ""
-        rows.append(f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
-                    f"{r.peak_anon / size:.3f} | {r.peak_anon / max(old.peak_anon, 1):.3f} | "
-                    f"{r.wall_s / old.wall_s:.2f} |")
+    rows = table(layers, size, runs, old=runs[1])
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)
-    return rows + [""]
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", type=int, nargs="+", default=[2, 4])
-    p.add_argument("--work", type=Path, default=ROOT / "bench-work")
-    a = p.parse_args()
-    a.work.mkdir(parents=True, exist_ok=True)
-    for n in a.layers:
-        print("\n".join(run_size(a.work, n)), flush=True)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    main(run_size, __doc__, ROOT / "bench-work")

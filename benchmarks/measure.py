@@ -103,3 +103,30 @@ def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None
     if proc.returncode != 0:
         print(f"[{label}] exit {proc.returncode}: {err[-2000:]}")
     return Run(label, wall, peak_rss, peak_anon, proc.returncode, cap)
+
+
+def table(layers: int, size: int, runs: list[Run], old: Run, floor: Run | None = None) -> list[str]:
+    """Markdown rows for one checkpoint size: absolute figures and ratios to the old approach (and to `cp`)."""
+    gb = lambda n: f"{n / 1e9:.2f}"  # noqa: E731
+    head = "| run | exit | wall s | peak RSS GB | peak anon GB | anon vs old | anon vs ckpt | wall vs old |"
+    rows = [f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)", "",
+            head + (" wall vs cp |" if floor else ""), "|---" * (9 if floor else 8) + "|"]
+    for r in runs:
+        cap = f" (cap {gb(r.cap)} GB)" if r.cap else ""
+        rows.append(f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
+                    f"{r.peak_anon / max(old.peak_anon, 1):.3f} | {r.peak_anon / size:.3f} | "
+                    f"{r.wall_s / old.wall_s:.2f} |" + (f" {r.wall_s / floor.wall_s:.2f} |" if floor else ""))
+    return rows + [""]
+
+
+def main(run_size, doc: str, work: Path) -> None:
+    """Shared command line of the benchmarks: --layers, --work; prints each size's table as it is done."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--layers", type=int, nargs="+", default=[2, 4])
+    p.add_argument("--work", type=Path, default=work)
+    a = p.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    for n in a.layers:
+        print("\n".join(run_size(a.work, n)), flush=True)

@@ -39,6 +39,11 @@ def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
+def warn_if_trusting(trust: bool) -> None:
+    if trust:
+        warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+
+
 @contextlib.contextmanager
 def errors_to_exit() -> Iterator[None]:
     """Map our exceptions to one stderr line and the documented exit code; tracebacks only with --debug."""

@@ -29,8 +29,7 @@ def convert(
 ) -> None:
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
     with console.errors_to_exit():
-        if trust:
-            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        console.warn_if_trusting(trust)
         with console.RichProgress(quiet or json_) as progress:
             result = convert_checkpoint(src, out, head=head, dtype=dtype, max_shard_size=max_shard_size,
                                         verify=verify, force=force, trust=trust, dict_path=dict_path,

@@ -33,8 +33,7 @@ def diff(
 ) -> None:
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
     with console.errors_to_exit():
-        if trust:
-            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        console.warn_if_trusting(trust)
         texts = read_texts(text, texts_file)
         with console.RichProgress(quiet or json_) as progress:
             result = diff_models(a, b, head=head, tol=tol, outputs=outputs, texts=texts, output_tol=output_tol,

@@ -21,8 +21,7 @@ def inspect(
 ) -> None:
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
     with console.errors_to_exit():
-        if trust:
-            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        console.warn_if_trusting(trust)
         report = inspect_path(path, trust=trust, with_tensors=tensors)
     if json_:
         console.print_json(report.to_dict())

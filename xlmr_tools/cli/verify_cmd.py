@@ -46,8 +46,7 @@ def verify(
 ) -> None:
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
     with console.errors_to_exit():
-        if trust:
-            console.warn("--trust-checkpoint: unpickling without the allowlist; a hostile file can run code")
+        console.warn_if_trusting(trust)
         texts = read_texts(text, texts_file)
         with console.RichProgress(quiet or json_) as progress:
             result = verify_folder(src, hf_folder, head=head, texts=texts, tol=tol, dtype=dtype, device=device,
