@@ -89,30 +89,6 @@ def run_size(work: Path, layers: int) -> list[str]:
                                                                  "--no-verify", "-q"], cap=size // 3, cold=ckpt))
     rows = table(layers, size, runs, old=runs[3], floor=runs[0])
     shutil.rmtree(outs, ignore_errors=True)
-    outs.mkdir()
-    xlmr = str(BIN / "xlmr")
-    runs: list[Run] = [
-        measure("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")], cold=ckpt),
-        measure("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify", "-q"],
-                cold=ckpt),
-        measure("xlmr convert (verify)", [xlmr, "convert", str(src), str(outs / "v"), "-q"], cold=ckpt),
-        measure("old script (seed)", [sys.executable, str(ROOT / "tests/peers/run_seed.py"),
-                                      "--roberta_checkpoint_path", str(src),
-                                      "--pytorch_dump_folder_path", str(outs / "seed")], cold=ckpt),
-    ]
-    if cgroup_available():
-        runs.append(measure("xlmr convert --no-verify, capped", [xlmr, "convert", str(src), str(outs / "cap"),
-                                                                 "--no-verify", "-q"], cap=size // 3, cold=ckpt))
-    old = runs[3]
-    rows = [f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)", "",
-            "| run | exit | wall s | peak RSS GB | peak anon GB | anon vs old | anon vs ckpt | wall vs old | wall vs cp |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        cap = f" (cap {gb(r.cap)} GB)" if r.cap else ""
-        rows.append(f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
-                    f"{r.peak_anon / max(old.peak_anon, 1):.3f} | {r.peak_anon / size:.3f} | "
-                    f"{r.wall_s / old.wall_s:.2f} | {r.wall_s / runs[0].wall_s:.2f} |")
-    shutil.rmtree(outs, ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)
     return rows
 
