@@ -17,6 +17,7 @@ from .comparison import DTYPES, OutputReport
 from .errors import BadInput, VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_config import build_config, model_class_name, validate
+from .hf_folder import open_folder
 from .model_card import write_model_card
 from .output_check import TokenizerCheck, check_auto_class, compare_outputs_streamed
 from .output_folder import atomic_folder, check_free_space, check_target
@@ -130,7 +131,8 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         tok_check = outputs = None
         if verify and fairseq_oracle.available():
             progress.stage("running fairseq and transformers side by side, one layer at a time")
-            tok_check, outputs = compare_outputs_streamed(ckpt, tmp, head, target, texts or list(DEFAULT_TEXTS), tol)
+            tok_check, outputs = compare_outputs_streamed(ckpt, open_folder(tmp), head, target,
+                                                          texts or list(DEFAULT_TEXTS), tol)
         elif verify:
             skipped.append("output check: fairseq is not importable here (weights were still checked)")
         else:

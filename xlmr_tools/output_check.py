@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from .activations import fairseq_stages, head_stage, hf_stages
 from .comparison import OutputReport, StageAccumulator, default_tol, micro_batches
 from .errors import VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint
+from .hf_folder import HFFolder
 
 
 @dataclass
@@ -44,8 +46,7 @@ def load_hf_model(folder: Path, head: str | None, dtype: torch.dtype, device: st
     return model.to(device).eval()
 
 
-def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, ckpt: FairseqCheckpoint, folder: Path,
-                    texts: list[str]) -> TokenizerCheck:
+def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, folder: Path, texts: list[str]) -> TokenizerCheck:
     from transformers import AutoTokenizer
 
     hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
@@ -59,9 +60,7 @@ def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, ckpt: FairseqCheckpoin
             break
     if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
         mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
-    fillers = 0
-    if ckpt.dict_path and ckpt.spm_path:
-        fillers = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, ckpt.description.vocab_rows).fillers
+    fillers = sum(1 for symbol in oracle.dictionary.symbols if tokenizer_assets.FILLER.match(symbol))
     return TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, fillers, mismatch)
 
 
@@ -87,19 +86,23 @@ def check_auto_class(folder: Path, head: str | None, expected_class: str, weight
                                          f"{unexpected[:3]} keys for {expected_class}")
 
 
-def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
-                             texts: list[str], tol: float | None,
-                             device: str = "cpu") -> tuple[TokenizerCheck, OutputReport]:
-    """fairseq vs the written folder, one module at a time (memory does not grow with the model)."""
-    from .hf_folder import open_folder
+def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, dtype: torch.dtype,
+                             texts: list[str], tol: float | None, device: str = "cpu",
+                             on_stage: Callable[[str], None] = lambda s: None
+                             ) -> tuple[TokenizerCheck | None, OutputReport]:
+    """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
+    compared when the folder has one (None otherwise)."""
     from .streaming import FairseqRunner, HFRunner, compare_streamed
 
     oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
-    tok_check = check_tokenizer(oracle, ckpt, folder, texts)
+    tok_check = None
+    if folder.tokenizer_assets():
+        on_stage("tokenizer")
+        tok_check = check_tokenizer(oracle, folder.path, texts)
     ids = [oracle.encode(t) for t in texts]
-    report = compare_streamed(FairseqRunner(oracle, dtype, device, head),
-                              HFRunner(open_folder(folder), dtype, device, head), ids, oracle.dictionary.pad(),
-                              tol if tol is not None else default_tol(dtype), dtype)
+    report = compare_streamed(FairseqRunner(oracle, dtype, device, head), HFRunner(folder, dtype, device, head),
+                              ids, oracle.dictionary.pad(), tol if tol is not None else default_tol(dtype), dtype,
+                              on_stage=on_stage)
     return tok_check, report
 
 
@@ -109,7 +112,7 @@ def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dty
     """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
     the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded."""
     oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
-    tok_check = check_tokenizer(oracle, ckpt, folder, texts)
+    tok_check = check_tokenizer(oracle, folder, texts)
     hf_model = load_hf_model(folder, head, dtype, device)
     fs_model = oracle.model.to(device)
     ids = [oracle.encode(t) for t in texts]

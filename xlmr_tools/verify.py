@@ -10,16 +10,15 @@ from typing import Any
 import torch
 
 from . import fairseq_oracle, weight_map
-from .comparison import DTYPES, OutputReport, default_tol
+from .comparison import DTYPES, OutputReport
 from .errors import BadInput
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_config import ACTIVATIONS, model_class_name
 from .hf_folder import HFFolder, open_folder
 from .model_description import HF_MODEL_TYPE, PRE_LN
-from .output_check import TokenizerCheck, check_tokenizer
+from .output_check import TokenizerCheck, compare_outputs_streamed
 from .progress import NoProgress, Progress
 from .sample_texts import DEFAULT_TEXTS
-from .streaming import FairseqRunner, HFRunner, compare_streamed
 from .weight_diff import WeightReport, compare_weights, tensor_diff
 
 # HF names that may appear besides the mapped ones without being a defect: old pytorch_model.bin files saved the
@@ -210,19 +209,11 @@ def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, t
     if not fairseq_oracle.available():
         report.skipped.append("tokenizer and outputs: fairseq is not importable here")
         return report
-    texts = list(texts or DEFAULT_TEXTS)
-    oracle = fairseq_oracle.FairseqOracle(ckpt, run_dtype, materialize=False)
-    if folder.tokenizer_assets():
-        progress.stage("comparing tokenizers")
-        report.tokenizer = check_tokenizer(oracle, ckpt, folder.path, texts)
-    else:
+    report.tokenizer, report.outputs = compare_outputs_streamed(
+        ckpt, folder, head, run_dtype, list(texts or DEFAULT_TEXTS), tol, device,
+        on_stage=lambda s: progress.stage(f"comparing {s}"))
+    if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
-    tolerance = tol if tol is not None else default_tol(run_dtype)
-    fs = FairseqRunner(oracle, run_dtype, device, head)
-    hf = HFRunner(folder, run_dtype, device, head)
-    ids = [oracle.encode(t) for t in texts]
-    report.outputs = compare_streamed(fs, hf, ids, oracle.dictionary.pad(), tolerance, run_dtype,
-                                      on_stage=lambda s: progress.stage(f"outputs: {s}"))
     return report
 
 
