@@ -1,11 +1,12 @@
 """Convert benchmark: an XLM-R XL-width pre-LN checkpoint (hidden 2560, ffn 10240, 32 heads, 250880-row embedding),
 built on the fly with fairseq's own code at 2 and 4 layers (zip format, never committed). In one run, for each size:
-`cp` (the byte-moving floor), `xlmr convert --no-verify`, `xlmr convert` (with verification), the old HF script
-(with only its version gate, weights_only default and GPT-2 BPE download worked around), and `xlmr convert
---no-verify` under a hard cgroup memory cap of 1/3 of the checkpoint size. The checkpoint is evicted from the page
-cache before every run, so each contender reads it cold.
+`cp` (the byte-moving floor) and `xlmr convert --no-verify`, alternated for --rounds rounds (medians reported, and
+every round), then once each `xlmr convert` (with verification), the old HF script (with only its version gate,
+weights_only default and GPT-2 BPE download worked around), and `xlmr convert --no-verify` under a hard cgroup
+memory cap of 1/3 of the checkpoint size. The checkpoint is evicted from the page cache before every run, so each
+contender reads it cold.
 
-    .venv/bin/python benchmarks/bench_convert.py [--layers 2 4] [--work DIR]
+    .venv/bin/python benchmarks/bench_convert.py [--layers 2 4] [--rounds 3] [--work DIR]
 
 Needs ~25 GB free disk for 2+4 layers and root for the cgroup cap. Prints a markdown table.
 """
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from measure import Run, cgroup_available, main, measure, table  # noqa: E402
+from measure import Run, cgroup_available, interleaved, main, measure, table  # noqa: E402
 
 XL = ["--encoder-embed-dim", "2560", "--encoder-ffn-embed-dim", "10240", "--encoder-attention-heads", "32",
       "--tokens-per-sample", "512", "--max-positions", "512"]
@@ -65,7 +66,7 @@ def gb(n: int) -> str:
     return f"{n / 1e9:.2f}"
 
 
-def run_size(work: Path, layers: int) -> list[str]:
+def run_size(work: Path, layers: int, rounds: int) -> list[str]:
     src = work / f"xl-{layers}l"
     t0 = time.perf_counter()
     ckpt = build_checkpoint(src, layers)
@@ -75,10 +76,15 @@ def run_size(work: Path, layers: int) -> list[str]:
     shutil.rmtree(outs, ignore_errors=True)
     outs.mkdir()
     xlmr = str(BIN / "xlmr")
+
+    def clear_short_runs() -> None:
+        (outs / "copy.pt").unlink(missing_ok=True)
+        shutil.rmtree(outs / "nv", ignore_errors=True)
+
     runs: list[Run] = [
-        measure("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")], cold=ckpt),
-        measure("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify", "-q"],
-                cold=ckpt),
+        *interleaved([("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")]),
+                      ("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify",
+                                                    "-q"])], rounds, ckpt, clear_short_runs),
         measure("xlmr convert (verify)", [xlmr, "convert", str(src), str(outs / "v"), "-q"], cold=ckpt),
         measure("old script (seed)", [sys.executable, str(ROOT / "tests/peers/run_seed.py"),
                                       "--roberta_checkpoint_path", str(src),
@@ -94,4 +100,4 @@ def run_size(work: Path, layers: int) -> list[str]:
 
 
 if __name__ == "__main__":
-    main(run_size, __doc__, ROOT / "bench-work")
+    main(run_size, __doc__, ROOT / "bench-work", rounds=3)

@@ -4,10 +4,12 @@ inside a cgroup-v1 memory cap (the hard limit: the kernel reclaims page cache, a
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
@@ -21,6 +23,7 @@ class Run:
     peak_anon: int
     rc: int
     cap: int | None = None
+    walls: list[float] = field(default_factory=list)  # every round's wall time, when repeated
 
 
 def _tree(pid: int) -> list[int]:
@@ -105,6 +108,21 @@ def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None
     return Run(label, wall, peak_rss, peak_anon, proc.returncode, cap)
 
 
+def interleaved(contenders: list[tuple[str, list[str]]], rounds: int, cold: Path,
+                after_each: Callable[[], None] = lambda: None) -> list[Run]:
+    """Run the contenders in turn, `rounds` times over (A B A B …, so slow spells of a shared machine hit both),
+    each cold; per contender: the median wall time, the highest peaks, the worst exit code, and every wall time."""
+    seen: list[list[Run]] = [[] for _ in contenders]
+    for _ in range(rounds):
+        for runs, (label, cmd) in zip(seen, contenders, strict=True):
+            runs.append(measure(label, cmd, cold=cold))
+            after_each()
+    return [Run(f"{runs[0].label} (median of {rounds})" if rounds > 1 else runs[0].label,
+                statistics.median(r.wall_s for r in runs), max(r.peak_rss for r in runs),
+                max(r.peak_anon for r in runs), max((r.rc for r in runs), key=abs), None, [r.wall_s for r in runs])
+            for runs in seen]
+
+
 def table(layers: int, size: int, runs: list[Run], old: Run, floor: Run | None = None) -> list[str]:
     """Markdown rows for one checkpoint size: absolute figures and ratios to the old approach (and to `cp`)."""
     gb = lambda n: f"{n / 1e9:.2f}"  # noqa: E731
@@ -116,17 +134,30 @@ def table(layers: int, size: int, runs: list[Run], old: Run, floor: Run | None =
         rows.append(f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
                     f"{r.peak_anon / max(old.peak_anon, 1):.3f} | {r.peak_anon / size:.3f} | "
                     f"{r.wall_s / old.wall_s:.2f} |" + (f" {r.wall_s / floor.wall_s:.2f} |" if floor else ""))
+    repeated = [r for r in runs if len(r.walls) > 1]
+    if repeated:
+        rows.append("")
+        rows += [f"- {r.label}: " + ", ".join(f"{w:.1f}" for w in r.walls) + " s" for r in repeated]
+        if floor is not None and len(floor.walls) > 1:
+            for r in repeated:
+                if r is not floor and len(r.walls) == len(floor.walls):
+                    rows.append(f"- {r.label.split(' (median')[0]} vs cp, round by round: "
+                                + ", ".join(f"{w / c:.2f}" for w, c in zip(r.walls, floor.walls, strict=True)))
     return rows + [""]
 
 
-def main(run_size, doc: str, work: Path) -> None:
-    """Shared command line of the benchmarks: --layers, --work; prints each size's table as it is done."""
+def main(run_size, doc: str, work: Path, rounds: int | None = None) -> None:
+    """Shared command line of the benchmarks: --layers, --work (and --rounds when the benchmark repeats its short
+    runs); prints each size's table as it is done."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--layers", type=int, nargs="+", default=[2, 4])
     p.add_argument("--work", type=Path, default=work)
+    if rounds is not None:
+        p.add_argument("--rounds", type=int, default=rounds, help="repeats of the short runs; medians reported")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     for n in a.layers:
-        print("\n".join(run_size(a.work, n)), flush=True)
+        rows = run_size(a.work, n, a.rounds) if rounds is not None else run_size(a.work, n)
+        print("\n".join(rows), flush=True)

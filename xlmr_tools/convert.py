@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -22,8 +21,10 @@ from .model_card import write_model_card
 from .output_check import TokenizerCheck, check_auto_class, compare_outputs_streamed
 from .output_folder import atomic_folder, check_free_space, check_target
 from .progress import NoProgress, Progress
-from .safetensors_io import SafetensorsFile, TensorToWrite, iter_chunks, write_shards
+from .safetensors_io import TensorToWrite, write_shards
 from .sample_texts import DEFAULT_TEXTS
+from .source_file import SourceDigest, take_digest
+from .written_check import Written, WrittenCheck
 from .zip_layout import tensor_offsets
 
 
@@ -85,6 +86,16 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
     progress = progress or NoProgress()
     out = Path(out)
     ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path)
+    sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
+    try:
+        return _convert_opened(ckpt, out, head, dtype, max_shard_size, verify, force, texts, tol, progress, sha256)
+    finally:
+        sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
+
+
+def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int,
+                    verify: bool, force: bool, texts: list[str] | None, tol: float | None, progress: Progress,
+                    sha256: SourceDigest) -> ConvertResult:
     desc = ckpt.description
     where = str(ckpt.path)
     target = resolve_dtype(dtype, ckpt)
@@ -108,26 +119,44 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         progress.advance(n)
 
     stale: list[Path] = []
+    check = WrittenCheck(where, on_bytes, stop)
+
+    def write() -> dict[str, str]:
+        try:
+            return write_shards(tmp, to_write, shard_bytes, on_bytes,
+                                lambda t, path, offset: check.put(Written(t, path, offset)))
+        finally:
+            check.close()
+
     with ThreadPoolExecutor(max_workers=2) as pool, atomic_folder(out, force, stale) as tmp:
-        # Hash the source and stream the shards in worker threads (both release the GIL in the kernel and hashlib)
-        # while this thread imports transformers and writes config and tokenizer.
-        sha256 = pool.submit(_sha256, ckpt.path)
-        progress.start("writing safetensors", total)
-        shards = pool.submit(write_shards, tmp, to_write, shard_bytes, on_bytes)
+        # One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it lands,
+        # while this thread imports transformers and writes config and tokenizer; the source is hashed by a fourth.
+        progress.start("writing safetensors, re-reading each tensor as it lands", 2 * total)
+        shards = pool.submit(write)
+        checked = pool.submit(check.run)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the check's compares must not spin a second core the hash and copy need
         try:
             build_config(desc, ckpt.args, head, target, where).save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
             if verify:  # importing transformers' modeling code costs ~3 s: only when verifying
                 check_auto_class(tmp, head, model_class_name(desc, head), {t.name for t in to_write})
+            differs = checked.result()
+            if differs is not None:
+                wait([shards])  # stopped by the check; it must not write into a folder being removed
+                raise VerificationFailed(out, f"written tensor {differs} differs from its source after the cast")
             weight_map_out = shards.result()
+            differs = check.headers_agree(tmp, weight_map_out)
         except BaseException:
             stop.set()
-            wait([shards])  # no writes may land after the temporary folder is removed
+            check.close()
+            wait([shards, checked])  # no writes may land after the temporary folder is removed
             raise
-        progress.start("re-reading every written tensor", total)
-        weights_equal = _check_written(tmp, to_write, weight_map_out, progress, where)
-        if not weights_equal:
-            raise VerificationFailed(out, "a written tensor differs from its source after the dtype cast")
+        finally:
+            torch.set_num_threads(threads)
+        if differs is not None:
+            raise VerificationFailed(out, f"shard header does not place {differs} where it was written and checked")
+        weights_equal = True
         tok_check = outputs = None
         if verify and fairseq_oracle.available():
             progress.stage("running fairseq and transformers side by side, one layer at a time")
@@ -166,33 +195,4 @@ def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: tor
     for name in weight_map.SYNTHESIZED:
         out.insert(2, TensorToWrite(name, lambda: torch.zeros(1, hidden, dtype=dtype), dtype, (1, hidden)))
     return out
-
-
-def _check_written(folder: Path, written: list[TensorToWrite], files: dict[str, str], progress: Progress,
-                   source: str) -> bool:
-    """Weight-level proof without fairseq: every written tensor equals its source after the cast, chunk by chunk.
-    (Both sides are mmapped: ~0.7 s for 3.2 GB, where reading the bytes back through read() took ~5 s.)"""
-    opened: dict[str, SafetensorsFile] = {}
-    for t in written:
-        fname = files[t.name]
-        st = opened.setdefault(fname, SafetensorsFile(folder / fname))
-        info = st.infos[t.name]
-        if info.dtype != t.dtype or info.shape != t.shape:
-            return False
-        for a, b in zip(iter_chunks(t.source(), t.dtype), iter_chunks(st.tensor(t.name))):
-            if a.is_floating_point() and a.numel() and not all(v.isfinite() for v in torch.aminmax(a)):
-                # aminmax propagates NaN and shows ±Inf in one allocation-free pass (isfinite().all(): 10x slower)
-                raise BadInput(source, f"tensor for {t.name} holds NaN or Inf values: refusing to publish it")
-            if not torch.equal(a, b):
-                return False
-            progress.advance(b.numel() * b.element_size())
-    return True
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(16 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
 

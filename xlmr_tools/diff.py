@@ -13,10 +13,11 @@ import torch
 from . import fairseq_oracle, weight_map
 from .comparison import DTYPES, OutputReport, default_tol
 from .errors import BadInput
-from .fairseq_checkpoint import FairseqCheckpoint, find_checkpoint_file, open_checkpoint
+from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
 from .hf_folder import HFFolder, is_hf_folder, open_folder
 from .progress import NoProgress, Progress
 from .sample_texts import DEFAULT_TEXTS
+from .source_file import find_checkpoint_file
 from .streaming import FairseqRunner, HFRunner, Runner, compare_streamed
 from .verify import IGNORABLE_SUFFIXES, check_device
 from .weight_diff import WeightReport, compare_weights

@@ -12,9 +12,8 @@ import torch
 from . import safe_torch_load
 from .errors import BadInput
 from .model_description import POST_LN, PRE_LN, ModelDescription
+from .source_file import find_checkpoint_file
 from .weight_map import FS, normalize_fairseq_name
-
-CHECKPOINT_NAMES = ("model.pt", "checkpoint_best.pt", "checkpoint_last.pt")
 
 
 @dataclass
@@ -36,21 +35,6 @@ class FairseqCheckpoint:
     @property
     def file_bytes(self) -> int:
         return self.path.stat().st_size
-
-
-def find_checkpoint_file(path: Path) -> Path:
-    if not path.exists():
-        raise BadInput(path, "no such file or directory")
-    if path.is_file():
-        return path
-    for name in CHECKPOINT_NAMES:
-        if (path / name).is_file():
-            return path / name
-    pts = sorted(path.glob("*.pt"))
-    if len(pts) == 1:
-        return pts[0]
-    raise BadInput(path, "directory holds no fairseq checkpoint (looked for model.pt)"
-                   if not pts else f"directory holds {len(pts)} .pt files; name one")
 
 
 def open_checkpoint(path: str | Path, *, trust: bool = False, dict_path: str | Path | None = None,

@@ -133,14 +133,18 @@ def shard_names(count: int) -> list[str]:
     return [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
 
 
+OnTensor = Callable[[TensorToWrite, Path, int], None]  # (tensor, shard file, offset of its bytes) once written
+
+
 def write_shards(folder: Path, tensors: list[TensorToWrite], max_shard_bytes: int,
-                 on_bytes: Callable[[int], None] = lambda n: None) -> dict[str, str]:
+                 on_bytes: Callable[[int], None] = lambda n: None,
+                 on_tensor: OnTensor = lambda t, path, offset: None) -> dict[str, str]:
     """Write all tensors as safetensors shards (+ index when more than one). Returns {tensor name: file name}."""
     shards = plan_shards(tensors, max_shard_bytes)
     names = shard_names(len(shards))
     weight_map: dict[str, str] = {}
     for shard, fname in zip(shards, names):
-        _write_one(folder / fname, shard, on_bytes)
+        _write_one(folder / fname, shard, on_bytes, on_tensor)
         weight_map.update({t.name: fname for t in shard})
     if len(shards) > 1:
         index = {"metadata": {"total_size": sum(t.nbytes for t in tensors)}, "weight_map": weight_map}
@@ -148,7 +152,8 @@ def write_shards(folder: Path, tensors: list[TensorToWrite], max_shard_bytes: in
     return weight_map
 
 
-def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int], None]) -> None:
+def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int], None],
+               on_tensor: OnTensor) -> None:
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for t in tensors:
@@ -159,17 +164,20 @@ def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int
     blob += b" " * (-len(blob) % 8)
     with open(path, "wb", buffering=0) as f:
         _write_all(f, struct.pack("<Q", len(blob)) + blob)
+        offset = 8 + len(blob)
         for t in tensors:
             if t.copy_from is not None:
                 _copy_range(t.copy_from, f, t.nbytes, on_bytes)
-                continue
-            src = t.source()
-            if tuple(src.shape) != t.shape:
-                raise ValueError(f"{t.name}: source shape {tuple(src.shape)} != planned {t.shape}")
-            for chunk in iter_chunks(src, t.dtype):
-                _write_all(f, _bytes_view(chunk))
-                on_bytes(chunk.numel() * chunk.element_size())
-            del src
+            else:
+                src = t.source()
+                if tuple(src.shape) != t.shape:
+                    raise ValueError(f"{t.name}: source shape {tuple(src.shape)} != planned {t.shape}")
+                for chunk in iter_chunks(src, t.dtype):
+                    _write_all(f, _bytes_view(chunk))
+                    on_bytes(chunk.numel() * chunk.element_size())
+                del src
+            on_tensor(t, path, offset)
+            offset += t.nbytes
 
 
 def _write_all(f, data: bytes | memoryview) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -42,4 +45,19 @@ app.command()(diff)
 
 
 def main() -> None:
-    app()
+    """The console script. Once the command is done and stdout/stderr are flushed, the process ends without
+    interpreter teardown: unloading torch and transformers takes ~0.5 s (measured) and every output file is already
+    closed and renamed into place by then."""
+    try:
+        app()
+        code = 0
+    except SystemExit as e:
+        if isinstance(e.code, int) or e.code is None:
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
+            stream.flush()
+    os._exit(code)

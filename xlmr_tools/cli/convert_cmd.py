@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..convert import convert as convert_checkpoint
+from ..errors import XlmrError
+from ..source_file import find_checkpoint_file, start_digest
 from . import console
 from .options import DictPath, Dtype, Force, Head, Json, Quiet, SpmPath, Tol, Trust
 
@@ -30,6 +32,10 @@ def convert(
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
+        with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
+            start_digest(find_checkpoint_file(src))
+        from ..convert import convert as convert_checkpoint
+
         with console.RichProgress(quiet or json_) as progress:
             result = convert_checkpoint(src, out, head=head, dtype=dtype, max_shard_size=max_shard_size,
                                         verify=verify, force=force, trust=trust, dict_path=dict_path,

@@ -7,9 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..diff import diff as diff_models
 from ..errors import EXIT_FAILED
-from ..verify import read_texts
 from . import console
 from .options import Device, Head, Json, Quiet, Report, Texts, TextsFile, Trust
 
@@ -34,6 +32,9 @@ def diff(
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
+        from ..diff import diff as diff_models
+        from ..verify import read_texts
+
         texts = read_texts(text, texts_file)
         with console.RichProgress(quiet or json_) as progress:
             result = diff_models(a, b, head=head, tol=tol, outputs=outputs, texts=texts, output_tol=output_tol,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..inspect_model import inspect_path
 from . import console
 from .options import Json, Trust
 
@@ -22,6 +21,8 @@ def inspect(
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
+        from ..inspect_model import inspect_path
+
         report = inspect_path(path, trust=trust, with_tensors=tensors)
     if json_:
         console.print_json(report.to_dict())

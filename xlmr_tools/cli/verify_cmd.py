@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from ..errors import EXIT_FAILED
-from ..verify import read_texts
-from ..verify import verify as verify_folder
 from . import console
 from .options import (
     Device,
@@ -47,6 +45,9 @@ def verify(
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
+        from ..verify import read_texts
+        from ..verify import verify as verify_folder
+
         texts = read_texts(text, texts_file)
         with console.RichProgress(quiet or json_) as progress:
             result = verify_folder(src, hf_folder, head=head, texts=texts, tol=tol, dtype=dtype, device=device,

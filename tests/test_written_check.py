@@ -1,0 +1,114 @@
+"""The weight-level proof and the source digest: they must catch what they claim to catch, and start early."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+from conftest import copy_fixture, fixture, leftovers
+
+from xlmr_tools import VerificationFailed, convert
+from xlmr_tools.safetensors_io import TensorToWrite, write_shards
+from xlmr_tools.source_file import SourceDigest, find_checkpoint_file, start_digest, take_digest
+from xlmr_tools.written_check import Written, WrittenCheck, _all_finite, same_bits
+from xlmr_tools.zip_layout import tensor_offsets
+
+convert_module = importlib.import_module("xlmr_tools.convert")  # the attribute is the function
+
+
+def test_wrong_copy_offset_is_caught(cli, tmp_path, monkeypatch):
+    """The writer copies zip bytes from computed offsets; the check reads the source through torch. A copy from
+    a wrong offset must fail the conversion (exit 1) and publish nothing, with or without --no-verify."""
+
+    def shifted(path, tensors):
+        offsets = tensor_offsets(path, tensors)
+        name = "encoder.sentence_encoder.layers.1.fc1.weight"
+        return {**offsets, name: offsets[name] + 4}
+
+    monkeypatch.setattr(convert_module, "tensor_offsets", shifted)
+    with pytest.raises(VerificationFailed, match="layer.1.intermediate.dense.weight differs from its source"):
+        convert(fixture("preln"), tmp_path / "api")
+    r = cli("convert", fixture("preln"), tmp_path / "out", "--no-verify")
+    assert r.exit_code == 1 and "differs from its source" in r.stderr, r.output
+    assert not (tmp_path / "api").exists() and not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def test_headers_must_place_each_checked_tensor(tmp_path):
+    tensors = [TensorToWrite(n, (lambda n=n: torch.full((3, 5), float(n[-1]))), torch.float32, (3, 5))
+               for n in ("t1", "t2")]
+    check = WrittenCheck("src", lambda n: None, threading.Event())
+    files = write_shards(tmp_path, tensors, 10**9, on_tensor=lambda t, p, o: check.put(Written(t, p, o)))
+    check.close()
+    assert check.run() is None and check.headers_agree(tmp_path, files) is None
+    moved = check.checked[1]
+    check.checked[1] = Written(moved.tensor, moved.path, moved.offset + 4)
+    assert check.headers_agree(tmp_path, files) == "t2"
+
+
+def test_bit_equality_and_finiteness():
+    a = torch.randn(1000)
+    b = a.clone()
+    assert same_bits(a, b) and same_bits(a[:0], b[:0])
+    b[7] = torch.nextafter(b[7], torch.tensor(9.0))
+    assert not same_bits(a, b)
+    assert not same_bits(torch.tensor([0.0]), torch.tensor([-0.0]))  # equal values, different bits
+    assert not same_bits(torch.zeros(4), torch.zeros(2, 2))
+    assert _all_finite(a) and not _all_finite(torch.tensor([1.0, float("nan")]))
+    assert _all_finite(torch.tensor([6e4, 6e4], dtype=torch.float16))  # the sum overflows fp16, the values do not
+    assert _all_finite(torch.tensor([3e38, 3e38]))  # nor does it make fp32 values infinite
+    assert not _all_finite(torch.tensor([3e38, float("-inf")], dtype=torch.bfloat16))
+
+
+def test_digest_is_the_files_sha256_and_is_reused(tmp_path):
+    src = copy_fixture("preln", tmp_path / "src")
+    ckpt = find_checkpoint_file(src)
+    expected = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    started = start_digest(ckpt)
+    assert start_digest(ckpt) is started and take_digest(ckpt) is started  # the CLI's early start is used
+    assert started.result() == expected
+    assert take_digest(ckpt) is not started  # taken once; a later conversion hashes again
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    assert SourceDigest(empty).result() == hashlib.sha256(b"").hexdigest()
+
+
+def test_digest_refuses_a_file_that_changed(tmp_path):
+    src = copy_fixture("preln", tmp_path / "src")
+    ckpt = find_checkpoint_file(src)
+    digest = SourceDigest(ckpt)
+    digest._thread.join()
+    with open(ckpt, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(Exception, match="changed while"):
+        digest.result()
+
+
+
+def test_cancelled_digest_stops_early(tmp_path):
+    big = tmp_path / "big.pt"
+    with open(big, "wb") as f:
+        f.truncate(4 * 1024**3)  # sparse: hashing it all would take seconds
+    digest = SourceDigest(big)
+    digest.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        digest.result()
+
+
+def test_model_card_records_the_sources_sha256(converted):
+    card = (converted["preln_heads:mnli"] / "README.md").read_text()
+    assert hashlib.sha256((fixture("preln_heads") / "model.pt").read_bytes()).hexdigest() in card
+
+
+def test_cli_starts_without_torch():
+    """`xlmr --help` is instant, and convert can start hashing before torch is imported (~2 s)."""
+    code = ("import sys, xlmr_tools.cli.app, xlmr_tools; assert 'torch' not in sys.modules; "
+            "import xlmr_tools.convert; assert callable(xlmr_tools.convert) and callable(xlmr_tools.verify); "
+            "from xlmr_tools import ConvertResult, BadInput")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert r.returncode == 0, r.stderr
