@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,14 @@ def converted(tmp_path_factory) -> dict[str, Path]:
 def copy_fixture(name: str, dest: Path) -> Path:
     shutil.copytree(fixture(name), dest)
     return dest
+
+
+def xlmr_script() -> str:
+    """The installed `xlmr` console script: beside this interpreter (a venv), else on PATH."""
+    beside = Path(sys.executable).parent / "xlmr"
+    found = str(beside) if beside.exists() else shutil.which("xlmr")
+    assert found, "the xlmr console script is not installed"
+    return found
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -5,22 +5,17 @@ from __future__ import annotations
 import errno
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import fixture, leftovers
+from conftest import fixture, leftovers, xlmr_script
 from test_safety import Payload
 
 
-def _xlmr() -> str:
-    return str(Path(sys.executable).parent / "xlmr")
-
-
 def _start_and_wait_for_partial(out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([_xlmr(), "convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"],
+    proc = subprocess.Popen([xlmr_script(), "convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -39,7 +34,7 @@ def test_sigkill_leaves_nothing_that_looks_complete_and_next_run_cleans(tmp_path
     assert not out.exists()
     stale = leftovers(tmp_path)
     assert len(stale) == 1 and stale[0] == f".out.xlmr-partial-{proc.pid}"  # recognisable: name and dead pid
-    r = subprocess.run([_xlmr(), "convert", str(fixture("preln")), str(out), "--no-verify"], capture_output=True,
+    r = subprocess.run([xlmr_script(), "convert", str(fixture("preln")), str(out), "--no-verify"], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
     assert f"removed {tmp_path / stale[0]}" in r.stderr and "killed" in r.stderr

@@ -13,7 +13,15 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-2, torch.bfloat16: 1.5e-1}
 
 
-def default_tol(dtype: torch.dtype) -> float:
+# On CUDA, fp32 results of the two libraries differ by rounding alone: measured on an H200 at XL width, every layer
+# was bit-identical but the LM logits differed by 1.07e-5 (most likely the decoder bias: added inside the matmul by
+# transformers' nn.Linear, after it by fairseq). fp16/bf16 tolerances already cover such rounding.
+CUDA_FP32_TOLERANCE = 1e-4
+
+
+def default_tol(dtype: torch.dtype, device: str = "cpu") -> float:
+    if dtype == torch.float32 and torch.device(device).type == "cuda":
+        return CUDA_FP32_TOLERANCE
     return TOLERANCE.get(dtype, 1e-5)
 
 

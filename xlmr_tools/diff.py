@@ -140,7 +140,7 @@ def diff(a: str | Path, b: str | Path, *, head: str | None = None, tol: float = 
         run_dtype = DTYPES[dtype]
         check_device(device, run_dtype)
         result.outputs = _outputs(sa, sb, head, texts or list(DEFAULT_TEXTS), run_dtype, device,
-                                  output_tol if output_tol is not None else max(tol, default_tol(run_dtype)),
+                                  output_tol if output_tol is not None else max(tol, default_tol(run_dtype, device)),
                                   progress)
     return result
 

@@ -100,9 +100,9 @@ def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: st
         on_stage("tokenizer")
         tok_check = check_tokenizer(oracle, folder.path, texts)
     ids = [oracle.encode(t) for t in texts]
+    tolerance = tol if tol is not None else default_tol(dtype, device)
     report = compare_streamed(FairseqRunner(oracle, dtype, device, head), HFRunner(folder, dtype, device, head),
-                              ids, oracle.dictionary.pad(), tol if tol is not None else default_tol(dtype), dtype,
-                              on_stage=on_stage)
+                              ids, oracle.dictionary.pad(), tolerance, dtype, on_stage=on_stage)
     return tok_check, report
 
 
@@ -118,7 +118,7 @@ def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dty
     ids = [oracle.encode(t) for t in texts]
     lengths = [len(t) for t in ids]
     pad = oracle.dictionary.pad()
-    tolerance = tol if tol is not None else default_tol(dtype)
+    tolerance = tol if tol is not None else default_tol(dtype, device)
     acc: dict[str, StageAccumulator] = {}
     for batch_idx in micro_batches(lengths):
         batch = torch.nn.utils.rnn.pad_sequence([ids[i] for i in batch_idx], batch_first=True,

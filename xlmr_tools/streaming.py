@@ -160,6 +160,8 @@ class HFRunner(Runner):
         return model_name
 
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        from transformers.masking_utils import create_bidirectional_mask
+
         emb = self._load("roberta.embeddings")
         n = emb.position_embeddings.num_embeddings
         emb.register_buffer("position_ids", torch.arange(n, device=self.device).expand((1, -1)), persistent=False)
@@ -167,9 +169,9 @@ class HFRunner(Runner):
                             persistent=False)
         mask = ids.ne(self.pad).long()
         x = emb(input_ids=ids)
-        attn, _ = self.model.roberta._create_attention_masks(attention_mask=mask, encoder_attention_mask=None,
-                                                             embedding_output=x, encoder_hidden_states=None,
-                                                             cache=None)
+        # What XLMRoberta*Model.forward does for an encoder (is_decoder=False). Called directly: the private
+        # _create_attention_masks renamed its past_key_values argument to cache between transformers 5.17 and 5.24.
+        attn = create_bidirectional_mask(config=self.model.config, inputs_embeds=x, attention_mask=mask)
         return x, attn
 
     def load_layer(self, k: int) -> None:

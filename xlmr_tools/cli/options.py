@@ -17,7 +17,8 @@ Head = Annotated[Optional[str], typer.Option(
     "--head", help="Classification head to convert/compare (default: the masked-LM head).")]
 Dtype = Annotated[str, typer.Option(
     "--dtype", help="auto (keep the checkpoint's), float32, float16 or bfloat16.")]
-Tol = Annotated[Optional[float], typer.Option("--tol", help="Max |Δ| allowed (default by dtype: fp32 1e-5).")]
+Tol = Annotated[Optional[float], typer.Option(
+    "--tol", help="Max |Δ| allowed (default by dtype: fp32 1e-5, 1e-4 on CUDA).")]
 DictPath = Annotated[Optional[Path], typer.Option("--dict", help="fairseq dict.txt (default: beside the checkpoint).")]
 SpmPath = Annotated[Optional[Path], typer.Option(
     "--spm", help="sentencepiece.bpe.model (default: beside the checkpoint).")]
