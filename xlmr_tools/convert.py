@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,17 +114,20 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
     skipped: list[str] = []
     stop = threading.Event()
 
-    def on_bytes(n: int) -> None:
-        if stop.is_set():
-            raise InterruptedError("conversion cancelled")
-        progress.advance(n)
+    def counting(bar: Callable[[int], None]) -> Callable[[int], None]:
+        def on_bytes(n: int) -> None:
+            if stop.is_set():
+                raise InterruptedError("conversion cancelled")
+            bar(n)
+        return on_bytes
 
     stale: list[Path] = []
-    check = WrittenCheck(where, on_bytes, stop)
+    written_bytes = progress.bar("writing safetensors", total)
+    check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", total)), stop)
 
     def write() -> dict[str, str]:
         try:
-            return write_shards(tmp, to_write, shard_bytes, on_bytes,
+            return write_shards(tmp, to_write, shard_bytes, counting(written_bytes),
                                 lambda t, path, offset: check.put(Written(t, path, offset)))
         finally:
             check.close()
@@ -131,7 +135,6 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
     with ThreadPoolExecutor(max_workers=2) as pool, atomic_folder(out, force, stale) as tmp:
         # One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it lands,
         # while this thread imports transformers and writes config and tokenizer; the source is hashed by a fourth.
-        progress.start("writing safetensors, re-reading each tensor as it lands", 2 * total)
         shards = pool.submit(write)
         checked = pool.submit(check.run)
         threads = torch.get_num_threads()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ class RichProgress:
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                            console=err, transient=True, disable=quiet)
         self._task: Any = None
+        self._bars: list[Any] = []
 
     def __enter__(self) -> RichProgress:
         self._p.__enter__()
@@ -107,10 +108,17 @@ class RichProgress:
         if self._task is not None:
             self._p.advance(self._task, n)
 
+    def bar(self, text: str, total: int) -> Callable[[int], None]:
+        task = self._p.add_task(text, total=total)  # rich's Progress locks: safe from worker threads
+        self._bars.append(task)
+        return lambda n: self._p.advance(task, n)
+
     def _finish(self) -> None:
-        if self._task is not None:
-            self._p.remove_task(self._task)
-            self._task = None
+        for task in [self._task, *self._bars]:
+            if task is not None:
+                self._p.remove_task(task)
+        self._task = None
+        self._bars.clear()
 
 
 def stage_table(rows: list[dict[str, Any]], title: str, texts: list[str] | None = None) -> Table:
