@@ -138,7 +138,7 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
         shards = pool.submit(write)
         checked = pool.submit(check.run)
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the check's compares must not spin a second core the hash and copy need
+        torch.set_num_threads(1)  # the check's sums and casts must not spin a second core the hash and copy need
         try:
             build_config(desc, ckpt.args, head, target, where).save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
@@ -159,7 +159,6 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
             torch.set_num_threads(threads)
         if differs is not None:
             raise VerificationFailed(out, f"shard header does not place {differs} where it was written and checked")
-        weights_equal = True
         tok_check = outputs = None
         if verify and fairseq_oracle.available():
             progress.stage("running fairseq and transformers side by side, one layer at a time")
@@ -172,7 +171,7 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
         result = ConvertResult(
             out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
             dtype=str(target).removeprefix("torch."), shards=sorted(set(weight_map_out.values())),
-            bytes_written=total, tensors_written=len(to_write), ignored=plan.ignored, weights_equal=weights_equal,
+            bytes_written=total, tensors_written=len(to_write), ignored=plan.ignored, weights_equal=True,
             tokenizer=tok_check, outputs=outputs, skipped=skipped, stale_removed=[str(p) for p in stale],
         )
         if tok_check is not None and not tok_check.equal:

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, XlmrError
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, XlmrError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -37,6 +37,13 @@ def warn(message: str) -> None:
         err.print(f"[yellow]warning:[/] {message}", highlight=False)
     else:
         print(f"warning: {message}", file=sys.stderr)
+
+
+def exit_failed(what: str, failures: list[str]) -> NoReturn:
+    """A comparison that failed (verify, diff): one stderr line with the first problem and how many more, exit 1."""
+    more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+    error_line(f"{what}: {failures[0]}{more}")
+    raise typer.Exit(EXIT_FAILED)
 
 
 def warn_if_trusting(trust: bool) -> None:

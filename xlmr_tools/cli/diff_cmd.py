@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import EXIT_FAILED
 from . import console
 from .options import Device, Head, Json, Quiet, Report, Texts, TextsFile, Trust
 
@@ -57,7 +56,4 @@ def diff(
                                                   f"activations ({o.dtype}, {o.texts} texts, pads excluded)"))
         console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
     if not result.ok:
-        failures = result.failures()
-        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
-        console.error_line(f"{b}: differs from {a}: {failures[0]}{more}")
-        raise typer.Exit(EXIT_FAILED)
+        console.exit_failed(f"{b}: differs from {a}", result.failures())

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import EXIT_FAILED
 from . import console
 from .options import (
     Device,
@@ -83,7 +82,4 @@ def verify(
         console.out.print("[green]verified[/]: the folder matches the checkpoint" if result.ok
                           else f"[bold red]verification failed[/]: {len(result.failures())} problem(s)")
     if not result.ok:
-        failures = result.failures()
-        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
-        console.error_line(f"{hf_folder}: verification failed: {failures[0]}{more}")
-        raise typer.Exit(EXIT_FAILED)
+        console.exit_failed(f"{hf_folder}: verification failed", result.failures())
