@@ -64,14 +64,31 @@ def errors_to_exit() -> Iterator[None]:
         error_line(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        error_line("interrupted; nothing was written")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        _exit_interrupted()
     except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback, unless --debug
+        if _raised_while_interrupted(e):  # e.g. a lock's "release unlocked lock" while Ctrl-C unwinds a wait
+            _exit_interrupted()
         if DEBUG["on"]:
             raise
         error_line(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                    "(rerun with --debug for the traceback)")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _exit_interrupted() -> NoReturn:
+    error_line("interrupted; nothing was written")
+    raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _raised_while_interrupted(e: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = e.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
 
 
 def print_json(data: Any, report: Path | None = None) -> None:
