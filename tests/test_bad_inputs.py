@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES, fixture
+from conftest import FIXTURES, error_lines, fixture
 
 SEED = 20261128
 MARKER = "XLMR_PAYLOAD_RAN"
@@ -297,7 +297,7 @@ def test_bad_input(cli, case: Case, tmp_path: Path, hf_good: Path):
     assert not left, "temporary folder left behind"
     assert set(hf_good.parent.iterdir()) == before
     if r.exit_code != 0:
-        lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("warning:")]
+        lines = error_lines(r.stderr)
         assert len(lines) == 1, r.stderr
         assert lines[0].startswith("error: ")
         paths = [a for a in argv if "/" in a] + [str(work)]

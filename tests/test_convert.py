@@ -231,7 +231,7 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     """convert's own guard: what AutoModel* would build from the written config, checked on the meta device."""
     import shutil as sh
 
-    from xlmr_tools.errors import VerificationFailed
+    from xlmr_tools.errors import BadInput, VerificationFailed
     from xlmr_tools.output_check import check_auto_class
     from xlmr_tools.safetensors_io import SafetensorsFile
 
@@ -240,9 +240,13 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     cfg = json.loads((bad / "config.json").read_text())
     cfg["model_type"] = "xlm-roberta"
     (bad / "config.json").write_text(json.dumps(cfg))
-    names = set(SafetensorsFile(bad / "model.safetensors").infos)
+    names = {n: i.shape for n, i in SafetensorsFile(bad / "model.safetensors").infos.items()}
     check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", names)
     with pytest.raises(VerificationFailed, match="would build XLMRobertaForMaskedLM"):
         check_auto_class(bad, None, "XLMRobertaXLForMaskedLM", names)
     with pytest.raises(VerificationFailed, match="missing"):
-        check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", names - {"lm_head.bias"})
+        check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM",
+                         {n: s for n, s in names.items() if n != "lm_head.bias"})
+    wrong = dict(names, **{"lm_head.dense.weight": (64, 32)})  # shapes too, not only names
+    with pytest.raises(BadInput, match=r"expects lm_head.dense.weight of shape \[64, 64\]"):
+        check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", wrong)

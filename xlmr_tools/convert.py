@@ -16,7 +16,7 @@ from . import __version__, fairseq_oracle, tokenizer_assets, weight_map
 from .comparison import DTYPES, OutputReport
 from .errors import BadInput, VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
-from .hf_config import build_config, model_class_name, validate
+from .hf_config import build_config, model_class_name, read_labels, validate
 from .hf_folder import open_folder
 from .model_card import write_model_card
 from .output_check import TokenizerCheck, check_auto_class, compare_outputs_streamed
@@ -80,13 +80,14 @@ def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
 def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype: str = "auto",
             max_shard_size: str | int = "5GB", verify: bool = True, force: bool = False, trust: bool = False,
             dict_path: str | Path | None = None, spm_path: str | Path | None = None,
-            texts: list[str] | None = None, tol: float | None = None,
+            labels: str | Path | None = None, texts: list[str] | None = None, tol: float | None = None,
             progress: Progress | None = None) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
-    when written weights or outputs differ from the source beyond tolerance."""
+    when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
+    for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint)."""
     progress = progress or NoProgress()
     out = Path(out)
-    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path)
+    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
     sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
     try:
         return _convert_opened(ckpt, out, head, dtype, max_shard_size, verify, force, texts, tol, progress, sha256)
@@ -101,12 +102,17 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
     where = str(ckpt.path)
     target = resolve_dtype(dtype, ckpt)
     shard_bytes = parse_size(max_shard_size)
-    plan = weight_map.plan(list(ckpt.tensors), desc, head, where)
+    if head is not None and head not in desc.classification_heads:
+        weight_map.plan(list(ckpt.tensors), desc, head, where)  # names the heads there are
+    validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
+    plan = weight_map.plan(list(ckpt.tensors), desc, head, where, ckpt.dropped)
+    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.mapped])
+    labels_file = ckpt.labels_file(head)
+    labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     if ckpt.dict_path is None or ckpt.spm_path is None:
         raise BadInput(ckpt.folder, "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint "
                                     "(or name them with --dict/--spm)")
     alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
-    validate(desc, ckpt.args, head, where)
     to_write = _tensors_to_write(ckpt, plan, target)
     total = sum(t.nbytes for t in to_write)
     check_target(out, force)
@@ -140,10 +146,11 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the check's sums and casts must not spin a second core the hash and copy need
         try:
-            build_config(desc, ckpt.args, head, target, where).save_pretrained(str(tmp))
+            build_config(desc, ckpt.args, head, target, where, labels).save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
-            if verify:  # importing transformers' modeling code costs ~3 s: only when verifying
-                check_auto_class(tmp, head, model_class_name(desc, head), {t.name for t in to_write})
+            # The class AutoModel* builds from the written config, and its names and shapes: a cheap check (meta
+            # device) that --no-verify keeps, overlapped with the writing.
+            check_auto_class(tmp, head, model_class_name(desc, head), {t.name: t.shape for t in to_write})
             differs = checked.result()
             if differs is not None:
                 wait([shards])  # stopped by the check; it must not write into a folder being removed
@@ -186,7 +193,8 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
 
 
 def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
-    offsets = tensor_offsets(ckpt.path, ckpt.tensors) if ckpt.serialization == "zip" else {}
+    stored = {n: t for n, t in ckpt.tensors.items() if n not in ckpt.derived}  # computed ones have no file bytes
+    offsets = tensor_offsets(ckpt.path, stored) if ckpt.serialization == "zip" else {}
     out = []
     for m in plan.mapped:
         t = ckpt.tensors[m.fairseq]

@@ -135,8 +135,11 @@ def diff(a: str | Path, b: str | Path, *, head: str | None = None, tol: float = 
     report.extra = sorted(set(sb.names) - set(sa.names))
     result = DiffReport(str(sa.path), str(sb.path), report)
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
+        if dtype == "auto":  # the models' own dtype when they agree; else the precision both can be run in
+            same = sa.description.dtype == sb.description.dtype and sa.description.dtype in DTYPES
+            dtype = sa.description.dtype if same else "float32"
         if dtype not in DTYPES:
-            raise BadInput(None, f"--dtype must be float32, float16 or bfloat16, not {dtype!r}")
+            raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {dtype!r}")
         run_dtype = DTYPES[dtype]
         check_device(device, run_dtype)
         result.outputs = _outputs(sa, sb, head, texts or list(DEFAULT_TEXTS), run_dtype, device,

@@ -1,4 +1,5 @@
-"""Exceptions the CLI maps to one-line messages and documented exit codes (0 ok, 1 check failed, 2 bad input)."""
+"""Exceptions the CLI maps to one-line messages and documented exit codes (0 ok, 1 check failed, 2 bad input,
+70 internal error, 130 Ctrl-C, 143 SIGTERM)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # a bug in xlmr-tools (sysexits' EX_SOFTWARE), never a verdict on the input
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM (timeout, container stop, batch scheduler): 128 + 15
 
 
 class XlmrError(Exception):
@@ -41,3 +44,7 @@ class VerificationFailed(XlmrError):
     """A comparison ran and found differences above tolerance (exit 1)."""
 
     exit_code = EXIT_FAILED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so every cleanup path for an interrupt runs (exit 143)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from . import safe_torch_load
 from .errors import BadInput
 from .model_description import POST_LN, PRE_LN, ModelDescription
 from .source_file import find_checkpoint_file
-from .weight_map import FS, normalize_fairseq_name
+from .weight_map import FS, normalize_fairseq_state
 
 
 @dataclass
@@ -22,11 +23,25 @@ class FairseqCheckpoint:
     serialization: str  # "zip" (mmap-backed tensors) or "legacy" (read into memory)
     layout: str  # "cfg" (fairseq >= 0.10) or "args" (2019 releases)
     args: dict[str, Any]  # the model's training arguments
-    tensors: dict[str, torch.Tensor]  # normalized names (decoder. -> encoder., emb_layer_norm -> layernorm_embedding)
-    original_names: dict[str, str]
+    tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (weight_map.normalize_fairseq_state)
+    original_names: dict[str, str]  # tensor name -> the file's name behind it
     description: ModelDescription
     dict_path: Path | None
     spm_path: Path | None
+    raw: dict[str, torch.Tensor] = field(default_factory=dict)  # the file's state dict as stored (fairseq's input)
+    derived: set[str] = field(default_factory=set)  # tensors computed at load (no bytes in the file to copy)
+    dropped: dict[str, str] = field(default_factory=dict)  # file tensors fairseq discards at load, and why
+    pruned_layers: tuple[int, ...] = ()
+    task: str | None = None  # the training task (masked_lm, sentence_prediction, ...)
+    task_head: str | None = None  # the classification head a sentence_prediction task trained
+    labels_path: Path | None = None  # the label dictionary fairseq's sentence_prediction task reads
+    labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
+
+    def labels_file(self, head: str | None) -> Path | None:
+        """The label dictionary for this head: the one given, or the one found for the head its task trained."""
+        if head is None or self.labels_path is None:
+            return None
+        return self.labels_path if self.labels_given or self.task_head in (None, head) else None
 
     @property
     def folder(self) -> Path:
@@ -38,68 +53,133 @@ class FairseqCheckpoint:
 
 
 def open_checkpoint(path: str | Path, *, trust: bool = False, dict_path: str | Path | None = None,
-                    spm_path: str | Path | None = None) -> FairseqCheckpoint:
+                    spm_path: str | Path | None = None, labels_path: str | Path | None = None) -> FairseqCheckpoint:
     file = find_checkpoint_file(Path(path))
     obj, kind = safe_torch_load.load(file, trust=trust)
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
-    args, layout = _model_args(obj, file)
+    args, layout, task, task_head = _model_args(obj, file)
     raw = obj["model"]
-    tensors: dict[str, torch.Tensor] = {}
-    original: dict[str, str] = {}
     for name, t in raw.items():
         if not isinstance(t, torch.Tensor):
             raise BadInput(file, f"state dict entry '{name}' is not a tensor")
-        norm = normalize_fairseq_name(name)
-        tensors[norm] = t
-        original[norm] = name
-    desc = describe(tensors, args, file)
+    state = normalize_fairseq_state(raw, args, str(file))
+    desc = describe(state.tensors, args, file)
+    folder = file.parent
     return FairseqCheckpoint(
-        path=file, serialization=kind, layout=layout, args=args, tensors=tensors, original_names=original,
+        path=file, serialization=kind, layout=layout, args=args, tensors=state.tensors, original_names=state.origin,
         description=desc,
-        dict_path=_asset(dict_path, file.parent / "dict.txt"),
-        spm_path=_asset(spm_path, file.parent / "sentencepiece.bpe.model"),
+        dict_path=_asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt"),
+        spm_path=_asset(spm_path, folder / "sentencepiece.bpe.model"),
+        raw=dict(raw), derived=state.derived, dropped=state.dropped, pruned_layers=state.pruned_layers,
+        task=task, task_head=task_head,
+        labels_path=_asset(labels_path, folder / "label" / "dict.txt") if task == "sentence_prediction"
+        or labels_path is not None else None,
+        labels_given=labels_path is not None,
     )
 
 
-def _asset(given: str | Path | None, default: Path) -> Path | None:
+def _asset(given: str | Path | None, *defaults: Path) -> Path | None:
     if given is not None:
         p = Path(given)
         if not p.is_file():
             raise BadInput(p, "no such file")
         return p
-    return default if default.is_file() else None
+    return next((d for d in defaults if d.is_file()), None)
 
 
-def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str]:
-    cfg = obj.get("cfg")
-    if isinstance(cfg, dict) and cfg.get("model") is not None:
-        model = cfg["model"]
-        return (vars(model) if isinstance(model, argparse.Namespace) else dict(model)), "cfg"
+def _plain(value: Any) -> Any:
+    """An omegaconf DictConfig (fairseq 0.10 pickled its cfg as one) as plain Python containers."""
+    if type(value).__module__.startswith("omegaconf."):
+        from omegaconf import OmegaConf
+
+        try:
+            return OmegaConf.to_container(value, resolve=True)
+        except Exception:  # noqa: BLE001 - an interpolation that no longer resolves: take the raw values
+            return OmegaConf.to_container(value, resolve=False)
+    return value
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    value = _plain(value)
+    if isinstance(value, argparse.Namespace):
+        return vars(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return None
+
+
+def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None]:
+    """(model args, layout, training task, the task's classification head)."""
+    cfg = _as_dict(obj.get("cfg"))
+    if cfg is not None and cfg.get("model") is not None:
+        model = _as_dict(cfg["model"])
+        if model is None:
+            raise BadInput(file, f"cfg['model'] is a {type(cfg['model']).__name__}, not the model's arguments")
+        if "arch" not in model and "_name" in model:  # a hydra model config names its architecture `_name`
+            model["arch"] = model["_name"]
+        task_cfg = _as_dict(cfg.get("task")) or {}
+        criterion = _as_dict(cfg.get("criterion")) or {}
+        task = task_cfg.get("_name") or model.get("task")
+        head = task_cfg.get("classification_head_name") or criterion.get("classification_head_name") \
+            or model.get("classification_head_name")
+        return model, "cfg", task, head if task == "sentence_prediction" else None
     if isinstance(obj.get("args"), argparse.Namespace):
-        return vars(obj["args"]), "args"
-    raise BadInput(file, "fairseq checkpoint has neither 'cfg' nor 'args': cannot tell its architecture")
+        args = vars(obj["args"])
+        task = args.get("task")
+        head = args.get("classification_head_name", "sentence_classification_head")
+        return args, "args", task, head if task == "sentence_prediction" else None
+    found = sorted(k for k in obj if k != "model")
+    raise BadInput(file, "fairseq checkpoint has neither a 'cfg' with the model's arguments nor 'args' "
+                         f"(top-level keys besides 'model': {', '.join(found) or 'none'}): cannot tell its "
+                         "architecture")
 
 
 def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path | str) -> ModelDescription:
-    """Sizes from the tensors (the truth), hyper-parameters the tensors cannot tell from the args."""
+    """Sizes from the tensors (the truth), hyper-parameters the tensors cannot tell from the args. What
+    transformers cannot reproduce is listed in `unsupported`, each naming the fairseq option."""
     emb = tensors.get(FS + "embed_tokens.weight")
     pos = tensors.get(FS + "embed_positions.weight")
-    if emb is None or pos is None or emb.dim() != 2:
-        raise BadInput(where, "not an XLM-R/RoBERTa checkpoint (no sentence_encoder token/position embeddings)")
+    if emb is None or emb.dim() != 2 or not any(n.startswith(FS + "layers.") for n in tensors):
+        raise BadInput(where, "not an XLM-R/RoBERTa checkpoint (no encoder.sentence_encoder token embeddings "
+                              "and layers)")
+    unsupported: list[str] = []
     has_final = FS + "layer_norm.weight" in tensors
     has_emb_ln = FS + "layernorm_embedding.weight" in tensors
-    if has_final == has_emb_ln:
-        raise BadInput(where, "unsupported layout: expected either an embedding LayerNorm (post-LN, xlmr.base/large) "
-                              "or a final LayerNorm (pre-LN, xlmr.xl/xxl), found "
-                              + ("both" if has_final else "neither"))
-    family = PRE_LN if has_final else POST_LN
-    normalize_before = bool(args.get("encoder_normalize_before", family == PRE_LN))
-    if normalize_before != (family == PRE_LN):
-        raise BadInput(where, f"args say encoder_normalize_before={normalize_before} but the tensors are {family}")
+    normalize_before = bool(args.get("encoder_normalize_before", has_final))
+    family = PRE_LN if (has_final if has_final != has_emb_ln else normalize_before) else POST_LN
+    if has_final and has_emb_ln:
+        unsupported.append("pre-LN (encoder_normalize_before=True) with an embedding LayerNorm "
+                           "(layernorm_embedding=True): transformers' XLMRobertaXL has no embedding LayerNorm")
+    elif not has_final and not has_emb_ln:
+        unsupported.append("post-LN without an embedding LayerNorm (layernorm_embedding=False): transformers' "
+                           "XLMRoberta always normalizes the embeddings")
+    elif normalize_before != (family == PRE_LN):
+        unsupported.append(f"args say encoder_normalize_before={normalize_before} but the tensors are {family}")
+    padding_idx = 1
+    if pos is None:
+        if args.get("no_token_positional_embeddings"):
+            unsupported.append("no positional embeddings (no_token_positional_embeddings=True): transformers' "
+                               "XLM-R always adds learned absolute positions")
+        elif args.get("encoder_learned_pos") is False or FS + "embed_positions._float_tensor" in tensors:
+            unsupported.append("sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
+                               "learned absolute positions")
+        else:
+            unsupported.append("no position embeddings (encoder.sentence_encoder.embed_positions.weight)")
+    else:
+        max_positions = args.get("max_positions")
+        if isinstance(max_positions, int) and pos.shape[0] != max_positions + padding_idx + 1:
+            unsupported.append(f"embed_positions has {pos.shape[0]} rows but max_positions={max_positions} needs "
+                               f"{max_positions + padding_idx + 1} (max_positions + padding_idx + 1); fairseq "
+                               "itself cannot load this checkpoint")
+    if args.get("no_scale_embedding") is False:
+        unsupported.append("embeddings scaled by sqrt(hidden) (no_scale_embedding=False): transformers' XLM-R "
+                           "does not scale them")
+    if FS + "quant_noise.weight" in tensors or (float(args.get("quant_noise_pq") or 0) > 0
+                                                  and not args.get("adaptive_input")):
+        unsupported.append(f"quant_noise_pq={args.get('quant_noise_pq')} adds a linear projection after the "
+                           "embeddings (encoder.sentence_encoder.quant_noise): transformers has no such layer")
     layers = 1 + max((int(n.split(".")[3]) for n in tensors if n.startswith(FS + "layers.")), default=-1)
-    if layers == 0:
-        raise BadInput(where, "checkpoint has no encoder layers")
     fc1 = tensors.get(FS + "layers.0.fc1.weight")
     heads = args.get("encoder_attention_heads")
     if not isinstance(heads, int) or heads <= 0 or emb.shape[1] % heads:
@@ -116,8 +196,9 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     return ModelDescription(
         family=family, layers=layers, hidden=int(emb.shape[1]), heads=heads,
         ffn=int(fc1.shape[0]) if fc1 is not None else 0, vocab_rows=int(emb.shape[0]),
-        position_rows=int(pos.shape[0]), padding_idx=1, layer_norm_eps=1e-5,
+        position_rows=int(pos.shape[0]) if pos is not None else 0, padding_idx=padding_idx, layer_norm_eps=1e-5,
         activation=str(args.get("activation_fn", "gelu")), dtype=str(emb.dtype).removeprefix("torch."),
         classification_heads=classification, lm_head="encoder.lm_head.dense.weight" in tensors,
         tied_lm_head=not bool(args.get("untie_weights_roberta", False)), parameters=sum(unique.values()),
+        unsupported=unsupported,
     )

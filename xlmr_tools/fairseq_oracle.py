@@ -69,10 +69,23 @@ class FairseqOracle:
             arch = getattr(args, "arch", "roberta")
             if arch in ARCH_CONFIG_REGISTRY:
                 ARCH_CONFIG_REGISTRY[arch](args)
+            from fairseq.checkpoint_utils import prune_state_dict
+
             with torch.device("meta"), _meta_safe_init():
                 model = RobertaModel.build_model(args, self.task)
-            state = {ckpt.original_names[n]: t for n, t in ckpt.tensors.items()}
-            model.upgrade_state_dict(state)  # fairseq's own renames (decoder. -> encoder., emb_layer_norm, heads)
+                state = dict(ckpt.raw)  # the file's tensors under the file's names: fairseq applies its own rules
+                # fairseq's upgrade_state_dict_named reads classification_heads.*.out_proj.weight, which a
+                # spectral-norm head stores as weight_orig: it raises KeyError on its own checkpoints. Keep the heads
+                # out of the upgrade and register them as fairseq's model would.
+                spectral = {k: state.pop(k) for k in list(state)
+                            if k.startswith("classification_heads.") and getattr(args, "spectral_norm_classification_head", False)}
+                model.upgrade_state_dict(state)  # renames (decoder. -> encoder., emb_layer_norm), in_proj split, heads
+                state = prune_state_dict(state, args)  # encoder_layers_to_keep, as fairseq's load_state_dict does
+                for name in sorted({k.split(".")[1] for k in spectral}):
+                    model.register_classification_head(
+                        name, num_classes=spectral[f"classification_heads.{name}.out_proj.weight_orig"].shape[0],
+                        inner_dim=spectral[f"classification_heads.{name}.dense.weight"].shape[0])
+                state.update(spectral)
             self.state = state
             if materialize:
                 # fairseq's own load_state_dict only adds layer pruning (encoder_layers_to_keep) and has no `assign`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -9,8 +10,11 @@ import torch
 from .errors import BadInput
 from .model_description import PRE_LN, ModelDescription
 
-# fairseq activation_fn -> transformers hidden_act (both exact erf gelu for XLM-R releases)
-ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_pytorch_tanh", "gelu_fast": "gelu_pytorch_tanh"}
+# fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
+# gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
+# written exactly as transformers' gelu_new (bit-identical; gelu_pytorch_tanh is a fused kernel that is not).
+ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_new", "gelu_fast": "gelu_new",
+               "tanh": "tanh", "linear": "linear"}
 
 
 def model_class_name(desc: ModelDescription, head: str | None) -> str:
@@ -18,20 +22,31 @@ def model_class_name(desc: ModelDescription, head: str | None) -> str:
     return base + ("ForMaskedLM" if head is None else "ForSequenceClassification")
 
 
+def problems(desc: ModelDescription, args: dict[str, Any], head: str | None) -> list[str]:
+    """What transformers' XLM-R classes cannot reproduce for this model and output head, each naming the fairseq
+    option and why (docs/formats.md has the whole table)."""
+    out = [f"cannot be represented in transformers: {p}" for p in desc.unsupported]
+    if desc.activation not in ACTIVATIONS:
+        out.append(f"activation_fn={desc.activation!r} has no transformers equivalent")
+    elif head is None and desc.activation != "gelu":
+        out.append(f"activation_fn={desc.activation!r}: transformers' XLM-R LM head always applies erf-gelu "
+                   "where fairseq's applies the model's activation, so the logits would differ; "
+                   "convert a classification head (--head) instead")
+    if head is not None and args.get("pooler_activation_fn", "tanh") != "tanh":
+        out.append(f"pooler_activation_fn={args.get('pooler_activation_fn')!r}: transformers' classification head "
+                   "always applies tanh")
+    return out
+
+
 def validate(desc: ModelDescription, args: dict[str, Any], head: str | None, where: str) -> None:
     """Refuse what transformers' XLM-R classes cannot reproduce (cheap: no transformers import)."""
-    if desc.activation not in ACTIVATIONS:
-        raise BadInput(where, f"activation {desc.activation!r} has no transformers equivalent")
-    if head is None and desc.activation != "gelu":
-        raise BadInput(where, f"activation {desc.activation!r}: transformers' XLM-R LM head always applies gelu, "
-                              "so its logits would differ; convert a classification head instead")
-    if head is not None and args.get("pooler_activation_fn", "tanh") != "tanh":
-        raise BadInput(where, "classification head uses pooler activation "
-                              f"{args.get('pooler_activation_fn')!r}; transformers' head is tanh")
+    found = problems(desc, args, head)
+    if found:
+        raise BadInput(where, found[0])
 
 
 def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None, dtype: torch.dtype,
-                 where: str):
+                 where: str, labels: list[str] | None = None):
     from transformers import XLMRobertaConfig, XLMRobertaXLConfig
 
     validate(desc, args, head, where)
@@ -48,9 +63,23 @@ def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None,
     )
     if head is not None:
         n = desc.classification_heads[head]
-        kwargs.update(num_labels=n, id2label={i: f"LABEL_{i}" for i in range(n)},
-                      label2id={f"LABEL_{i}": i for i in range(n)},
+        names = labels or [f"LABEL_{i}" for i in range(n)]
+        kwargs.update(num_labels=n, id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
                       classifier_dropout=float(args.get("pooler_dropout", 0.0)))
     config = cls(**kwargs)
     config.dtype = dtype
     return config
+
+
+def read_labels(path: Path, classes: int) -> list[str]:
+    """Class names from a fairseq label dictionary (label/dict.txt of a sentence_prediction fine-tune): fairseq
+    predicts class i as the dictionary's symbol i (after its 4 specials, which the file does not list)."""
+    from .tokenizer_assets import FILLER, read_dict
+
+    symbols = [s for s in read_dict(path) if not FILLER.match(s)]
+    if len(symbols) < classes:
+        raise BadInput(path, f"{len(symbols)} labels for a head with {classes} classes")
+    names = symbols[:classes]
+    if len(set(names)) != len(names):
+        raise BadInput(path, "a label is listed twice")
+    return names

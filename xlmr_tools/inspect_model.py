@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import tokenizer_assets
+from . import tokenizer_assets, weight_map
 from .errors import BadInput
 from .fairseq_checkpoint import open_checkpoint
+from .hf_config import ACTIVATIONS, problems, read_labels
 from .hf_folder import HFFolder, is_hf_folder, open_folder
 
 FAIRSEQ_FLAGS = ("arch", "encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta",
-                 "activation_fn", "pooler_activation_fn", "max_positions", "encoder_layerdrop")
+                 "activation_fn", "pooler_activation_fn", "max_positions", "encoder_layerdrop", "encoder_layers_to_keep",
+                 "no_scale_embedding", "encoder_learned_pos", "no_token_positional_embeddings",
+                 "spectral_norm_classification_head", "quant_noise_pq")
 
 
 @dataclass
@@ -55,18 +58,44 @@ def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = 
     else:
         warnings.append("no dict.txt and sentencepiece.bpe.model beside the checkpoint: convert needs both "
                         "(or --dict/--spm)")
-    if desc.activation != "gelu":
-        warnings.append(f"activation {desc.activation!r}: transformers' XLM-R LM head always uses gelu")
+    for problem in problems(desc, ckpt.args, None):
+        warnings.append(f"convert refuses this model: {problem}" if problem.startswith("cannot") else
+                        f"masked-LM head: {problem}")
+    for head in desc.classification_heads:
+        warnings += [f"head {head}: {p}" for p in problems(desc, ckpt.args, head)
+                     if p not in problems(desc, ckpt.args, None)]
+        try:
+            weight_map.check_shapes(ckpt.tensors, desc, "", [n for n in ckpt.tensors
+                                                             if n.startswith(f"classification_heads.{head}.")])
+        except BadInput as e:
+            warnings.append(f"head {head}: {e.problem}")
+    if ckpt.pruned_layers:
+        warnings.append(f"encoder_layers_to_keep={ckpt.args.get('encoder_layers_to_keep')}: the file holds "
+                        f"{desc.layers + len(ckpt.pruned_layers)} layers; fairseq drops layers "
+                        f"{', '.join(map(str, ckpt.pruned_layers))} at load time and renumbers the rest, and "
+                        f"so does convert ({desc.layers} layers)")
     if ckpt.serialization == "legacy":
         warnings.append("legacy (pre-zip) torch serialization: tensors cannot be memory-mapped and are read "
                         "into memory")
-    details = {"serialization": ckpt.serialization, "layout": ckpt.layout,
-               "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args}}
+    details: dict[str, Any] = {"serialization": ckpt.serialization, "layout": ckpt.layout,
+                               "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args}}
+    if desc.activation in ACTIVATIONS:
+        details["hidden_act"] = ACTIVATIONS[desc.activation]
+    if ckpt.task:
+        details["task"] = ckpt.task
+    if ckpt.pruned_layers:
+        details["layers in the file"] = desc.layers + len(ckpt.pruned_layers)
+    for head in desc.classification_heads:
+        labels_file = ckpt.labels_file(head)
+        if labels_file is not None:
+            try:
+                details[f"labels ({head})"] = ", ".join(read_labels(labels_file, desc.classification_heads[head]))
+            except BadInput as e:
+                warnings.append(f"labels: {e}")
     return InspectReport(
         path=str(ckpt.path), kind="fairseq", format=f"fairseq {ckpt.serialization}", description=desc.to_dict(),
         file_bytes=ckpt.file_bytes, details=details, tokenizer=tok, warnings=warnings,
-        tensors=[_row(ckpt.original_names[n], tuple(t.shape), t.dtype) for n, t in ckpt.tensors.items()]
-        if with_tensors else None,
+        tensors=[_row(n, tuple(t.shape), t.dtype) for n, t in ckpt.raw.items()] if with_tensors else None,
     )
 
 

@@ -36,6 +36,9 @@ class ModelDescription:
     lm_head: bool = True
     tied_lm_head: bool = True
     parameters: int = 0
+    # What transformers cannot reproduce, each naming the fairseq option and why: convert and verify refuse the
+    # model (exit 2, nothing written, --no-verify too); inspect shows them.
+    unsupported: list[str] = field(default_factory=list)
 
     @property
     def max_positions(self) -> int:

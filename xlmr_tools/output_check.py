@@ -12,7 +12,7 @@ import torch
 from . import fairseq_oracle, tokenizer_assets
 from .activations import fairseq_stages, head_stage, hf_stages
 from .comparison import OutputReport, StageAccumulator, default_tol, micro_batches
-from .errors import VerificationFailed
+from .errors import BadInput, VerificationFailed
 from .fairseq_checkpoint import FairseqCheckpoint
 from .hf_folder import HFFolder
 
@@ -23,7 +23,8 @@ class TokenizerCheck:
     equal: bool
     mask_id: int
     fillers: int
-    first_mismatch: str | None = None
+    first_mismatch: str | None = None  # the first differing text, quoted, with both id sequences there
+    mismatches: int = 0  # texts whose ids differ
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -51,22 +52,29 @@ def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, folder: Path, texts: l
 
     hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     mismatch = None
+    count = 0
     for i, text in enumerate(texts):
         ids = oracle.encode(text).tolist()
         hf_ids = hf_tok(text, truncation=True, max_length=oracle.max_positions)["input_ids"]
         if hf_ids != ids:
-            at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
-            mismatch = f"text {i}, token {at}: fairseq {ids[at:at + 4]} vs HF {hf_ids[at:at + 4]}"
-            break
+            count += 1
+            if mismatch is None:
+                at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                mismatch = (f"text {i} {shown!r}, token {at}: fairseq {ids[at:at + 4]} vs HF {hf_ids[at:at + 4]}")
+    if count > 1:
+        mismatch = f"{count} of {len(texts)} texts differ; first: {mismatch}"
     if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
         mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
     fillers = sum(1 for symbol in oracle.dictionary.symbols if tokenizer_assets.FILLER.match(symbol))
-    return TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, fillers, mismatch)
+    return TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, fillers, mismatch, count)
 
 
-def check_auto_class(folder: Path, head: str | None, expected_class: str, weight_names: set[str]) -> None:
-    """What `AutoModel*.from_pretrained(folder)` would build — class and expected keys — checked on the meta
-    device, so it costs nothing even for XXL: the class the config selects, and no missing/unexpected keys."""
+def check_auto_class(folder: Path, head: str | None, expected_class: str,
+                     weights: dict[str, tuple[int, ...]]) -> None:
+    """What `AutoModel*.from_pretrained(folder)` would build — class, expected keys and their shapes — checked on
+    the meta device, so it costs nothing even for XXL: the class the config selects, no missing/unexpected keys,
+    no shape transformers would refuse (a refusal of what cannot be represented: BadInput, exit 2)."""
     from transformers import (
         AutoConfig,
         AutoModelForMaskedLM,
@@ -79,11 +87,17 @@ def check_auto_class(folder: Path, head: str | None, expected_class: str, weight
     if type(model).__name__ != expected_class:
         raise VerificationFailed(folder, f"AutoModel* would build {type(model).__name__}, not {expected_class}")
     tied = set(getattr(model, "_tied_weights_keys", None) or {}) if model.config.tie_word_embeddings else set()
-    expected = set(model.state_dict()) - tied
+    state = model.state_dict()
+    expected = set(state) - tied
+    weight_names = set(weights)
     missing, unexpected = sorted(expected - weight_names), sorted(weight_names - expected)
     if missing or unexpected:
         raise VerificationFailed(folder, f"transformers would report missing {missing[:3]} / unexpected "
                                          f"{unexpected[:3]} keys for {expected_class}")
+    for name in sorted(weight_names):
+        if tuple(state[name].shape) != tuple(weights[name]):
+            raise BadInput(folder, f"cannot be represented in transformers: {expected_class} expects {name} of "
+                                   f"shape {list(state[name].shape)}, the checkpoint gives {list(weights[name])}")
 
 
 def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, dtype: torch.dtype,

@@ -89,34 +89,54 @@ def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
     return Alignment(len(symbols), len(pieces), len(extra), mask_id, embedding_rows, tuple(extra))
 
 
+# A filler's string in tokenizer.json: fairseq's symbol with the word-boundary mark after it. The pre-tokenizer
+# (Metaspace, split=True) cuts text into words that carry "▁" only as their first character, so a piece with "▁"
+# anywhere else can never match any input: the fillers keep their ids (and <mask> its row) but are unreachable,
+# as they are in fairseq, whose sentencepiece has no such pieces. "madeupword0005" in text is spelled out in pieces.
+FILLER_MARK = "\u2581"
+
+
+def filler_token(symbol: str) -> str:
+    return symbol + FILLER_MARK
+
+
 def write_hf_tokenizer(spm_path: Path, out: Path, alignment: Alignment, max_length: int) -> None:
     """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, <mask> on fairseq's id."""
     from transformers import XLMRobertaTokenizer
 
     shutil.copyfile(spm_path, out / "sentencepiece.bpe.model")
     tok = XLMRobertaTokenizer.from_pretrained(str(out), model_max_length=max_length)
+    if alignment.fillers:
+        _insert_fillers(tok, alignment)
     tok.save_pretrained(str(out))
     if alignment.fillers:
-        _insert_fillers(out, alignment)
+        _resolve_added_ids(out / "tokenizer.json", alignment.mask_id)
 
 
-def _insert_fillers(out: Path, alignment: Alignment) -> None:
-    """Put fairseq's filler symbols before <mask> so ids (and <mask>) match the embedding rows."""
-    tj = out / "tokenizer.json"
-    data = json.loads(tj.read_text(encoding="utf-8"))
-    vocab = data["model"]["vocab"]
-    old_mask = len(vocab) - 1
-    assert vocab[old_mask][0] == "<mask>", "unexpected tokenizer.json layout"
-    floor = min(score for _, score in vocab) - 100.0  # never chosen by the unigram model over real pieces
-    fillers = [[symbol, floor] for symbol in alignment.filler_symbols]
-    data["model"]["vocab"] = vocab[:old_mask] + fillers + [vocab[old_mask]]
-    for tok in data.get("added_tokens", []):
-        if tok["content"] == "<mask>":
-            tok["id"] = alignment.mask_id
-    tj.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")  # no indent: C encoder, 10x faster
-    tc = out / "tokenizer_config.json"
-    cfg = json.loads(tc.read_text(encoding="utf-8"))
-    decoder = cfg.get("added_tokens_decoder", {})
-    if str(old_mask) in decoder:
-        decoder[str(alignment.mask_id)] = decoder.pop(str(old_mask))
-    tc.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+def _resolve_added_ids(path: Path, mask_id: int) -> None:
+    """The saved added-token list still carries <mask>'s id from before the fillers; tokenizers re-resolves it
+    against the vocabulary when it loads the file, so load and save it once through the library."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_file(str(path))
+    if backend.token_to_id("<mask>") != mask_id:
+        raise RuntimeError(f"<mask> did not land on fairseq's row {mask_id}")
+    backend.save(str(path), pretty=False)
+
+
+def _insert_fillers(tok, alignment: Alignment) -> None:
+    """A new Unigram model (tokenizers API): transformers' own vocabulary with fairseq's fillers before <mask>,
+    unreachable (see FILLER_MARK), scored at the vocabulary's minimum so the unknown-piece penalty, which the
+    Unigram model derives from that minimum, stays what it is without them."""
+    from tokenizers import models
+
+    state = json.loads(tok.backend_tokenizer.model.__getstate__())
+    vocab = [(piece, float(score)) for piece, score in state["vocab"]]
+    if not vocab or vocab[-1][0] != "<mask>" or state.get("unk_id") != 3:
+        raise RuntimeError("transformers' XLM-R tokenizer no longer ends its vocabulary with <mask> after <unk>=3")
+    floor = min(score for _, score in vocab)
+    fillers = [(filler_token(symbol), floor) for symbol in alignment.filler_symbols]
+    tok.backend_tokenizer.model = models.Unigram(vocab[:-1] + fillers + [vocab[-1]], unk_id=3,
+                                                 byte_fallback=bool(state.get("byte_fallback", False)))
+    if tok.backend_tokenizer.model.token_to_id("<mask>") != alignment.mask_id:
+        raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")

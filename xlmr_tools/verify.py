@@ -13,7 +13,7 @@ from . import fairseq_oracle, weight_map
 from .comparison import DTYPES, OutputReport
 from .errors import BadInput
 from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
-from .hf_config import ACTIVATIONS, model_class_name
+from .hf_config import ACTIVATIONS, model_class_name, problems, read_labels
 from .hf_folder import HFFolder, open_folder
 from .model_description import HF_MODEL_TYPE, PRE_LN
 from .output_check import TokenizerCheck, compare_outputs_streamed
@@ -120,6 +120,7 @@ def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
 
 
 def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> list[ConfigRow]:
+    """The folder's config.json against what the checkpoint needs (labels too, when a label dictionary is known)."""
     d, cfg = ckpt.description, folder.config
     want_type = HF_MODEL_TYPE[d.family]
     rows = []
@@ -147,12 +148,20 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
             got = len(cfg.get("id2label", {})) or cfg.get("num_labels", 2)  # transformers omits the default 2
         ok = got == want if not isinstance(want, float) else got is not None and abs(float(got) - want) <= 1e-12
         rows.append(ConfigRow(key, want, got, ok))
+    labels_file = ckpt.labels_file(head)
+    if labels_file is not None and head is not None:
+        want_labels = read_labels(labels_file, d.classification_heads[head])
+        found = cfg.get("id2label") or {}
+        got_labels = [found.get(str(i), found.get(i)) for i in range(len(want_labels))]  # type: ignore[call-overload]
+        rows.append(ConfigRow("id2label", want_labels, got_labels, got_labels == want_labels,
+                              "" if got_labels == want_labels else
+                              f"class names differ from {labels_file} (fairseq's label dictionary)"))
     return rows
 
 
 def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
                 progress: Progress) -> WeightReport:
-    plan = weight_map.plan(list(ckpt.tensors), ckpt.description, head, str(ckpt.path))
+    plan = weight_map.plan(list(ckpt.tensors), ckpt.description, head, str(ckpt.path), ckpt.dropped)
     prefix = "" if any(n.startswith("roberta.") for n in folder.names()) else "roberta."
     file_name = {(n if not prefix else prefix + n): n for n in folder.names()}
     shapes = {m: folder.shapes[f][0] for m, f in file_name.items()}
@@ -184,14 +193,17 @@ def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
 def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, texts: list[str] | None = None,
            tol: float | None = None, dtype: str = "auto", device: str = "cpu", trust: bool = False,
            dict_path: str | Path | None = None, spm_path: str | Path | None = None,
-           progress: Progress | None = None) -> VerifyReport:
+           labels: str | Path | None = None, progress: Progress | None = None) -> VerifyReport:
     progress = progress or NoProgress()
-    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path)
+    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
     folder = open_folder(hf_folder, trust=trust)
     if ckpt.description.family != folder.description.family:
         raise BadInput(folder.path, f"families do not match: the checkpoint is {ckpt.description.family}, the "
                                     f"folder's weights are {folder.description.family}")
     head = choose_head(ckpt, folder, head)
+    found = problems(ckpt.description, ckpt.args, head)
+    if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
+        raise BadInput(ckpt.path, found[0])
     if dtype == "auto":
         run_dtype = _folder_dtype(folder)
     elif dtype in DTYPES:

@@ -7,7 +7,11 @@ stated reason; anything else is an error, never silently dropped.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import torch
 
 from .errors import BadInput
 from .model_description import POST_LN, PRE_LN, ModelDescription
@@ -34,6 +38,33 @@ LAYER_TABLE = {
         ("final_layer_norm", "LayerNorm"),
     ],
 }
+
+# The shape transformers builds for each fairseq tensor (by the name's ending), in the description's sizes:
+# H hidden, F ffn, V vocabulary rows, P position rows, C the head's classes. A checkpoint whose tensors do not fit
+# cannot be represented; the hint names the fairseq option that made it so.
+SHAPES: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
+    (re.compile(r"embed_tokens\.weight$"), ("V", "H"), ""),
+    (re.compile(r"embed_positions\.weight$"), ("P", "H"), ""),
+    (re.compile(r"self_attn\.[qkv]_proj\.weight$"), ("H", "H"),
+     "attention heads were pruned (mha_heads_to_keep); transformers needs heads x head size = hidden"),
+    (re.compile(r"self_attn\.[qkv]_proj\.bias$"), ("H",), "attention heads were pruned (mha_heads_to_keep)"),
+    (re.compile(r"self_attn\.out_proj\.weight$"), ("H", "H"), "attention heads were pruned (mha_heads_to_keep)"),
+    (re.compile(r"fc1\.weight$"), ("F", "H"),
+     "layers have different FFN sizes (ffn_blocks_to_remove); transformers has one intermediate_size"),
+    (re.compile(r"fc1\.bias$"), ("F",), "layers have different FFN sizes (ffn_blocks_to_remove)"),
+    (re.compile(r"fc2\.weight$"), ("H", "F"), "layers have different FFN sizes (ffn_blocks_to_remove)"),
+    (re.compile(r"classification_heads\.[^.]+\.dense\.weight$"), ("H", "H"),
+     "the head was registered with inner_dim {0} but transformers' classification head is hidden x hidden ({1})"),
+    (re.compile(r"classification_heads\.[^.]+\.dense\.bias$"), ("H",),
+     "the head was registered with inner_dim {0} but transformers' classification head is hidden x hidden ({1})"),
+    (re.compile(r"classification_heads\.[^.]+\.out_proj\.weight$"), ("C", "H"), ""),
+    (re.compile(r"classification_heads\.[^.]+\.out_proj\.bias$"), ("C",), ""),
+    (re.compile(r"lm_head\.dense\.weight$"), ("H", "H"), ""),
+    (re.compile(r"lm_head\.weight$"), ("V", "H"), ""),
+    (re.compile(r"lm_head\.bias$"), ("V",), ""),
+    (re.compile(r"(layer_?norm\w*|layernorm_embedding)\.(weight|bias)$"), ("H",), ""),
+    (re.compile(r"\.bias$"), ("H",), ""),
+]
 # (fairseq name, HF name, report group); names ending in "." expand to .weight and .bias
 TOP_TABLE = {
     POST_LN: [
@@ -66,11 +97,132 @@ SYNTHESIZED = {HF + "embeddings.token_type_embeddings.weight": "zeros(1, hidden)
 LEGACY_RENAMES = [(re.compile(r"^decoder\."), "encoder."), (re.compile(r"\.emb_layer_norm\."), ".layernorm_embedding.")]
 IGNORED_PATTERNS = [(re.compile(r"(^|\.)version$"), "fairseq bookkeeping tensor")]
 
+# The 2019 attention layout: q, k and v fused along dim 0, split in thirds by fairseq's
+# MultiheadAttention.upgrade_state_dict_named when it loads the file.
+FUSED_IN_PROJ = re.compile(r"^(?P<base>.*\.self_attn\.)in_proj_(?P<kind>weight|bias)$")
+FUSED_PARTS = ("q_proj", "k_proj", "v_proj")
+# encoder_layers_to_keep (LayerDrop): fairseq's checkpoint_utils.prune_state_dict keeps the listed layers, sorted,
+# and renumbers them 0..n-1 when it loads the model.
+LAYER_NUMBER = re.compile(r"^(?P<head>encoder\.sentence_encoder\.layers\.)(?P<n>\d+)(?P<tail>\..*)$")
+# --spectral-norm-classification-head: torch's spectral_norm keeps weight_orig and the power-iteration vectors
+# u, v; in eval mode the weight it uses is weight_orig / (u . (weight_orig @ v)), with u and v as stored.
+SPECTRAL = re.compile(r"^(?P<base>classification_heads\.[^.]+\.out_proj\.)weight_orig$")
+
 
 def normalize_fairseq_name(name: str) -> str:
     for pattern, repl in LEGACY_RENAMES:
         name = pattern.sub(repl, name)
     return name
+
+
+@dataclass
+class FairseqState:
+    """A checkpoint's tensors under the names fairseq's model uses once loaded (every load-time rule applied).
+
+    `origin` gives the file's own name behind each tensor; `derived` the ones computed rather than stored as they
+    are (their bytes are nowhere in the file); `dropped` the file's tensors fairseq discards, with why."""
+
+    tensors: dict[str, torch.Tensor]
+    origin: dict[str, str]
+    derived: set[str] = field(default_factory=set)
+    dropped: dict[str, str] = field(default_factory=dict)
+    pruned_layers: tuple[int, ...] = ()  # the file's layers that encoder_layers_to_keep drops
+
+
+def layers_to_keep(args: Mapping[str, Any]) -> list[int] | None:
+    value = args.get("encoder_layers_to_keep")
+    if not value:
+        return None
+    return sorted(int(x) for x in str(value).split(","))
+
+
+def normalize_fairseq_state(raw: Mapping[str, torch.Tensor], args: Mapping[str, Any],
+                            where: str) -> FairseqState:
+    """Apply fairseq's load-time rules, in fairseq's order: renames, the in_proj split, layer pruning, then fold
+    spectral norm into the weight it computes. Slices stay views of the (mmapped) file: nothing is copied."""
+    tensors: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
+    for name, t in raw.items():
+        norm = normalize_fairseq_name(name)
+        m = FUSED_IN_PROJ.match(norm)
+        if m:
+            if t.shape[0] % 3:
+                raise BadInput(where, f"{name} has {t.shape[0]} rows, not three equal q/k/v parts")
+            third = t.shape[0] // 3
+            for i, part in enumerate(FUSED_PARTS):
+                key = f"{m['base']}{part}.{m['kind']}"
+                tensors[key] = t[i * third:(i + 1) * third]
+                origin[key] = name
+            continue
+        tensors[norm] = t
+        origin[norm] = name
+    state = FairseqState(tensors, origin)
+    keep = layers_to_keep(args)
+    if keep is not None:
+        _prune(state, keep, str(args.get("encoder_layers_to_keep")), where)
+    for name in [n for n in state.tensors if SPECTRAL.match(n)]:
+        base = SPECTRAL.match(name)["base"]  # type: ignore[index]
+        u, v = state.tensors.get(base + "weight_u"), state.tensors.get(base + "weight_v")
+        if u is None or v is None:
+            raise BadInput(where, f"{state.origin[name]} without its spectral-norm vectors weight_u/weight_v")
+        weight = state.tensors.pop(name)
+        state.tensors[base + "weight"] = spectral_weight(weight, u, v)
+        state.origin[base + "weight"] = state.origin.pop(name)
+        state.derived.add(base + "weight")
+        for key in (base + "weight_u", base + "weight_v"):
+            state.tensors.pop(key)
+            state.dropped[state.origin.pop(key)] = ("spectral-norm vector, folded into out_proj.weight "
+                                                    "(weight_orig / σ, σ = u·(W v), as torch computes it in eval)")
+    return state
+
+
+def spectral_weight(weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """torch.nn.utils.spectral_norm's weight in eval mode, computed with the same operations (so the same bits)."""
+    matrix = weight.reshape(weight.shape[0], -1)
+    sigma = torch.dot(u, torch.mv(matrix, v))
+    return weight / sigma
+
+
+def _prune(state: FairseqState, keep: list[int], spec: str, where: str) -> None:
+    present = sorted({int(m["n"]) for n in state.tensors if (m := LAYER_NUMBER.match(n))})
+    missing = [k for k in keep if k not in present]
+    if missing:
+        raise BadInput(where, f"encoder_layers_to_keep={spec} names layer {missing[0]}, but the checkpoint has "
+                              f"layers {present[0]}..{present[-1]}")
+    new_number = {old: new for new, old in enumerate(keep)}
+    state.pruned_layers = tuple(n for n in present if n not in new_number)
+    for name in list(state.tensors):
+        m = LAYER_NUMBER.match(name)
+        if m is None:
+            continue
+        t, source = state.tensors.pop(name), state.origin.pop(name)
+        old = int(m["n"])
+        if old in new_number:
+            key = f"{m['head']}{new_number[old]}{m['tail']}"
+            state.tensors[key] = t
+            state.origin[key] = source
+        else:
+            state.dropped[source] = f"layer {old} pruned by encoder_layers_to_keep={spec} (as fairseq does at load)"
+
+
+def check_shapes(tensors: Mapping[str, torch.Tensor], desc: ModelDescription, where: str,
+                 names: list[str] | None = None) -> None:
+    """Every tensor (or those named) has the shape transformers builds from the description; else refuse, naming
+    the option behind it. Cheap: shapes only, no transformers import."""
+    dims = {"H": desc.hidden, "F": desc.ffn, "V": desc.vocab_rows, "P": desc.position_rows}
+    for name in names if names is not None else list(tensors):
+        shape = tuple(tensors[name].shape)
+        for pattern, template, hint in SHAPES:
+            if not pattern.search(name):
+                continue
+            head = re.match(r"classification_heads\.([^.]+)\.", name)
+            sizes = dict(dims, C=desc.classification_heads.get(head.group(1), 0) if head else 0)
+            want = tuple(sizes[d] for d in template)
+            if shape != want:
+                why = hint.format(shape[0], desc.hidden) if hint else "transformers builds it from the config"
+                raise BadInput(where, f"cannot be represented in transformers: {name} has shape {list(shape)}, "
+                                      f"expected {list(want)}: {why}")
+            break
 
 
 def _expand(fs: str, hf: str, group: str) -> list[tuple[str, str, str]]:
@@ -114,8 +266,10 @@ def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     return [Mapped(*r) for r in rows]
 
 
-def plan(source_names: list[str], desc: ModelDescription, head: str | None, where: str) -> Plan:
-    """Match normalized fairseq names against the table: every name mapped or ignored with a reason."""
+def plan(source_names: list[str], desc: ModelDescription, head: str | None, where: str,
+         dropped: Mapping[str, str] | None = None) -> Plan:
+    """Match normalized fairseq names against the table: every name mapped or ignored with a reason (`dropped`:
+    what fairseq's load-time rules discard, reported as ignored)."""
     if head is not None and head not in desc.classification_heads:
         have = ", ".join(sorted(desc.classification_heads)) or "none"
         raise BadInput(where, f"no classification head named '{head}' (heads in this checkpoint: {have})")
@@ -138,6 +292,7 @@ def plan(source_names: list[str], desc: ModelDescription, head: str | None, wher
             ignored[name] = reason
     if unknown:
         raise BadInput(where, f"{len(unknown)} tensor(s) not in the {desc.family} weight map, first: {unknown[0]}")
+    ignored.update(dropped or {})
     return Plan(rows, ignored)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import traceback
 from typing import Annotated
 
 import typer
 
 from .. import __version__
+from ..errors import EXIT_INTERNAL, Terminated
 from . import console
 from .convert_cmd import convert
 from .diff_cmd import diff
@@ -19,7 +22,8 @@ from .verify_cmd import verify
 app = typer.Typer(
     name="xlmr", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="fairseq XLM-RoBERTa -> Hugging Face transformers, proven exact.\n\n"
-         "Exit codes: 0 ok, 1 verification or diff failed, 2 bad input, 130 interrupted.",
+         "Exit codes: 0 ok, 1 verification or diff failed, 2 bad input, 70 internal error (a bug: please report "
+         "it), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
 )
 
 
@@ -36,6 +40,17 @@ def main_options(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     console.DEBUG["on"] = debug
+    _terminate_like_interrupt()
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (timeout, a container stop, a batch scheduler) unwinds like Ctrl-C: temporary output is removed and
+    the command exits 143. Only the main thread may set handlers (a library caller's thread keeps its own)."""
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, on_term)
 
 
 app.command()(inspect)
@@ -57,6 +72,12 @@ def main() -> None:
         else:
             print(e.code, file=sys.stderr)
             code = 1
+    except Exception as e:  # noqa: BLE001 - a bug anywhere (rendering included): one line and its own code
+        if console.DEBUG["on"]:
+            traceback.print_exc()
+        with contextlib.suppress(SystemExit):
+            console.internal_error(e)
+        code = EXIT_INTERNAL
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
             stream.flush()

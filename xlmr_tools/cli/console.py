@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, XlmrError
+from ..errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, XlmrError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -63,32 +66,42 @@ def errors_to_exit() -> Iterator[None]:
             raise
         error_line(str(e))
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        _exit_interrupted()
+    except KeyboardInterrupt as e:
+        _exit_interrupted(e)
     except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback, unless --debug
-        if _raised_while_interrupted(e):  # e.g. a lock's "release unlocked lock" while Ctrl-C unwinds a wait
-            _exit_interrupted()
+        interrupt = _raised_while_interrupted(e)
+        if interrupt is not None:  # e.g. a lock's "release unlocked lock" while Ctrl-C unwinds a wait
+            _exit_interrupted(interrupt)
         if DEBUG["on"]:
             raise
-        error_line(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                   "(rerun with --debug for the traceback)")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        internal_error(e)
 
 
-def _exit_interrupted() -> NoReturn:
+def internal_error(e: BaseException) -> NoReturn:
+    """A bug, not bad input: its own exit code, and how to report it."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    error_line(f"internal error ({type(e).__name__}: {first}); this is a bug in xlmr-tools, not a problem with "
+               "your files: please report it with the output of the same command run as `xlmr --debug ...`")
+    raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _exit_interrupted(e: KeyboardInterrupt) -> NoReturn:
+    if isinstance(e, Terminated):
+        error_line("terminated (SIGTERM); nothing was written")
+        raise typer.Exit(EXIT_TERMINATED) from None
     error_line("interrupted; nothing was written")
     raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _raised_while_interrupted(e: BaseException) -> bool:
+def _raised_while_interrupted(e: BaseException) -> KeyboardInterrupt | None:
     seen: set[int] = set()
     cause: BaseException | None = e.__context__
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, KeyboardInterrupt):
-            return True
+            return cause
         seen.add(id(cause))
         cause = cause.__context__
-    return False
+    return None
 
 
 def print_json(data: Any, report: Path | None = None) -> None:
@@ -102,8 +115,66 @@ def write_report(report: Path, data: Any) -> None:
     report.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def progress(quiet: bool) -> RichProgress | PlainProgress:
+    """Bars on a terminal; on anything else (a log file, CI, a batch job) plain lines: one per stage and a
+    percentage at most every few seconds, so a long run in a log is never silent."""
+    return RichProgress(quiet) if quiet or err.is_terminal else PlainProgress()
+
+
+class PlainProgress:
+    """The core's Progress protocol as plain stderr lines (thread-safe: writing and re-reading report at once)."""
+
+    def __init__(self, every: float | None = None) -> None:
+        self.every = every if every is not None else float(os.environ.get("XLMR_PROGRESS_SECONDS", "5"))
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def _line(self, text: str) -> None:
+        print(f"[{time.monotonic() - self._start:7.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def stage(self, text: str) -> None:
+        with self._lock:
+            self._line(text)
+
+    def start(self, text: str, total: int) -> None:
+        self._advance = self._counter(text, total, lambda n: str(n))
+
+    def advance(self, n: int) -> None:
+        advance = getattr(self, "_advance", None)
+        if advance is not None:
+            advance(n)
+
+    def bar(self, text: str, total: int) -> Callable[[int], None]:
+        """Bars count bytes (the Progress protocol); `start` counts items."""
+        return self._counter(text, total, human_bytes)
+
+    def _counter(self, text: str, total: int, unit: Callable[[int], str]) -> Callable[[int], None]:
+        done = [0]
+        last = [time.monotonic()]
+        with self._lock:
+            self._line(f"{text}: 0%")
+
+        def advance(n: int) -> None:
+            with self._lock:
+                before = done[0]
+                done[0] += n
+                now = time.monotonic()
+                finished = total > 0 and before < total <= done[0]
+                if finished or now - last[0] >= self.every:
+                    last[0] = now
+                    pct = 100.0 * done[0] / total if total else 100.0
+                    self._line(f"{text}: {pct:.0f}% ({unit(done[0])} of {unit(total)})")
+        return advance
+
+
 class RichProgress:
-    """The core's Progress protocol, drawn on stderr (nothing when quiet or not a terminal)."""
+    """The core's Progress protocol, drawn on stderr (nothing when quiet)."""
 
     def __init__(self, quiet: bool) -> None:
         self.enabled = not quiet

@@ -11,7 +11,7 @@ import typer
 from ..errors import XlmrError
 from ..source_file import find_checkpoint_file, start_digest
 from . import console
-from .options import DictPath, Dtype, Force, Head, Json, Quiet, SpmPath, Tol, Trust
+from .options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
 
 
 def convert(
@@ -26,6 +26,7 @@ def convert(
     quiet: Quiet = False,
     dict_path: DictPath = None,
     spm_path: SpmPath = None,
+    labels: Labels = None,
     json_: Json = False,
     trust: Trust = False,
 ) -> None:
@@ -36,10 +37,10 @@ def convert(
             start_digest(find_checkpoint_file(src))
         from ..convert import convert as convert_checkpoint
 
-        with console.RichProgress(quiet or json_) as progress:
+        with console.progress(quiet or json_) as progress:
             result = convert_checkpoint(src, out, head=head, dtype=dtype, max_shard_size=max_shard_size,
                                         verify=verify, force=force, trust=trust, dict_path=dict_path,
-                                        spm_path=spm_path, tol=tol, progress=progress)
+                                        spm_path=spm_path, labels=labels, tol=tol, progress=progress)
     if json_:
         console.print_json(result.to_dict())
         return

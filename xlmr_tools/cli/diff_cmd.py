@@ -21,7 +21,9 @@ def diff(
         "--output-tol", help="Max |Δ| per stage with --outputs (default: max of --tol and the dtype's).")] = None,
     text: Texts = None,
     texts_file: TextsFile = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="dtype both models run in for --outputs.")] = "float32",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="dtype both models run in for --outputs: float32, float16, bfloat16, or auto (the models' "
+                        "own when they agree, else float32).")] = "float32",
     device: Device = "cpu",
     json_: Json = False,
     report: Report = None,
@@ -35,7 +37,7 @@ def diff(
         from ..verify import read_texts
 
         texts = read_texts(text, texts_file)
-        with console.RichProgress(quiet or json_) as progress:
+        with console.progress(quiet or json_) as progress:
             result = diff_models(a, b, head=head, tol=tol, outputs=outputs, texts=texts, output_tol=output_tol,
                                  dtype=dtype, device=device, trust=trust, progress=progress)
         data = result.to_dict()

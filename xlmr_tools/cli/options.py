@@ -26,3 +26,6 @@ Texts = Annotated[Optional[list[str]], typer.Option("--text", help="A sample tex
 TextsFile = Annotated[Optional[Path], typer.Option("--texts-file", help="Sample texts, one per line.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Also write the JSON result to this file.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda: where the models run.")]
+Labels = Annotated[Optional[Path], typer.Option(
+    "--labels", help="fairseq label dictionary naming the head's classes (default: label/dict.txt beside a "
+                     "sentence_prediction checkpoint).")]

@@ -15,6 +15,7 @@ from .options import (
     Dtype,
     Head,
     Json,
+    Labels,
     Quiet,
     Report,
     SpmPath,
@@ -39,6 +40,7 @@ def verify(
     quiet: Quiet = False,
     dict_path: DictPath = None,
     spm_path: SpmPath = None,
+    labels: Labels = None,
     trust: Trust = False,
 ) -> None:
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
@@ -48,9 +50,10 @@ def verify(
         from ..verify import verify as verify_folder
 
         texts = read_texts(text, texts_file)
-        with console.RichProgress(quiet or json_) as progress:
+        with console.progress(quiet or json_) as progress:
             result = verify_folder(src, hf_folder, head=head, texts=texts, tol=tol, dtype=dtype, device=device,
-                                   trust=trust, dict_path=dict_path, spm_path=spm_path, progress=progress)
+                                   trust=trust, dict_path=dict_path, spm_path=spm_path, labels=labels,
+                                   progress=progress)
         data = result.to_dict()
         if report is not None:
             console.write_report(report, data)

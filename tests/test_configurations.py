@@ -1,0 +1,226 @@
+"""Checkpoints from real training configurations (tests/fixtures/cfg_*, built by fairseq's own code).
+
+Each either converts exactly — checked against fairseq's own hub loader (`RobertaModel.from_pretrained`), not the
+tool's oracle — or is refused by name: exit 2, one stderr line naming the fairseq option, nothing written, with
+and without --no-verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import error_lines, fixture, leftovers
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from xlmr_tools import convert, inspect_path, verify
+from xlmr_tools.sample_texts import DEFAULT_TEXTS
+
+TEXTS = list(DEFAULT_TEXTS)[:4]
+
+
+@contextlib.contextmanager
+def _full_unpickling():
+    """fairseq's loader calls torch.load without weights_only; a DictConfig cfg needs full unpickling (torch's
+    documented switch for code that cannot pass the flag)."""
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def hub(folder: Path, trust: bool = False):
+    """fairseq's own hub loader on the fixture folder."""
+    from fairseq.models.roberta import RobertaModel
+
+    ctx = _full_unpickling() if trust else torch.serialization.safe_globals([argparse.Namespace])
+    with ctx:
+        model = RobertaModel.from_pretrained(str(folder), checkpoint_file="model.pt", bpe="sentencepiece",
+                                             sentencepiece_model=str(folder / "sentencepiece.bpe.model"))
+    return model.eval()
+
+
+def hub_without_heads(folder: Path, tmp: Path):
+    """fairseq's hub loader on a copy of the checkpoint without its classification heads (fairseq cannot reload
+    its own spectral-norm heads: see test_spectral_norm_head_is_folded_as_torch_computes_it)."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        state = torch.load(folder / "model.pt", weights_only=True)
+    copy = shutil.copytree(folder, tmp / "without-heads")
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("classification_heads.")}
+    torch.save(state, copy / "model.pt")
+    return hub(copy)
+
+
+def _batch(ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=1)
+    return batch, (batch != 1).long()
+
+
+def _assert_mlm_matches(hub_model, folder: Path) -> None:
+    model, info = AutoModelForMaskedLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True,
+                                                       output_loading_info=True)
+    assert {k: v for k, v in info.items() if v} == {}, info
+    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    ids = [hub_model.encode(t)[:512] for t in TEXTS]
+    for text, expected in zip(TEXTS, ids):
+        assert tok(text, truncation=True, max_length=512)["input_ids"] == expected.tolist()
+    batch, mask = _batch(ids)
+    with torch.no_grad():
+        want = hub_model.model(batch)[0]
+        got = model.eval()(input_ids=batch, attention_mask=mask).logits
+    for i, t in enumerate(ids):
+        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
+
+
+def _assert_head_matches(want_logits: torch.Tensor, ids: list[torch.Tensor], folder: Path) -> None:
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True)
+    assert {k: v for k, v in info.items() if v} == {}, info
+    batch, mask = _batch(ids)
+    with torch.no_grad():
+        got = model.eval()(input_ids=batch, attention_mask=mask).logits
+    assert (want_logits - got).abs().max().item() <= 1e-5
+
+
+def _head_logits(hub_model, head: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    ids = [hub_model.encode(t)[:512] for t in TEXTS]
+    batch, _ = _batch(ids)
+    with torch.no_grad():
+        return hub_model.model(batch, features_only=True, classification_head_name=head)[0], ids
+
+
+@pytest.mark.parametrize("verify_outputs", [True, False])
+@pytest.mark.parametrize("name,trust", [("cfg_in_proj", False), ("cfg_layers_to_keep", False),
+                                        ("cfg_dictconfig", True), ("cfg_spectral_norm", False),
+                                        ("cfg_sentence_prediction", False)])
+def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, trust, verify_outputs):
+    result = convert(fixture(name), tmp_path / "out", verify=verify_outputs, trust=trust)
+    assert result.weights_equal and (result.outputs is None) != verify_outputs
+    if verify_outputs:
+        assert all(r.max_abs <= 1e-5 for r in result.outputs.rows)
+    reference = hub_without_heads(fixture(name), tmp_path) if name == "cfg_spectral_norm" else hub(fixture(name), trust)
+    _assert_mlm_matches(reference, tmp_path / "out")
+
+
+@pytest.mark.parametrize("verify_outputs", [True, False])
+@pytest.mark.parametrize("name,hidden_act", [("cfg_gelu_accurate", "gelu_new"), ("cfg_tanh", "tanh")])
+def test_activations_map_to_the_same_formula(tmp_path, name, hidden_act, verify_outputs):
+    convert(fixture(name), tmp_path / "out", head="mnli", verify=verify_outputs)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["hidden_act"] == hidden_act
+    _assert_head_matches(*_head_logits(hub(fixture(name)), "mnli"), tmp_path / "out")
+    assert verify(fixture(name), tmp_path / "out").ok
+
+
+def test_sentence_prediction_labels_from_the_label_dictionary(tmp_path, cli):
+    out = tmp_path / "out"
+    convert(fixture("cfg_sentence_prediction"), out, head="sentence_classification_head")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["id2label"] == {"0": "entailment", "1": "neutral", "2": "contradiction"}
+    assert cfg["label2id"] == {"entailment": 0, "neutral": 1, "contradiction": 2}
+    model = hub(fixture("cfg_sentence_prediction"))
+    assert model.task.label_dictionary.string([4, 5, 6]) == "entailment neutral contradiction"  # fairseq's order
+    _assert_head_matches(*_head_logits(model, "sentence_classification_head"), out)
+    report = verify(fixture("cfg_sentence_prediction"), out)
+    assert report.ok and any(r.item == "id2label" and r.ok for r in report.config)
+    other = tmp_path / "labels.txt"
+    other.write_text("contradiction 5\nentailment 4\nneutral 3\n")
+    r = cli("verify", fixture("cfg_sentence_prediction"), out, "--labels", other, "-q")
+    assert r.exit_code == 1 and "id2label" in r.stderr
+    r = cli("convert", fixture("cfg_sentence_prediction"), tmp_path / "b", "--head", "sentence_classification_head",
+            "--labels", other, "--no-verify", "-q")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["id2label"]["0"] == "contradiction"
+
+
+def test_spectral_norm_head_is_folded_as_torch_computes_it(tmp_path):
+    """fairseq's hub loader itself cannot reload a --spectral-norm-classification-head checkpoint (its
+    upgrade_state_dict_named reads out_proj.weight, which spectral norm stores as weight_orig). The body is checked
+    through the hub loader on a copy without the head, the head through fairseq's own RobertaClassificationHead
+    given the file's tensors."""
+    folder = fixture("cfg_spectral_norm")
+    with pytest.raises(KeyError, match="out_proj.weight"):
+        hub(folder)
+    convert(folder, tmp_path / "out", head="mnli")
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        state = torch.load(folder / "model.pt", weights_only=True)
+    head_state = {k[len("classification_heads.mnli."):]: v for k, v in state["model"].items()
+                  if k.startswith("classification_heads.mnli.")}
+    body = hub_without_heads(folder, tmp_path)
+    body.model.register_classification_head("mnli", num_classes=3)  # spectral norm, from the checkpoint's args
+    body.model.classification_heads["mnli"].load_state_dict(head_state)
+    body.eval()
+    _assert_head_matches(*_head_logits(body, "mnli"), tmp_path / "out")
+
+
+def test_layers_to_keep_is_pruned_as_fairseq_prunes(tmp_path):
+    folder = fixture("cfg_layers_to_keep")
+    assert len(hub(folder).model.encoder.sentence_encoder.layers) == 2
+    result = convert(folder, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["num_hidden_layers"] == 2
+    assert [r.stage for r in result.outputs.rows][:3] == ["embeddings", "layer 0", "layer 1"]
+    assert any("pruned by encoder_layers_to_keep=0,2" in why for why in result.ignored.values())
+    report = inspect_path(folder)
+    assert report.description["layers"] == 2 and report.details["layers in the file"] == 4
+    assert report.details["fairseq"]["encoder_layers_to_keep"] == "0,2"
+    assert any("drops layers 1, 3" in w for w in report.warnings)
+
+
+def test_in_proj_layout_verifies_and_diffs_equal(tmp_path, cli):
+    out = tmp_path / "out"
+    convert(fixture("cfg_in_proj"), out, verify=False)
+    assert cli("verify", fixture("cfg_in_proj"), out, "-q").exit_code == 0
+    assert cli("diff", fixture("cfg_in_proj"), out, "-q").exit_code == 0
+
+
+def test_spectral_norm_heads_are_reported(cli):
+    report = inspect_path(fixture("cfg_spectral_norm"))
+    assert report.description["classification_heads"] == {"mnli": 3}
+    assert report.details["fairseq"]["spectral_norm_classification_head"] is True
+
+
+REFUSED = [
+    ("cfg_head_inner_dim", ["--head", "mnli"], "inner_dim 16"),
+    ("cfg_scaled_embedding", [], "no_scale_embedding=False"),
+    ("cfg_sinusoidal", [], "encoder_learned_pos=False"),
+    ("cfg_no_positions", [], "no_token_positional_embeddings=True"),
+    ("cfg_position_rows", [], "max_positions=512"),
+    ("cfg_gelu_accurate", [], "activation_fn='gelu_accurate'"),
+    ("cfg_tanh", [], "activation_fn='tanh'"),
+    ("cfg_dictconfig", [], "omegaconf.dictconfig.DictConfig"),  # without --trust-checkpoint: named, not loaded
+]
+
+
+@pytest.mark.parametrize("mode", ["--verify", "--no-verify"])
+@pytest.mark.parametrize("name,args,named", REFUSED)
+def test_unrepresentable_configurations_are_refused_by_name(cli, tmp_path, name, args, named, mode):
+    r = cli("convert", fixture(name), tmp_path / "out", *args, mode)
+    assert r.exit_code == 2, r.output
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and named in lines[0] and "unexpected" not in lines[0] and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["cfg_scaled_embedding", "cfg_sinusoidal", "cfg_no_positions"])
+def test_refused_configurations_are_real_fairseq_models(name):
+    """fairseq runs them (what it computes is what transformers cannot), and inspect says why convert refuses."""
+    model = hub(fixture(name))
+    with torch.no_grad():
+        assert torch.isfinite(model.model(model.encode(TEXTS[0])[None])[0]).all()
+    report = inspect_path(fixture(name))
+    assert any(w.startswith("convert refuses this model") for w in report.warnings)
+
+
+def test_verify_refuses_an_unrepresentable_source_by_name(cli, tmp_path, converted):
+    r = cli("verify", fixture("cfg_scaled_embedding"), converted["postln_untied"], "-q")
+    assert r.exit_code == 2 and "no_scale_embedding=False" in r.stderr
