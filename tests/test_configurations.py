@@ -102,14 +102,15 @@ def _head_logits(hub_model, head: str) -> tuple[torch.Tensor, list[torch.Tensor]
 
 @pytest.mark.parametrize("verify_outputs", [True, False])
 @pytest.mark.parametrize("name,trust", [("cfg_in_proj", False), ("cfg_layers_to_keep", False),
-                                        ("cfg_dictconfig", True), ("cfg_spectral_norm", False),
-                                        ("cfg_sentence_prediction", False)])
+                                        ("cfg_dictconfig", False), ("cfg_dictconfig", True),
+                                        ("cfg_spectral_norm", False), ("cfg_sentence_prediction", False)])
 def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, trust, verify_outputs):
     result = convert(fixture(name), tmp_path / "out", verify=verify_outputs, trust=trust)
     assert result.weights_equal and (result.outputs is None) != verify_outputs
     if verify_outputs:
         assert all(r.max_abs <= 1e-5 for r in result.outputs.rows)
-    reference = hub_without_heads(fixture(name), tmp_path) if name == "cfg_spectral_norm" else hub(fixture(name), trust)
+    reference = (hub_without_heads(fixture(name), tmp_path) if name == "cfg_spectral_norm"
+                 else hub(fixture(name), trust=name == "cfg_dictconfig"))  # fairseq itself unpickles it fully
     _assert_mlm_matches(reference, tmp_path / "out")
 
 
@@ -197,7 +198,6 @@ REFUSED = [
     ("cfg_position_rows", [], "max_positions=512"),
     ("cfg_gelu_accurate", [], "activation_fn='gelu_accurate'"),
     ("cfg_tanh", [], "activation_fn='tanh'"),
-    ("cfg_dictconfig", [], "omegaconf.dictconfig.DictConfig"),  # without --trust-checkpoint: named, not loaded
 ]
 
 
@@ -224,3 +224,21 @@ def test_refused_configurations_are_real_fairseq_models(name):
 def test_verify_refuses_an_unrepresentable_source_by_name(cli, tmp_path, converted):
     r = cli("verify", fixture("cfg_scaled_embedding"), converted["postln_untied"], "-q")
     assert r.exit_code == 2 and "no_scale_embedding=False" in r.stderr
+
+
+def test_dictconfig_cfg_is_read_without_running_its_pickle(cli, tmp_path):
+    """fairseq 0.10's DictConfig cfg is read through inert stand-ins (no --trust-checkpoint); a payload hidden
+    beside it is still refused by name and never runs."""
+    from test_safety import Payload
+
+    report = inspect_path(fixture("cfg_dictconfig"))
+    assert report.details["fairseq"]["arch"] == "roberta_prenorm" and report.description["family"] == "pre-ln"
+    folder = shutil.copytree(fixture("cfg_dictconfig"), tmp_path / "hostile")
+    marker = tmp_path / "pwned"
+    with _full_unpickling():
+        state = torch.load(folder / "model.pt")
+    state["extra_state"] = {"x": Payload(marker)}
+    torch.save(state, folder / "model.pt")
+    r = cli("convert", folder, tmp_path / "out")
+    assert r.exit_code == 2 and "posix.system" in r.stderr and not marker.exists()
+    assert not (tmp_path / "out").exists()

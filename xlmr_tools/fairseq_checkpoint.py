@@ -89,7 +89,10 @@ def _asset(given: str | Path | None, *defaults: Path) -> Path | None:
 
 
 def _plain(value: Any) -> Any:
-    """An omegaconf DictConfig (fairseq 0.10 pickled its cfg as one) as plain Python containers."""
+    """An omegaconf DictConfig (fairseq 0.10 pickled its cfg as one) as plain Python containers: read through
+    inert stand-ins by default, or the real class with --trust-checkpoint."""
+    if isinstance(value, safe_torch_load.ConfigStandIn):
+        return safe_torch_load.config_to_plain(value)
     if type(value).__module__.startswith("omegaconf."):
         from omegaconf import OmegaConf
 
