@@ -18,8 +18,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ALL = ["postln_legacy", "postln_untied", "preln", "preln_heads", "preln_fp16"]
 # Training configurations users have (tests/test_configurations.py); no recorded outputs: fairseq runs live.
 CONFIGURATIONS = ["cfg_head_inner_dim", "cfg_layers_to_keep", "cfg_scaled_embedding", "cfg_in_proj",
-                  "cfg_dictconfig", "cfg_gelu_accurate", "cfg_tanh", "cfg_spectral_norm", "cfg_sinusoidal",
-                  "cfg_no_positions", "cfg_position_rows", "cfg_sentence_prediction"]
+                  "cfg_dictconfig", "cfg_gelu_accurate", "cfg_tanh", "cfg_linear", "cfg_spectral_norm",
+                  "cfg_sinusoidal", "cfg_no_positions", "cfg_position_rows", "cfg_sentence_prediction"]
 
 
 def fixture(name: str) -> Path:

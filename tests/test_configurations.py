@@ -115,7 +115,8 @@ def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, trust, verif
 
 
 @pytest.mark.parametrize("verify_outputs", [True, False])
-@pytest.mark.parametrize("name,hidden_act", [("cfg_gelu_accurate", "gelu_new"), ("cfg_tanh", "tanh")])
+@pytest.mark.parametrize("name,hidden_act", [("cfg_gelu_accurate", "gelu_new"), ("cfg_tanh", "tanh"),
+                                             ("cfg_linear", "linear")])
 def test_activations_map_to_the_same_formula(tmp_path, name, hidden_act, verify_outputs):
     convert(fixture(name), tmp_path / "out", head="mnli", verify=verify_outputs)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["hidden_act"] == hidden_act
@@ -198,6 +199,7 @@ REFUSED = [
     ("cfg_position_rows", [], "max_positions=512"),
     ("cfg_gelu_accurate", [], "activation_fn='gelu_accurate'"),
     ("cfg_tanh", [], "activation_fn='tanh'"),
+    ("cfg_linear", [], "activation_fn='linear'"),
 ]
 
 
