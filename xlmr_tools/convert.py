@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,14 +138,17 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
         finally:
             check.close()
 
-    with ThreadPoolExecutor(max_workers=2) as pool, atomic_folder(out, force, stale) as tmp:
-        # One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it lands,
-        # while this thread imports transformers and writes config and tokenizer; the source is hashed by a fourth.
-        shards = pool.submit(write)
-        checked = pool.submit(check.run)
+    # The pool is entered inside the temporary folder's context, so on any error or interrupt — wherever it lands,
+    # even between two submits — the workers are told to stop and joined before the folder is removed: no write can
+    # land in (and re-create part of) a folder being removed.
+    with atomic_folder(out, force, stale) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the check's sums and casts must not spin a second core the hash and copy need
         try:
+            # One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it
+            # lands, while this thread imports transformers and writes config and tokenizer; a fourth hashes.
+            shards = pool.submit(write)
+            checked = pool.submit(check.run)
+            torch.set_num_threads(1)  # the check's sums and casts must not spin a second core hash and copy need
             build_config(desc, ckpt.args, head, target, where, labels).save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
             # The class AutoModel* builds from the written config, and its names and shapes: a cheap check (meta
@@ -153,14 +156,12 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
             check_auto_class(tmp, head, model_class_name(desc, head), {t.name: t.shape for t in to_write})
             differs = checked.result()
             if differs is not None:
-                wait([shards])  # stopped by the check; it must not write into a folder being removed
                 raise VerificationFailed(out, f"written tensor {differs} differs from its source after the cast")
             weight_map_out = shards.result()
             differs = check.headers_agree(tmp, weight_map_out)
         except BaseException:
-            stop.set()
+            stop.set()  # the writer stops at its next chunk; the pool's exit joins both workers
             check.close()
-            wait([shards, checked])  # no writes may land after the temporary folder is removed
             raise
         finally:
             torch.set_num_threads(threads)
