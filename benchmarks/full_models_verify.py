@@ -18,7 +18,7 @@ def main() -> None:
     from fairseq.models.roberta import RobertaModel
     from transformers import AutoModelForMaskedLM
 
-    from xlmr_tools.sample_texts import DEFAULT_TEXTS
+    from xlmr_tools.compare.texts import DEFAULT_TEXTS
 
     src, folder = sys.argv[1], sys.argv[2]
     with torch.serialization.safe_globals([argparse.Namespace]):

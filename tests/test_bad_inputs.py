@@ -163,7 +163,7 @@ def _split_shards(folder: Path) -> None:
 
 def _hostile_bin(tmp: Path, converted: Path) -> Path:
     dest = _hf_copy(tmp, converted)
-    from xlmr_tools.safetensors_io import SafetensorsFile
+    from xlmr_tools.io.safetensors import SafetensorsFile
 
     st = SafetensorsFile(dest / "model.safetensors")
     state = {n: st.tensor(n).clone() for n in st.infos}

@@ -82,7 +82,7 @@ def test_a_bug_exits_with_its_own_code_and_says_how_to_report(monkeypatch, capsy
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setitem(console.DEBUG, "on", False)
-    monkeypatch.setattr("xlmr_tools.inspect_model.inspect_path", broken)  # a bug in the core
+    monkeypatch.setattr("xlmr_tools.ops.inspect.inspect_path", broken)  # a bug in the core
     assert cli_app.run(["inspect", str(fixture("preln"))]) == EXIT_INTERNAL == 70
     err = capsys.readouterr().err
     assert "internal error (ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err

@@ -20,7 +20,7 @@ from conftest import error_lines, fixture, leftovers
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from xlmr_tools import convert, inspect_path, verify
-from xlmr_tools.sample_texts import DEFAULT_TEXTS
+from xlmr_tools.compare.texts import DEFAULT_TEXTS
 
 TEXTS = list(DEFAULT_TEXTS)[:4]
 

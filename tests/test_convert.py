@@ -15,7 +15,7 @@ from transformers import (
 )
 
 from xlmr_tools import convert
-from xlmr_tools.safetensors_io import SafetensorsFile
+from xlmr_tools.io.safetensors import SafetensorsFile
 
 
 def _load(folder, cls=AutoModelForMaskedLM, dtype=torch.float32):
@@ -217,7 +217,7 @@ def test_not_enough_disk_space(cli, tmp_path, monkeypatch):
     import shutil as real_shutil
     from collections import namedtuple
 
-    from xlmr_tools import output_folder
+    from xlmr_tools.io import atomic_folder as output_folder
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(output_folder.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
@@ -232,8 +232,8 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     import shutil as sh
 
     from xlmr_tools.errors import BadInput, VerificationFailed
-    from xlmr_tools.output_check import check_auto_class
-    from xlmr_tools.safetensors_io import SafetensorsFile
+    from xlmr_tools.compare.outputs import check_auto_class
+    from xlmr_tools.io.safetensors import SafetensorsFile
 
     bad = tmp_path / "bad"
     sh.copytree(converted["preln"], bad)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import fixture
 
-from xlmr_tools.verify import verify
+from xlmr_tools.ops.verify import verify
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -45,7 +45,7 @@ def test_diff_outputs_on_cuda(cli, converted):
 
 def test_cuda_fp32_default_tolerance_is_documented_and_only_for_cuda():
     """Runs everywhere: the default tolerance depends on where the models run, not only on the dtype."""
-    from xlmr_tools.comparison import default_tol
+    from xlmr_tools.compare.stages import default_tol
 
     assert default_tol(torch.float32) == 1e-5 and default_tol(torch.float32, "cuda") == 1e-4
     assert default_tol(torch.bfloat16, "cuda") == default_tol(torch.bfloat16) == 1.5e-1

@@ -52,7 +52,7 @@ def test_sigint_exits_130_cleanly(tmp_path):
 
 
 def test_disk_full_mid_write(cli, tmp_path, monkeypatch):
-    from xlmr_tools import safetensors_io
+    from xlmr_tools.io import safetensors as safetensors_io
 
     real = safetensors_io._write_all
     calls = {"n": 0}

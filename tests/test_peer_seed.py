@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from conftest import fixture
 
-from xlmr_tools.safetensors_io import SafetensorsFile
+from xlmr_tools.io.safetensors import SafetensorsFile
 
 RUN_SEED = Path(__file__).parent / "peers" / "run_seed.py"
 

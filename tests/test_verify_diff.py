@@ -13,9 +13,9 @@ from conftest import ALL, fixture
 from test_peer_seed import run_seed
 
 from xlmr_tools import convert
-from xlmr_tools.fairseq_checkpoint import open_checkpoint
-from xlmr_tools.output_check import compare_outputs
-from xlmr_tools.verify import verify
+from xlmr_tools.sources.fairseq import open_checkpoint
+from xlmr_tools.compare.outputs import compare_outputs
+from xlmr_tools.ops.verify import verify
 
 
 def _perturb(src: Path, dest: Path, tensor: str, delta: float = 1e-3) -> None:
@@ -137,7 +137,7 @@ def test_unused_pooler_is_not_a_defect_but_diff_lists_it(cli, converted, tmp_pat
     """Folders saved from XLMRobertaModel carry a pooler the MLM head never uses: verify passes, diff shows it."""
     from safetensors.torch import save_file
 
-    from xlmr_tools.safetensors_io import SafetensorsFile
+    from xlmr_tools.io.safetensors import SafetensorsFile
 
     folder = tmp_path / "with-pooler"
     shutil.copytree(converted["preln"], folder)
@@ -155,7 +155,7 @@ def test_unused_pooler_is_not_a_defect_but_diff_lists_it(cli, converted, tmp_pat
 def test_folder_missing_a_tensor_fails_cleanly(cli, converted, tmp_path):
     from safetensors.torch import save_file
 
-    from xlmr_tools.safetensors_io import SafetensorsFile
+    from xlmr_tools.io.safetensors import SafetensorsFile
 
     folder = tmp_path / "missing"
     shutil.copytree(converted["preln"], folder)

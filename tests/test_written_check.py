@@ -14,12 +14,12 @@ import torch
 from conftest import copy_fixture, fixture, leftovers
 
 from xlmr_tools import VerificationFailed, convert
-from xlmr_tools.safetensors_io import TensorToWrite, write_shards
-from xlmr_tools.source_file import SourceDigest, find_checkpoint_file, start_digest, take_digest
-from xlmr_tools.written_check import Written, WrittenCheck, _all_finite, same_bits
-from xlmr_tools.zip_layout import tensor_offsets
+from xlmr_tools.io.safetensors import TensorToWrite, write_shards
+from xlmr_tools.io.digest import SourceDigest, find_checkpoint_file, start_digest, take_digest
+from xlmr_tools.compare.written import Written, WrittenCheck, _all_finite, same_bits
+from xlmr_tools.io.torch_zip import tensor_offsets
 
-convert_module = importlib.import_module("xlmr_tools.convert")  # the attribute is the function
+convert_module = importlib.import_module("xlmr_tools.ops.convert")  # the attribute is the function
 
 
 def test_wrong_copy_offset_is_caught(cli, tmp_path, monkeypatch):
@@ -108,7 +108,7 @@ def test_model_card_records_the_sources_sha256(converted):
 def test_cli_starts_without_torch():
     """`xlmr --help` is instant, and convert can start hashing before torch is imported (~2 s)."""
     code = ("import sys, xlmr_tools.cli.app, xlmr_tools; assert 'torch' not in sys.modules; "
-            "import xlmr_tools.convert; assert callable(xlmr_tools.convert) and callable(xlmr_tools.verify); "
+            "import xlmr_tools.ops.convert; assert callable(xlmr_tools.convert) and callable(xlmr_tools.verify); "
             "from xlmr_tools import ConvertResult, BadInput")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr

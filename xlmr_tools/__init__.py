@@ -5,50 +5,39 @@ Python API (the CLI is a thin layer over these):
     inspect_path(path) -> InspectReport
     verify(src, hf_folder, head=None, ...) -> VerifyReport
     diff(a, b, tol=0.0, outputs=False, ...) -> DiffReport
+
+The names are resolved on first use (PEP 562): `xlmr --help` and the CLI's early start on hashing the source must
+not wait ~2 s for torch, which the operations import.
 """
 
-import sys
-import types
-from typing import TYPE_CHECKING
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-# Loaded on first use: `xlmr --help` and the CLI's early start on hashing must not wait ~2 s for torch.
+from xlmr_tools._version import __version__
+
 _EXPORTS = {
-    "convert": "convert", "ConvertResult": "convert", "diff": "diff", "DiffReport": "diff",
-    "BadInput": "errors", "VerificationFailed": "errors", "XlmrError": "errors",
-    "inspect_path": "inspect_model", "InspectReport": "inspect_model", "verify": "verify", "VerifyReport": "verify",
+    "convert": "ops.convert", "ConvertResult": "ops.convert", "diff": "ops.diff", "DiffReport": "ops.diff",
+    "inspect_path": "ops.inspect", "InspectReport": "ops.inspect", "verify": "ops.verify",
+    "VerifyReport": "ops.verify", "BadInput": "errors", "VerificationFailed": "errors", "XlmrError": "errors",
 }
 
 __all__ = ["BadInput", "ConvertResult", "DiffReport", "InspectReport", "VerificationFailed", "VerifyReport",
-           "XlmrError", "convert", "diff", "inspect_path", "verify", "__version__"]
+           "XlmrError", "__version__", "convert", "diff", "inspect_path", "verify"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """`xlmr_tools.convert` stays the function when the submodule of the same name is imported first."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 if TYPE_CHECKING:
-    from .convert import ConvertResult, convert
-    from .diff import DiffReport, diff
-    from .errors import BadInput, VerificationFailed, XlmrError
-    from .inspect_model import InspectReport, inspect_path
-    from .verify import VerifyReport, verify
+    from xlmr_tools.errors import BadInput, VerificationFailed, XlmrError
+    from xlmr_tools.ops.convert import ConvertResult, convert
+    from xlmr_tools.ops.diff import DiffReport, diff
+    from xlmr_tools.ops.inspect import InspectReport, inspect_path
+    from xlmr_tools.ops.verify import VerifyReport, verify

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
-from ..errors import EXIT_INTERNAL, Terminated
+from xlmr_tools._version import __version__
+from xlmr_tools.errors import EXIT_INTERNAL, Terminated
 from . import console
 from .convert_cmd import convert
 from .diff_cmd import diff

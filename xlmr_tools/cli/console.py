@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, XlmrError
+from xlmr_tools.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, XlmrError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import XlmrError
-from ..source_file import find_checkpoint_file, start_digest
+from xlmr_tools.errors import XlmrError
+from xlmr_tools.io.digest import find_checkpoint_file, start_digest
 from . import console
 from .options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
 
@@ -35,7 +35,7 @@ def convert(
         console.warn_if_trusting(trust)
         with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
             start_digest(find_checkpoint_file(src))
-        from ..convert import convert as convert_checkpoint
+        from xlmr_tools.ops.convert import convert as convert_checkpoint
 
         with console.progress(quiet or json_) as progress:
             result = convert_checkpoint(src, out, head=head, dtype=dtype, max_shard_size=max_shard_size,

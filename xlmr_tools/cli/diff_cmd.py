@@ -33,8 +33,8 @@ def diff(
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
-        from ..diff import diff as diff_models
-        from ..verify import read_texts
+        from xlmr_tools.ops.diff import diff as diff_models
+        from xlmr_tools.ops.verify import read_texts
 
         texts = read_texts(text, texts_file)
         with console.progress(quiet or json_) as progress:

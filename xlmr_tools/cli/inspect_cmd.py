@@ -21,7 +21,7 @@ def inspect(
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
-        from ..inspect_model import inspect_path
+        from xlmr_tools.ops.inspect import inspect_path
 
         report = inspect_path(path, trust=trust, with_tensors=tensors)
     if json_:

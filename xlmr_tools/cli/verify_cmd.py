@@ -46,8 +46,8 @@ def verify(
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
-        from ..verify import read_texts
-        from ..verify import verify as verify_folder
+        from xlmr_tools.ops.verify import read_texts
+        from xlmr_tools.ops.verify import verify as verify_folder
 
         texts = read_texts(text, texts_file)
         with console.progress(quiet or json_) as progress:

@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from . import safe_torch_load
-from .errors import BadInput
-from .model_description import POST_LN, PRE_LN, ModelDescription
-from .source_file import find_checkpoint_file
-from .weight_map import FS, normalize_fairseq_state
+from xlmr_tools.io import torch_pickle as safe_torch_load
+from xlmr_tools.errors import BadInput
+from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
+from xlmr_tools.io.digest import find_checkpoint_file
+from xlmr_tools.mapping.weights import FS, normalize_fairseq_state
 
 
 @dataclass

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput
+from xlmr_tools.errors import BadInput
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 FILLER = re.compile(r"^madeupword\d+$")

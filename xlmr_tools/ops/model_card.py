@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .convert import ConvertResult
+    from xlmr_tools.ops.convert import ConvertResult
 
 
 def write_model_card(folder: Path, result: ConvertResult, sha256: str, version: str) -> None:

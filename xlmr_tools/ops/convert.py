@@ -12,21 +12,27 @@ from typing import Any
 
 import torch
 
-from . import __version__, fairseq_oracle, tokenizer_assets, weight_map
-from .comparison import DTYPES, OutputReport
-from .errors import BadInput, VerificationFailed
-from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
-from .hf_config import build_config, model_class_name, read_labels, validate
-from .hf_folder import open_folder
-from .model_card import write_model_card
-from .output_check import TokenizerCheck, check_auto_class, compare_outputs_streamed
-from .output_folder import atomic_folder, check_free_space, check_target
-from .progress import NoProgress, Progress
-from .safetensors_io import TensorToWrite, write_shards
-from .sample_texts import DEFAULT_TEXTS
-from .source_file import SourceDigest, take_digest
-from .written_check import Written, WrittenCheck
-from .zip_layout import tensor_offsets
+from xlmr_tools._version import __version__
+
+from xlmr_tools.compare import oracle as fairseq_oracle
+
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
+
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.compare.stages import DTYPES, OutputReport
+from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
+from xlmr_tools.mapping.config import build_config, model_class_name, read_labels, validate
+from xlmr_tools.sources.hf import open_folder
+from xlmr_tools.ops.model_card import write_model_card
+from xlmr_tools.compare.outputs import TokenizerCheck, check_auto_class, compare_outputs_streamed
+from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
+from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.io.safetensors import TensorToWrite, write_shards
+from xlmr_tools.compare.texts import DEFAULT_TEXTS
+from xlmr_tools.io.digest import SourceDigest, take_digest
+from xlmr_tools.compare.written import Written, WrittenCheck
+from xlmr_tools.io.torch_zip import tensor_offsets
 
 
 @dataclass

@@ -9,17 +9,19 @@ from typing import Any
 
 import torch
 
-from . import fairseq_oracle, weight_map
-from .comparison import DTYPES, OutputReport
-from .errors import BadInput
-from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
-from .hf_config import ACTIVATIONS, model_class_name, problems, read_labels
-from .hf_folder import HFFolder, open_folder
-from .model_description import HF_MODEL_TYPE, PRE_LN
-from .output_check import TokenizerCheck, compare_outputs_streamed
-from .progress import NoProgress, Progress
-from .sample_texts import DEFAULT_TEXTS
-from .weight_diff import WeightReport, compare_weights, tensor_diff
+from xlmr_tools.compare import oracle as fairseq_oracle
+
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.compare.stages import DTYPES, OutputReport
+from xlmr_tools.errors import BadInput
+from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
+from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
+from xlmr_tools.sources.hf import HFFolder, open_folder
+from xlmr_tools.model import HF_MODEL_TYPE, PRE_LN
+from xlmr_tools.compare.outputs import TokenizerCheck, compare_outputs_streamed
+from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.compare.texts import DEFAULT_TEXTS
+from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 
 # HF names that may appear besides the mapped ones without being a defect: old pytorch_model.bin files saved the
 # position_ids buffer, and folders saved from XLMRobertaModel carry a pooler that the MLM/classifier never uses.

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import BadInput
-from .safetensors_io import SafetensorsFile, TensorToWrite, iter_chunks
+from xlmr_tools.errors import BadInput
+from xlmr_tools.io.safetensors import SafetensorsFile, TensorToWrite, iter_chunks
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 

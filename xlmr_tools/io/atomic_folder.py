@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import BadInput
+from xlmr_tools.errors import BadInput
 
 PARTIAL = ".xlmr-partial-"
 

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .comparison import OutputReport, StageAccumulator, micro_batches
-from .errors import BadInput, VerificationFailed
-from .model_description import PRE_LN
+from xlmr_tools.compare.stages import OutputReport, StageAccumulator, micro_batches
+from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.model import PRE_LN
 
 HEAD_ROWS = 128  # tokens per LM-head chunk: 128 x 250880 logits = 128 MB in fp32
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import torch
 
-from . import safe_torch_load
-from .errors import BadInput
-from .model_description import (
+from xlmr_tools.io import torch_pickle as safe_torch_load
+from xlmr_tools.errors import BadInput
+from xlmr_tools.model import (
     FAMILY_OF_MODEL_TYPE,
     HF_MODEL_TYPE,
     POST_LN,
     PRE_LN,
     ModelDescription,
 )
-from .safetensors_io import SafetensorsFile
+from xlmr_tools.io.safetensors import SafetensorsFile
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput
-from .model_description import PRE_LN, ModelDescription
+from xlmr_tools.errors import BadInput
+from xlmr_tools.model import PRE_LN, ModelDescription
 
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
@@ -74,7 +74,7 @@ def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None,
 def read_labels(path: Path, classes: int) -> list[str]:
     """Class names from a fairseq label dictionary (label/dict.txt of a sentence_prediction fine-tune): fairseq
     predicts class i as the dictionary's symbol i (after its 4 specials, which the file does not list)."""
-    from .tokenizer_assets import FILLER, read_dict
+    from xlmr_tools.mapping.tokenizer import FILLER, read_dict
 
     symbols = [s for s in read_dict(path) if not FILLER.match(s)]
     if len(symbols) < classes:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import BadInput
+from xlmr_tools.errors import BadInput
 
 if TYPE_CHECKING:
-    from .fairseq_checkpoint import FairseqCheckpoint
+    from xlmr_tools.sources.fairseq import FairseqCheckpoint
 
 
 def available() -> bool:

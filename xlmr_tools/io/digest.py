@@ -14,7 +14,7 @@ import os
 import threading
 from pathlib import Path
 
-from .errors import BadInput
+from xlmr_tools.errors import BadInput
 
 CHECKPOINT_NAMES = ("model.pt", "checkpoint_best.pt", "checkpoint_last.pt")
 _CHUNK = 1024 * 1024

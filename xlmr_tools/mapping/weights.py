@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput
-from .model_description import POST_LN, PRE_LN, ModelDescription
+from xlmr_tools.errors import BadInput
+from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
 
 FS = "encoder.sentence_encoder."
 HF = "roberta."

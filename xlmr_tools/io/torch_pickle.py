@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput, UnsafeCheckpoint
+from xlmr_tools.errors import BadInput, UnsafeCheckpoint
 
 ALLOWED_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
 # fairseq 0.10 (2020-21) pickled its training cfg as an omegaconf DictConfig. Such a file is read with inert

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .safetensors_io import iter_chunks
+from xlmr_tools.io.safetensors import iter_chunks
 
 
 @dataclass

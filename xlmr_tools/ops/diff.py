@@ -10,17 +10,19 @@ from typing import Any
 
 import torch
 
-from . import fairseq_oracle, weight_map
-from .comparison import DTYPES, OutputReport, default_tol
-from .errors import BadInput
-from .fairseq_checkpoint import FairseqCheckpoint, open_checkpoint
-from .hf_folder import HFFolder, is_hf_folder, open_folder
-from .progress import NoProgress, Progress
-from .sample_texts import DEFAULT_TEXTS
-from .source_file import find_checkpoint_file
-from .streaming import FairseqRunner, HFRunner, Runner, compare_streamed
-from .verify import IGNORABLE_SUFFIXES, check_device
-from .weight_diff import WeightReport, compare_weights
+from xlmr_tools.compare import oracle as fairseq_oracle
+
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.compare.stages import DTYPES, OutputReport, default_tol
+from xlmr_tools.errors import BadInput
+from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
+from xlmr_tools.sources.hf import HFFolder, is_hf_folder, open_folder
+from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.compare.texts import DEFAULT_TEXTS
+from xlmr_tools.io.digest import find_checkpoint_file
+from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, compare_streamed
+from xlmr_tools.ops.verify import IGNORABLE_SUFFIXES, check_device
+from xlmr_tools.compare.weights import WeightReport, compare_weights
 
 
 @dataclass

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import tokenizer_assets, weight_map
-from .errors import BadInput
-from .fairseq_checkpoint import open_checkpoint
-from .hf_config import ACTIVATIONS, problems, read_labels
-from .hf_folder import HFFolder, is_hf_folder, open_folder
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
+
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.errors import BadInput
+from xlmr_tools.sources.fairseq import open_checkpoint
+from xlmr_tools.mapping.config import ACTIVATIONS, problems, read_labels
+from xlmr_tools.sources.hf import HFFolder, is_hf_folder, open_folder
 
 FAIRSEQ_FLAGS = ("arch", "encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta",
                  "activation_fn", "pooler_activation_fn", "max_positions", "encoder_layerdrop", "encoder_layers_to_keep",

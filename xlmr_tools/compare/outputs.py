@@ -9,12 +9,14 @@ from typing import Any
 
 import torch
 
-from . import fairseq_oracle, tokenizer_assets
-from .activations import fairseq_stages, head_stage, hf_stages
-from .comparison import OutputReport, StageAccumulator, default_tol, micro_batches
-from .errors import BadInput, VerificationFailed
-from .fairseq_checkpoint import FairseqCheckpoint
-from .hf_folder import HFFolder
+from xlmr_tools.compare import oracle as fairseq_oracle
+
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.compare.activations import fairseq_stages, head_stage, hf_stages
+from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
+from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.sources.fairseq import FairseqCheckpoint
+from xlmr_tools.sources.hf import HFFolder
 
 
 @dataclass
@@ -106,7 +108,7 @@ def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: st
                              ) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
     compared when the folder has one (None otherwise)."""
-    from .streaming import FairseqRunner, HFRunner, compare_streamed
+    from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, compare_streamed
 
     oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
     tok_check = None

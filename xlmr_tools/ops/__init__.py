@@ -1,0 +1,1 @@
+"""The operations: convert, verify, diff, inspect, each returning a report object."""
