@@ -62,7 +62,7 @@ def test_progress_lines_are_rate_limited(capsys):
         advance(1)
     advance(1)
     err = capsys.readouterr().err.splitlines()
-    assert [line.split("] ", 1)[1] for line in err] == ["writing: 0%", "writing: 100% (1.0 KB of 1.0 KB)"]
+    assert [line.split("] ", 1)[1] for line in err] == ["writing: 0%", "writing: 100% (1.0 kB of 1.0 kB)"]
 
 
 def test_sigterm_exits_143_cleanly(tmp_path):

@@ -232,7 +232,7 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     import shutil as sh
 
     from xlmr_tools.errors import BadInput, VerificationFailed
-    from xlmr_tools.compare.outputs import check_auto_class
+    from xlmr_tools.compare.auto_class import check_auto_class
     from xlmr_tools.io.safetensors import SafetensorsFile
 
     bad = tmp_path / "bad"

@@ -14,7 +14,7 @@ from test_peer_seed import run_seed
 
 from xlmr_tools import convert
 from xlmr_tools.sources.fairseq import open_checkpoint
-from xlmr_tools.compare.outputs import compare_outputs
+from full_forward import compare_outputs
 from xlmr_tools.ops.verify import verify
 
 

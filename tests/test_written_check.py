@@ -15,7 +15,8 @@ from conftest import copy_fixture, fixture, leftovers
 
 from xlmr_tools import VerificationFailed, convert
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
-from xlmr_tools.io.digest import SourceDigest, find_checkpoint_file, start_digest, take_digest
+from xlmr_tools.io.digest import SourceDigest, start_digest, take_digest
+from xlmr_tools.sources.locate import find_checkpoint_file
 from xlmr_tools.compare.written import Written, WrittenCheck, _all_finite, same_bits
 from xlmr_tools.io.torch_zip import tensor_offsets
 

@@ -1,9 +1,14 @@
-"""One normalized description of an XLM-R model, whatever format it came from."""
+"""One normalized description of an XLM-R model, whatever format it came from, and the dtypes models run in."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from xlmr_tools.errors import BadInput
+
+if TYPE_CHECKING:
+    import torch
 
 POST_LN = "post-ln"  # xlmr.base / xlmr.large: embedding LayerNorm, norms after each block (HF: xlm-roberta)
 PRE_LN = "pre-ln"  # xlmr.xl / xlmr.xxl: norms before each block, a final LayerNorm (HF: xlm-roberta-xl)
@@ -55,3 +60,22 @@ class ModelDescription:
         d["hf_model_type"] = HF_MODEL_TYPE[self.family]
         d["release"] = self.release
         return d
+
+
+# The dtypes a model is converted to or run in, by the names the CLI takes (one list for every command).
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def torch_dtype(name: str, auto: torch.dtype | None = None) -> torch.dtype:
+    """`--dtype NAME` as a torch dtype; "auto" is `auto` (the model's own) where the command has one."""
+    import torch
+
+    if name == "auto" and auto is not None:
+        return auto
+    if name not in DTYPES:
+        raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {name!r}")
+    return getattr(torch, name)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from rich import filesize
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -238,11 +239,7 @@ def kv_table(title: str, items: list[tuple[str, Any]]) -> Table:
 
 
 def human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
+    return filesize.decimal(n)
 
 
 def weights_table(groups: list[dict[str, Any]], title: str) -> Table:

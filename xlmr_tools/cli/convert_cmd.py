@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from xlmr_tools.errors import XlmrError
-from xlmr_tools.io.digest import find_checkpoint_file, start_digest
+from xlmr_tools.io.digest import start_digest
+from xlmr_tools.sources.locate import find_checkpoint_file
 from . import console
 from .options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
 

@@ -34,7 +34,7 @@ def diff(
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
         from xlmr_tools.ops.diff import diff as diff_models
-        from xlmr_tools.ops.verify import read_texts
+        from xlmr_tools.compare.texts import read_texts
 
         texts = read_texts(text, texts_file)
         with console.progress(quiet or json_) as progress:

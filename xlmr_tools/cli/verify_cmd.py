@@ -46,7 +46,7 @@ def verify(
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
-        from xlmr_tools.ops.verify import read_texts
+        from xlmr_tools.compare.texts import read_texts
         from xlmr_tools.ops.verify import verify as verify_folder
 
         texts = read_texts(text, texts_file)

@@ -15,9 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from xlmr_tools.compare.stages import OutputReport, StageAccumulator, micro_batches
+from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
+from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.mapping.weights import FAIRSEQ_MODULES, HF_MODULES, HF_NAMES, TIED_COPIES, hf_classifier_classes
 from xlmr_tools.model import PRE_LN
+from xlmr_tools.sources.fairseq import FairseqCheckpoint
+from xlmr_tools.sources.hf import HFFolder
 
 HEAD_ROWS = 128  # tokens per LM-head chunk: 128 x 250880 logits = 128 MB in fp32
 
@@ -65,7 +70,8 @@ def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class FairseqRunner(Runner):
-    def __init__(self, oracle: Any, dtype: torch.dtype, device: str, head: str | None) -> None:
+    def __init__(self, oracle: fairseq_oracle.FairseqOracle, dtype: torch.dtype, device: str,
+                 head: str | None) -> None:
         super().__init__(lambda n: oracle.state[n], dtype, device)
         self.model, self.head = oracle.model, head
         enc = self.model.encoder.sentence_encoder
@@ -73,9 +79,9 @@ class FairseqRunner(Runner):
         self.has_final_norm = enc.layer_norm is not None
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = enc.padding_idx
-        self._emb = ["encoder.sentence_encoder.embed_tokens", "encoder.sentence_encoder.embed_positions"]
+        self._emb = list(FAIRSEQ_MODULES["embeddings"])
         if enc.layernorm_embedding is not None:
-            self._emb.append("encoder.sentence_encoder.layernorm_embedding")
+            self._emb.append(str(FAIRSEQ_MODULES["embedding_norm"]))
 
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         enc = self.model.encoder.sentence_encoder
@@ -88,17 +94,17 @@ class FairseqRunner(Runner):
         return x.transpose(0, 1), (pad if has_pads else None)
 
     def load_layer(self, k: int) -> None:
-        self._load(f"encoder.sentence_encoder.layers.{k}")
+        self._load(str(FAIRSEQ_MODULES["layer"]).format(k=k))
 
     def free_layer(self, k: int) -> None:
-        self._free(f"encoder.sentence_encoder.layers.{k}")
+        self._free(str(FAIRSEQ_MODULES["layer"]).format(k=k))
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
         out = self.model.encoder.sentence_encoder.layers[k](x, encoder_padding_mask=ctx)
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
-        norm = self._load("encoder.sentence_encoder.layer_norm")
+        norm = self._load(str(FAIRSEQ_MODULES["final_norm"]))
         return norm(x)
 
     def batch_first(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,9 +112,9 @@ class FairseqRunner(Runner):
 
     def load_head(self) -> None:
         if self.head is None:
-            self._load("encoder.lm_head")
+            self._load(str(FAIRSEQ_MODULES["lm_head"]))
         else:
-            self._load(f"classification_heads.{self.head}")
+            self._load(str(FAIRSEQ_MODULES["head"]).format(head=self.head))
 
     def run_head(self, features: torch.Tensor) -> torch.Tensor:
         if self.head is None:
@@ -117,7 +123,7 @@ class FairseqRunner(Runner):
 
 
 class HFRunner(Runner):
-    def __init__(self, folder: Any, dtype: torch.dtype, device: str, head: str | None) -> None:
+    def __init__(self, folder: HFFolder, dtype: torch.dtype, device: str, head: str | None) -> None:
         from transformers import (
             XLMRobertaConfig,
             XLMRobertaForMaskedLM,
@@ -127,9 +133,8 @@ class HFRunner(Runner):
             XLMRobertaXLForSequenceClassification,
         )
 
+        super().__init__(folder.tensor, dtype, device)  # the folder names tensors as the *For* model does
         names = set(folder.names())
-        self.file_prefix = "" if any(n.startswith("roberta.") for n in names) else "roberta."
-        super().__init__(lambda n: folder.tensor(self._file_name(n)), dtype, device)
         desc = folder.description
         xl = desc.family == PRE_LN
         cfg = {k: v for k, v in folder.config.items() if k not in ("model_type", "architectures", "transformers_version")}
@@ -138,13 +143,14 @@ class HFRunner(Runner):
         self.head = head
         if head is None:
             cls = XLMRobertaXLForMaskedLM if xl else XLMRobertaForMaskedLM
-            if "lm_head.dense.weight" not in names:
+            if HF_NAMES["lm_head"] not in names:
                 raise BadInput(folder.path, "folder has no masked-LM head (lm_head.*); pass --head for a classifier")
         else:
             cls = XLMRobertaXLForSequenceClassification if xl else XLMRobertaForSequenceClassification
-            if "classifier.out_proj.weight" not in names:
+            classes = hf_classifier_classes({n: folder.shape(n) for n in names})
+            if classes is None:
                 raise BadInput(folder.path, "folder has no classification head (classifier.*)")
-            config.num_labels = folder.shapes["classifier.out_proj.weight"][0][0]
+            config.num_labels = classes
         with torch.device("meta"):
             self.model = cls(config).eval()
         self.names = names
@@ -154,15 +160,10 @@ class HFRunner(Runner):
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = config.pad_token_id
 
-    def _file_name(self, model_name: str) -> str:
-        if self.file_prefix and model_name.startswith("roberta."):
-            return model_name[len("roberta."):]
-        return model_name
-
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         from transformers.masking_utils import create_bidirectional_mask
 
-        emb = self._load("roberta.embeddings")
+        emb = self._load(str(HF_MODULES["embeddings"]))
         n = emb.position_embeddings.num_embeddings
         emb.register_buffer("position_ids", torch.arange(n, device=self.device).expand((1, -1)), persistent=False)
         emb.register_buffer("token_type_ids", torch.zeros((1, n), dtype=torch.long, device=self.device),
@@ -175,32 +176,34 @@ class HFRunner(Runner):
         return x, attn
 
     def load_layer(self, k: int) -> None:
-        self._load(f"roberta.encoder.layer.{k}")
+        self._load(str(HF_MODULES["layer"]).format(k=k))
 
     def free_layer(self, k: int) -> None:
-        self._free(f"roberta.encoder.layer.{k}")
+        self._free(str(HF_MODULES["layer"]).format(k=k))
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
         out = self.model.roberta.encoder.layer[k](x, ctx)
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
-        return self._load("roberta.encoder.LayerNorm")(x)
+        return self._load(str(HF_MODULES["final_norm"]))(x)
 
     def batch_first(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     def load_head(self) -> None:
         if self.head is not None:
-            self._load("classifier")
+            self._load(str(HF_MODULES["head"]))
             return
-        state = {k: self._tensor(f"lm_head.{k}") for k in ("dense.weight", "dense.bias", "layer_norm.weight",
-                                                             "layer_norm.bias", "bias")}
-        untied = "lm_head.decoder.weight" in self.names and not self.tied
-        state["decoder.weight"] = self._tensor("lm_head.decoder.weight" if untied
-                                               else "roberta.embeddings.word_embeddings.weight")
-        state["decoder.bias"] = self._tensor("lm_head.decoder.bias") if untied else state["bias"]
-        self._load("lm_head", state)
+        module = str(HF_MODULES["lm_head"])
+        state = {k: self._tensor(f"{module}.{k}") for k in ("dense.weight", "dense.bias", "layer_norm.weight",
+                                                          "layer_norm.bias", "bias")}
+        # transformers ties the decoder to the word embeddings and its bias to lm_head.bias unless the folder is
+        # untied and holds its own (see mapping.weights.TIED_COPIES)
+        untied = HF_NAMES["lm_decoder"] in self.names and not self.tied
+        for name, (_, tied_to) in TIED_COPIES.items():
+            state[name.removeprefix(module + ".")] = self._tensor(name if untied else tied_to)
+        self._load(module, state)
 
     def run_head(self, features: torch.Tensor) -> torch.Tensor:
         return (self.model.lm_head if self.head is None else self.model.classifier)(features)
@@ -265,3 +268,30 @@ def compare_streamed(a: Runner, b: Runner, ids: list[torch.Tensor], pad: int, to
         else:
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
     return OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(ids), sum(lengths))
+
+
+def check_device(device: str, dtype: torch.dtype) -> None:
+    if device not in ("cpu", "cuda"):
+        raise BadInput(None, f"--device must be cpu or cuda, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput(None, "--device cuda: no CUDA device is available here")
+    if device == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise BadInput(None, "--dtype bfloat16: this CUDA device cannot run bfloat16")
+
+
+def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, dtype: torch.dtype,
+                             texts: list[str], tol: float | None, device: str = "cpu",
+                             on_stage: Callable[[str], None] = lambda s: None
+                             ) -> tuple[TokenizerCheck | None, OutputReport]:
+    """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
+    compared when the folder has one (None otherwise)."""
+    oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
+    tok_check = None
+    if folder.tokenizer_assets():
+        on_stage("tokenizer")
+        tok_check = check_tokenizer(oracle, folder.path, texts)
+    ids = [oracle.encode(t) for t in texts]
+    tolerance = tol if tol is not None else default_tol(dtype, device)
+    report = compare_streamed(FairseqRunner(oracle, dtype, device, head), HFRunner(folder, dtype, device, head),
+                              ids, oracle.dictionary.pad(), tolerance, dtype, on_stage=on_stage)
+    return tok_check, report

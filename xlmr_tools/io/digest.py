@@ -1,4 +1,4 @@
-"""The source checkpoint file: finding it and hashing it, without importing torch.
+"""The source checkpoint's sha256, without importing torch.
 
 The model card records the source's sha256. Hashing is CPU-bound (~1 GB/s with SHA-NI, ~3.5 s for 3.2 GB: as long
 as copying the file), so the CLI starts it in a background thread before it imports torch (~2 s), and the hash's
@@ -16,24 +16,7 @@ from pathlib import Path
 
 from xlmr_tools.errors import BadInput
 
-CHECKPOINT_NAMES = ("model.pt", "checkpoint_best.pt", "checkpoint_last.pt")
 _CHUNK = 1024 * 1024
-
-
-def find_checkpoint_file(path: Path) -> Path:
-    """SRC as given: the file itself, or the one checkpoint in a folder."""
-    if not path.exists():
-        raise BadInput(path, "no such file or directory")
-    if path.is_file():
-        return path
-    for name in CHECKPOINT_NAMES:
-        if (path / name).is_file():
-            return path / name
-    pts = sorted(path.glob("*.pt"))
-    if len(pts) == 1:
-        return pts[0]
-    raise BadInput(path, "directory holds no fairseq checkpoint (looked for model.pt)"
-                   if not pts else f"directory holds {len(pts)} .pt files; name one")
 
 
 def _identity(path: Path) -> tuple[str, int, int, int, int]:

@@ -9,6 +9,7 @@ so peak memory is one chunk, not one shard or one model.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import struct
@@ -17,15 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+# Imported here, not where it is used: the writer runs in a worker thread, and an import there can wait forever on
+# an import lock that a Ctrl-C left held in the main thread (seen: SIGINT during `import transformers`).
+from huggingface_hub import split_state_dict_into_shards_factory
 
 from xlmr_tools.errors import BadInput
 
-DTYPES: dict[str, torch.dtype] = {
+SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
     "BOOL": torch.bool,
 }
-DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+SAFETENSORS_NAMES = {v: k for k, v in SAFETENSORS_DTYPES.items()}
 CHUNK_BYTES = 64 * 1024 * 1024
 MAX_HEADER = 100 * 1024 * 1024
 
@@ -78,17 +82,14 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str], int
     infos: dict[str, TensorInfo] = {}
     for name, entry in header.items():
         try:
-            dtype = DTYPES[entry["dtype"]]
+            dtype = SAFETENSORS_DTYPES[entry["dtype"]]
             shape = tuple(int(d) for d in entry["shape"])
             begin, end = (int(x) for x in entry["data_offsets"])
         except (KeyError, TypeError, ValueError) as e:
             raise BadInput(path, f"safetensors header entry for '{name}' is malformed ({e!r})") from e
-        numel = 1
-        for d in shape:
-            if d < 0:
-                raise BadInput(path, f"tensor '{name}' has a negative dimension in the header")
-            numel *= d
-        if not 0 <= begin <= end <= data_size or end - begin != numel * dtype.itemsize:
+        if any(d < 0 for d in shape):
+            raise BadInput(path, f"tensor '{name}' has a negative dimension in the header")
+        if not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * dtype.itemsize:
             raise BadInput(path, f"header lies about tensor '{name}': {shape} {entry['dtype']} at "
                                  f"[{begin}, {end}) does not fit the {data_size} data bytes")
         infos[name] = TensorInfo(dtype, shape, begin, end)
@@ -108,29 +109,20 @@ class TensorToWrite:
 
     @property
     def nbytes(self) -> int:
-        n = self.dtype.itemsize
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
-def plan_shards(tensors: list[TensorToWrite], max_shard_bytes: int) -> list[list[TensorToWrite]]:
-    """Fill shards in order; a tensor larger than the limit gets a shard of its own (as transformers does)."""
-    shards: list[list[TensorToWrite]] = [[]]
-    size = 0
-    for t in tensors:
-        if shards[-1] and size + t.nbytes > max_shard_bytes:
-            shards.append([])
-            size = 0
-        shards[-1].append(t)
-        size += t.nbytes
-    return shards
-
-
-def shard_names(count: int) -> list[str]:
-    if count == 1:
-        return ["model.safetensors"]
-    return [f"model-{i + 1:05d}-of-{count:05d}.safetensors" for i in range(count)]
+def plan_shards(tensors: list[TensorToWrite], max_shard_bytes: int) -> tuple[dict[str, list[TensorToWrite]],
+                                                                              dict[str, int]]:
+    """{shard file name: its tensors} and the index metadata, planned by huggingface_hub exactly as
+    `save_pretrained` plans them (in order; a tensor larger than the limit gets a shard of its own). Only the plan
+    comes from there: its writer (`save_file`) would hold a whole shard in memory; ours streams."""
+    by_name = {t.name: t for t in tensors}
+    split = split_state_dict_into_shards_factory(by_name, get_storage_size=lambda t: t.nbytes,
+                                                 filename_pattern="model{suffix}.safetensors",
+                                                 max_shard_size=max_shard_bytes)
+    return ({fname: [by_name[n] for n in names] for fname, names in split.filename_to_tensors.items()},
+            dict(split.metadata))
 
 
 OnTensor = Callable[[TensorToWrite, Path, int], None]  # (tensor, shard file, offset of its bytes) once written
@@ -140,14 +132,13 @@ def write_shards(folder: Path, tensors: list[TensorToWrite], max_shard_bytes: in
                  on_bytes: Callable[[int], None] = lambda n: None,
                  on_tensor: OnTensor = lambda t, path, offset: None) -> dict[str, str]:
     """Write all tensors as safetensors shards (+ index when more than one). Returns {tensor name: file name}."""
-    shards = plan_shards(tensors, max_shard_bytes)
-    names = shard_names(len(shards))
+    shards, metadata = plan_shards(tensors, max_shard_bytes)
     weight_map: dict[str, str] = {}
-    for shard, fname in zip(shards, names):
+    for fname, shard in shards.items():
         _write_one(folder / fname, shard, on_bytes, on_tensor)
         weight_map.update({t.name: fname for t in shard})
     if len(shards) > 1:
-        index = {"metadata": {"total_size": sum(t.nbytes for t in tensors)}, "weight_map": weight_map}
+        index = {"metadata": metadata, "weight_map": weight_map}
         (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
     return weight_map
 
@@ -157,7 +148,7 @@ def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for t in tensors:
-        header[t.name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape),
+        header[t.name] = {"dtype": SAFETENSORS_NAMES[t.dtype], "shape": list(t.shape),
                           "data_offsets": [offset, offset + t.nbytes]}
         offset += t.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()

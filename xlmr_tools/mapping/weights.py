@@ -1,13 +1,15 @@
-"""fairseq <-> Hugging Face tensor names, as data: one table per family, layer-templated.
+"""Everything the project knows about tensor names, as data: the fairseq <-> Hugging Face tables (one per family,
+layer-templated), the tensors transformers needs that fairseq has not (synthesized by a factory), tied copies,
+report groups, what is ignored and why, fairseq's load-time rules, the HF prefix, and the expected shapes.
 
 `convert`, `verify` and `diff` all go through `plan()`: every source tensor is either mapped, or ignored with a
-stated reason; anything else is an error, never silently dropped.
+stated reason; anything else is an error, never silently dropped. No other module spells a tensor name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +18,43 @@ import torch
 from xlmr_tools.errors import BadInput
 from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
 
-FS = "encoder.sentence_encoder."
-HF = "roberta."
+FS = "encoder.sentence_encoder."  # fairseq's encoder body
+HF = "roberta."  # transformers' base model inside a *ForMaskedLM / *ForSequenceClassification
+HF_HEADS = ("lm_head.", "classifier.")  # HF names outside the base model
+
+# Single tensors other modules need to find, by what they are (llama.cpp's "tensor kind"), in each format.
+FAIRSEQ_NAMES = {
+    "token_embeddings": FS + "embed_tokens.weight",
+    "positions": FS + "embed_positions.weight",
+    "sinusoidal_positions": FS + "embed_positions._float_tensor",  # only old sinusoidal checkpoints keep it
+    "embedding_norm": FS + "layernorm_embedding.weight",
+    "final_norm": FS + "layer_norm.weight",
+    "first_ffn": FS + "layers.0.fc1.weight",
+    "quant_noise": FS + "quant_noise.weight",
+    "lm_head": "encoder.lm_head.dense.weight",
+}
+HF_NAMES = {
+    "token_embeddings": HF + "embeddings.word_embeddings.weight",
+    "positions": HF + "embeddings.position_embeddings.weight",
+    "embedding_norm": HF + "embeddings.LayerNorm.weight",
+    "final_norm": HF + "encoder.LayerNorm.weight",
+    "first_ffn": HF + "encoder.layer.0.intermediate.dense.weight",
+    "lm_head": "lm_head.dense.weight",
+    "lm_decoder": "lm_head.decoder.weight",
+    "lm_decoder_bias": "lm_head.decoder.bias",
+    "lm_bias": "lm_head.bias",
+    "classifier_out": "classifier.out_proj.weight",
+}
+# Module paths the layer-by-layer runners load one at a time, in each library's own model.
+FAIRSEQ_MODULES: dict[str, str | list[str]] = {
+    "embeddings": [FS + "embed_tokens", FS + "embed_positions"], "embedding_norm": FS + "layernorm_embedding",
+    "layer": FS + "layers.{k}", "final_norm": FS + "layer_norm", "lm_head": "encoder.lm_head",
+    "head": "classification_heads.{head}"}
+HF_MODULES: dict[str, str] = {"embeddings": HF + "embeddings", "layer": HF + "encoder.layer.{k}",
+                              "final_norm": HF + "encoder.LayerNorm", "lm_head": "lm_head", "head": "classifier"}
+_FAIRSEQ_LAYER = re.compile(r"^" + re.escape(FS) + r"layers\.(\d+)\.")
+_HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
+_HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
 
 # (fairseq suffix, HF suffix) inside one layer; each expands to .weight and .bias
 _LAYER_SHARED = [
@@ -90,8 +127,28 @@ CLASSIFIER_TABLE = [
     ("classification_heads.{head}.dense.", "classifier.dense.", "classifier"),
     ("classification_heads.{head}.out_proj.", "classifier.out_proj.", "classifier"),
 ]
-# HF tensors with no fairseq source: RoBERTa has no token types, so one all-zero row.
-SYNTHESIZED = {HF + "embeddings.token_type_embeddings.weight": "zeros(1, hidden)"}
+
+
+def _zero_token_type(desc: ModelDescription, dtype: torch.dtype) -> torch.Tensor:
+    return torch.zeros(1, desc.hidden, dtype=dtype)
+
+
+# HF tensors with no fairseq source, made by a factory: RoBERTa has no token types, so one all-zero row.
+SYNTHESIZED: dict[str, tuple[str, Callable[[ModelDescription, torch.dtype], torch.Tensor]]] = {
+    HF + "embeddings.token_type_embeddings.weight": ("embeddings", _zero_token_type),
+}
+# Copies transformers ties to another tensor and does not need written; some writers keep them (they must then
+# equal their source): HF name -> (fairseq source, HF source).
+TIED_COPIES = {
+    HF_NAMES["lm_decoder"]: (FAIRSEQ_NAMES["token_embeddings"], HF_NAMES["token_embeddings"]),
+    HF_NAMES["lm_decoder_bias"]: ("encoder.lm_head.bias", HF_NAMES["lm_bias"]),
+}
+# HF tensors that may sit in a folder beside the mapped ones without being a defect, and why. The buffers are no
+# weights at all (diff skips them); the pooler is a weight, unused by the MLM and the classifier (diff lists it).
+HF_BUFFERS = [(re.compile(r"\.position_ids$"), "a buffer older pytorch_model.bin files saved")]
+HF_IGNORABLE = HF_BUFFERS + [
+    (re.compile(r"^" + re.escape(HF) + r"pooler\."), "the pooler of XLMRobertaModel, unused by the MLM and classifier"),
+]
 
 # Renames fairseq itself applies when it loads an older checkpoint (RobertaModel.upgrade_state_dict_named).
 LEGACY_RENAMES = [(re.compile(r"^decoder\."), "encoder."), (re.compile(r"\.emb_layer_norm\."), ".layernorm_embedding.")]
@@ -215,7 +272,7 @@ def check_shapes(tensors: Mapping[str, torch.Tensor], desc: ModelDescription, wh
         for pattern, template, hint in SHAPES:
             if not pattern.search(name):
                 continue
-            head = re.match(r"classification_heads\.([^.]+)\.", name)
+            head = _HEAD.match(name)
             sizes = dict(dims, C=desc.classification_heads.get(head.group(1), 0) if head else 0)
             want = tuple(sizes[d] for d in template)
             if shape != want:
@@ -233,9 +290,10 @@ def _expand(fs: str, hf: str, group: str) -> list[tuple[str, str, str]]:
 
 @dataclass(frozen=True)
 class Mapped:
-    fairseq: str
+    fairseq: str | None  # None: synthesized by `make`
     hf: str
     group: str  # "embeddings", "layer 3", "final norm", "lm head", "classifier"
+    make: Callable[[ModelDescription, torch.dtype], torch.Tensor] | None = None
 
 
 @dataclass
@@ -246,11 +304,18 @@ class Plan:
     def hf_names(self) -> list[str]:
         return [m.hf for m in self.mapped]
 
+    def from_file(self) -> list[Mapped]:
+        """The rows with a fairseq source (not synthesized)."""
+        return [m for m in self.mapped if m.fairseq is not None]
+
 
 def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     """The full fairseq -> HF table for this model and output head (None = masked-LM head)."""
     rows: list[tuple[str, str, str]] = []
-    for fs, hf, group in TOP_TABLE[desc.family]:
+    for fs, hf, group in TOP_TABLE[desc.family][:2]:  # token and position embeddings
+        rows += _expand(fs, hf, group)
+    made = [Mapped(None, hf, group, make) for hf, (group, make) in SYNTHESIZED.items()]
+    for fs, hf, group in TOP_TABLE[desc.family][2:]:
         rows += _expand(fs, hf, group)
     for i in range(desc.layers):
         for fs, hf in LAYER_TABLE[desc.family]:
@@ -263,7 +328,8 @@ def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     else:
         for fs, hf, group in CLASSIFIER_TABLE:
             rows += _expand(fs.format(head=head), hf, group)
-    return [Mapped(*r) for r in rows]
+    mapped = [Mapped(*r) for r in rows]
+    return mapped[:2] + made + mapped[2:]
 
 
 def plan(source_names: list[str], desc: ModelDescription, head: str | None, where: str,
@@ -274,7 +340,7 @@ def plan(source_names: list[str], desc: ModelDescription, head: str | None, wher
         have = ", ".join(sorted(desc.classification_heads)) or "none"
         raise BadInput(where, f"no classification head named '{head}' (heads in this checkpoint: {have})")
     rows = table(desc, head)
-    wanted = {m.fairseq for m in rows}
+    wanted = {m.fairseq for m in rows if m.fairseq is not None}
     present = set(source_names)
     missing = sorted(wanted - present)
     if missing:
@@ -304,23 +370,72 @@ def _ignore_reason(name: str, desc: ModelDescription, head: str | None) -> str |
         return "tied to embed_tokens (HF re-ties lm_head.decoder.weight)"
     if name.startswith("encoder.lm_head.") and head is not None:
         return f"masked-LM head, not converted when --head {head} is chosen"
-    m = re.match(r"classification_heads\.([^.]+)\.", name)
+    m = _HEAD.match(name)
     if m and m.group(1) in desc.classification_heads and m.group(1) != head:
         return f"classification head '{m.group(1)}' not asked for"
     return None
 
 
-def hf_group(hf_name: str) -> str:
-    """Report group for any HF tensor name (used by diff on folders made by anyone)."""
-    m = re.search(r"encoder\.layer\.(\d+)\.", hf_name)
+def group_of(name: str) -> str:
+    """Report group of any tensor name, fairseq's or transformers' ("layer 3", "embeddings", "lm head", ...)."""
+    m = _FAIRSEQ_LAYER.search(name) or _HF_LAYER.search(name)
     if m:
         return f"layer {m.group(1)}"
-    if "embeddings." in hf_name:
-        return "embeddings"
-    if hf_name.startswith(("lm_head.",)):
+    m = _HEAD.search(name)
+    if m:
+        return f"head {m.group(1)}"
+    if name.startswith(("encoder.lm_head.", "lm_head.")):
         return "lm head"
-    if hf_name.startswith("classifier."):
+    if name.startswith("classifier."):
         return "classifier"
-    if "encoder.LayerNorm" in hf_name:
+    if name.startswith((FS + "layer_norm.", HF + "encoder.LayerNorm.")):
         return "final norm"
+    if name.startswith((FS + "embed", FS + "layernorm_embedding", HF + "embeddings.")):
+        return "embeddings"
     return "other"
+
+
+def is_bookkeeping(name: str) -> bool:
+    """fairseq's `version` buffers: no weights, never compared or converted."""
+    return any(pattern.search(name) for pattern, _ in IGNORED_PATTERNS)
+
+
+def hf_ignorable(name: str) -> str | None:
+    """Why an HF tensor outside the map is not a defect, or None."""
+    return next((why for pattern, why in HF_IGNORABLE if pattern.search(name)), None)
+
+
+def hf_is_buffer(name: str) -> bool:
+    return any(pattern.search(name) for pattern, _ in HF_BUFFERS)
+
+
+def hf_canonical_names(file_names: Iterable[str]) -> dict[str, str]:
+    """{name as the *For* model calls it: name in the file}. A folder saved from the bare XLMRobertaModel has no
+    `roberta.` prefix on its base-model tensors; resolved here, once, for every reader of HF folders."""
+    names = list(file_names)
+    if any(n.startswith(HF) for n in names):
+        return {n: n for n in names}
+    return {(n if n.startswith(HF_HEADS) else HF + n): n for n in names}
+
+
+def fairseq_layers(names: Iterable[str]) -> int:
+    return 1 + max((int(m.group(1)) for n in names if (m := _FAIRSEQ_LAYER.search(n))), default=-1)
+
+
+def hf_layers(names: Iterable[str]) -> int:
+    return 1 + max((int(m.group(1)) for n in names if (m := _HF_LAYER.search(n))), default=-1)
+
+
+def fairseq_heads(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """{classification head: classes} from the heads' out_proj shapes."""
+    return {m.group(1): int(shape[0]) for n, shape in shapes.items()
+            if (m := _HEAD.match(n)) and n.endswith(".out_proj.weight")}
+
+
+def head_tensors(names: Iterable[str], head: str) -> list[str]:
+    return [n for n in names if (m := _HEAD.match(n)) and m.group(1) == head]
+
+
+def hf_classifier_classes(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    shape = shapes.get(HF_NAMES["classifier_out"])
+    return int(shape[0]) if shape else None

@@ -13,26 +13,26 @@ from typing import Any
 import torch
 
 from xlmr_tools._version import __version__
-
 from xlmr_tools.compare import oracle as fairseq_oracle
-
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-
-from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.compare.stages import DTYPES, OutputReport
-from xlmr_tools.errors import BadInput, VerificationFailed
-from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
-from xlmr_tools.mapping.config import build_config, model_class_name, read_labels, validate
-from xlmr_tools.sources.hf import open_folder
-from xlmr_tools.ops.model_card import write_model_card
-from xlmr_tools.compare.outputs import TokenizerCheck, check_auto_class, compare_outputs_streamed
-from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
-from xlmr_tools.progress import NoProgress, Progress
-from xlmr_tools.io.safetensors import TensorToWrite, write_shards
+from xlmr_tools.compare.auto_class import check_auto_class
+from xlmr_tools.compare.layerwise import compare_outputs_streamed
+from xlmr_tools.compare.stages import OutputReport
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
-from xlmr_tools.io.digest import SourceDigest, take_digest
+from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.written import Written, WrittenCheck
+from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
+from xlmr_tools.io.digest import SourceDigest, take_digest
+from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping.config import build_config, model_class_name, read_labels, validate
+from xlmr_tools.model import dtype_name, torch_dtype
+from xlmr_tools.ops.model_card import write_model_card
+from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
+from xlmr_tools.sources.hf import open_folder
 
 
 @dataclass
@@ -76,11 +76,7 @@ def parse_size(text: str | int) -> int:
 
 
 def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
-    if name == "auto":
-        return ckpt.tensors[weight_map.FS + "embed_tokens.weight"].dtype
-    if name not in DTYPES:
-        raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {name!r}")
-    return DTYPES[name]
+    return torch_dtype(name, auto=ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"]))
 
 
 def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype: str = "auto",
@@ -112,7 +108,7 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
         weight_map.plan(list(ckpt.tensors), desc, head, where)  # names the heads there are
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
     plan = weight_map.plan(list(ckpt.tensors), desc, head, where, ckpt.dropped)
-    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.mapped])
+    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file()])
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     if ckpt.dict_path is None or ckpt.spm_path is None:
@@ -184,7 +180,7 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
             skipped.append("output check: --no-verify")
         result = ConvertResult(
             out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
-            dtype=str(target).removeprefix("torch."), shards=sorted(set(weight_map_out.values())),
+            dtype=dtype_name(target), shards=sorted(set(weight_map_out.values())),
             bytes_written=total, tensors_written=len(to_write), ignored=plan.ignored, weights_equal=True,
             tokenizer=tok_check, outputs=outputs, skipped=skipped, stale_removed=[str(p) for p in stale],
         )
@@ -204,12 +200,12 @@ def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: tor
     offsets = tensor_offsets(ckpt.path, stored) if ckpt.serialization == "zip" else {}
     out = []
     for m in plan.mapped:
-        t = ckpt.tensors[m.fairseq]
+        if m.fairseq is None:  # synthesized (see mapping.weights.SYNTHESIZED)
+            t = m.make(ckpt.description, dtype)  # type: ignore[misc]
+            out.append(TensorToWrite(m.hf, (lambda t=t: t), dtype, tuple(t.shape)))
+            continue
+        t = ckpt.tensor(m.fairseq)
         target = dtype if t.is_floating_point() else t.dtype
         copy_from = (ckpt.path, offsets[m.fairseq]) if m.fairseq in offsets and target == t.dtype else None
         out.append(TensorToWrite(m.hf, (lambda t=t: t), target, tuple(t.shape), copy_from))
-    hidden = ckpt.description.hidden
-    for name in weight_map.SYNTHESIZED:
-        out.insert(2, TensorToWrite(name, lambda: torch.zeros(1, hidden, dtype=dtype), dtype, (1, hidden)))
     return out
-

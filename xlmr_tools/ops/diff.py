@@ -3,7 +3,7 @@ optionally per-layer activations on sample texts (HF vs HF needs no fairseq)."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,41 +11,40 @@ from typing import Any
 import torch
 
 from xlmr_tools.compare import oracle as fairseq_oracle
-
-from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.compare.stages import DTYPES, OutputReport, default_tol
-from xlmr_tools.errors import BadInput
-from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
-from xlmr_tools.sources.hf import HFFolder, is_hf_folder, open_folder
-from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, check_device, compare_streamed
+from xlmr_tools.compare.stages import OutputReport, default_tol
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
-from xlmr_tools.io.digest import find_checkpoint_file
-from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, compare_streamed
-from xlmr_tools.ops.verify import IGNORABLE_SUFFIXES, check_device
 from xlmr_tools.compare.weights import WeightReport, compare_weights
+from xlmr_tools.errors import BadInput
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.model import DTYPES, torch_dtype
+from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.sources import open_source
+from xlmr_tools.sources.fairseq import FairseqCheckpoint
+from xlmr_tools.sources.hf import HFFolder
 
 
 @dataclass
 class Side:
-    path: Path
-    kind: str  # "fairseq" or "hf"
-    ckpt: FairseqCheckpoint | None = None
-    folder: HFFolder | None = None
-    names: dict[str, str] = field(default_factory=dict)  # comparison name -> name in the source
+    """One side of a diff: its source, and its tensors under the names both sides are compared by."""
+
+    source: FairseqCheckpoint | HFFolder
+    tensors: dict[str, Callable[[], torch.Tensor]] = field(default_factory=dict)  # comparison name -> lazy tensor
+    head: str | None = None  # the fairseq head compared with an HF classifier
 
     @property
-    def description(self):
-        return (self.ckpt or self.folder).description
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def description(self):  # noqa: ANN201 - ModelDescription
+        return self.source.description
 
     def tensor(self, name: str) -> torch.Tensor:
-        src = self.names[name]
-        if src == SYNTHESIZED:  # what convert writes for it: RoBERTa's one all-zero token-type row
-            emb = self.ckpt.tensors[weight_map.FS + "embed_tokens.weight"]
-            return torch.zeros(1, emb.shape[1], dtype=emb.dtype)
-        return self.ckpt.tensors[src] if self.ckpt else self.folder.tensor(src)
+        return self.tensors[name]()
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.tensor(name).shape) if self.ckpt else tuple(self.folder.shapes[self.names[name]][0])
+        return tuple(self.tensor(name).shape)
 
 
 @dataclass
@@ -74,75 +73,54 @@ class DiffReport:
                 "outputs": self.outputs.to_dict() if self.outputs else None, "failures": self.failures()}
 
 
-def open_side(path: str | Path, trust: bool) -> Side:
-    path = Path(path)
-    if is_hf_folder(path):
-        return Side(path, "hf", folder=open_folder(path, trust=trust))
-    find_checkpoint_file(path)  # a clear error for a missing path or an empty folder
-    return Side(path, "fairseq", ckpt=open_checkpoint(path, trust=trust))
-
-
 def _name_sides(a: Side, b: Side, head: str | None) -> None:
-    """Give both sides comparable names: fairseq names if both are fairseq, else HF names (roberta.-prefixed)."""
+    """Give both sides comparable names: fairseq's if both are fairseq, else the HF names, the fairseq side going
+    through the weight map (synthesized tensors included)."""
+    both_fairseq = isinstance(a.source, FairseqCheckpoint) and isinstance(b.source, FairseqCheckpoint)
     for side in (a, b):
-        if side.kind == "hf":
-            names = side.folder.names()
-            prefix = "" if any(n.startswith("roberta.") for n in names) else "roberta."
-            side.names = {(prefix + n if prefix and not n.startswith(("lm_head.", "classifier.")) else n): n
-                          for n in names if not n.endswith(IGNORABLE_SUFFIXES)}
-        elif a.kind == b.kind == "fairseq":
-            side.names = {n: n for n in side.ckpt.tensors if not n.endswith("version")}
+        src = side.source
+        if isinstance(src, HFFolder):
+            side.tensors = {n: (lambda n=n, src=src: src.tensor(n)) for n in src.names()
+                            if not weight_map.hf_is_buffer(n)}
+        elif both_fairseq:
+            side.tensors = {n: (lambda n=n, src=src: src.tensor(n)) for n in src.names()
+                            if not weight_map.is_bookkeeping(n)}
         else:
             other = b if side is a else a
             h = head
             if h is None and not other.description.lm_head and other.description.classification_heads:
-                heads = side.description.classification_heads
+                heads = src.description.classification_heads
                 if len(heads) != 1:
-                    raise BadInput(side.path, "the HF side holds a classifier: name the checkpoint's head with --head")
+                    raise BadInput(src.path, "the HF side holds a classifier: name the checkpoint's head with --head")
                 h = next(iter(heads))
-            plan = weight_map.plan(list(side.ckpt.tensors), side.description, h, str(side.ckpt.path))
-            side.names = {m.hf: m.fairseq for m in plan.mapped}
-            side.names.update({n: SYNTHESIZED for n in weight_map.SYNTHESIZED})
-            side.head = h  # type: ignore[attr-defined]
-
-
-SYNTHESIZED = "<synthesized zeros>"
-FAIRSEQ_GROUPS = [(re.compile(r"layers\.(\d+)\."), "layer {0}"), (re.compile(r"embed_|layernorm_embedding"), "embeddings"),
-                  (re.compile(r"sentence_encoder\.layer_norm\."), "final norm"), (re.compile(r"lm_head\."), "lm head"),
-                  (re.compile(r"classification_heads\.([^.]+)\."), "head {0}")]
-
-
-def _group(name: str) -> str:
-    if name.startswith(("encoder.", "classification_heads.")):
-        for pattern, label in FAIRSEQ_GROUPS:
-            m = pattern.search(name)
-            if m:
-                return label.format(*m.groups())
-    return weight_map.hf_group(name)
+            plan = weight_map.plan(src.names(), src.description, h, str(src.path), src.dropped)
+            dtype = src.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+            side.tensors = {m.hf: (lambda m=m, src=src: src.tensor(m.fairseq) if m.fairseq is not None
+                                   else m.make(src.description, dtype))  # type: ignore[misc]
+                            for m in plan.mapped}
+            side.head = h
 
 
 def diff(a: str | Path, b: str | Path, *, head: str | None = None, tol: float = 0.0, outputs: bool = False,
          texts: list[str] | None = None, output_tol: float | None = None, dtype: str = "float32",
          device: str = "cpu", trust: bool = False, progress: Progress | None = None) -> DiffReport:
     progress = progress or NoProgress()
-    sa, sb = open_side(a, trust), open_side(b, trust)
+    sa, sb = Side(open_source(a, trust=trust)), Side(open_source(b, trust=trust))
     if sa.description.family != sb.description.family:
         raise BadInput(sb.path, f"families do not match: {sa.path} is {sa.description.family}, "
                                 f"{sb.path} is {sb.description.family}")
     _name_sides(sa, sb, head)
-    shapes_b = {n: sb.shape(n) for n in sb.names}
-    progress.start("comparing tensors", len(sa.names))
-    report = compare_weights([(n, n) for n in sa.names], sa.tensor, sb.tensor, shapes_b, _group, tol,
+    shapes_b = {n: sb.shape(n) for n in sb.tensors}
+    progress.start("comparing tensors", len(sa.tensors))
+    report = compare_weights([(n, n) for n in sa.tensors], sa.tensor, sb.tensor, shapes_b, weight_map.group_of, tol,
                              on_tensor=lambda: progress.advance(1))
-    report.extra = sorted(set(sb.names) - set(sa.names))
+    report.extra = sorted(set(sb.tensors) - set(sa.tensors))
     result = DiffReport(str(sa.path), str(sb.path), report)
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
         if dtype == "auto":  # the models' own dtype when they agree; else the precision both can be run in
             same = sa.description.dtype == sb.description.dtype and sa.description.dtype in DTYPES
             dtype = sa.description.dtype if same else "float32"
-        if dtype not in DTYPES:
-            raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {dtype!r}")
-        run_dtype = DTYPES[dtype]
+        run_dtype = torch_dtype(dtype)
         check_device(device, run_dtype)
         result.outputs = _outputs(sa, sb, head, texts or list(DEFAULT_TEXTS), run_dtype, device,
                                   output_tol if output_tol is not None else max(tol, default_tol(run_dtype, device)),
@@ -156,17 +134,19 @@ def _outputs(sa: Side, sb: Side, head: str | None, texts: list[str], dtype: torc
     encode = None
     pad = 1
     for side in (sa, sb):
-        if side.kind == "fairseq":
+        src = side.source
+        if isinstance(src, FairseqCheckpoint):
             if not fairseq_oracle.available():
-                raise BadInput(side.path, "--outputs on a fairseq checkpoint needs fairseq importable")
-            oracle = fairseq_oracle.FairseqOracle(side.ckpt, dtype, materialize=False)
-            runners.append(FairseqRunner(oracle, dtype, device, getattr(side, "head", head)))
+                raise BadInput(src.path, "--outputs on a fairseq checkpoint needs fairseq importable")
+            oracle = fairseq_oracle.FairseqOracle(src, dtype, materialize=False)
+            runners.append(FairseqRunner(oracle, dtype, device, side.head or head))
             encode, pad = encode or oracle.encode, oracle.dictionary.pad()
         else:
-            h = head if head is not None else (None if side.description.lm_head else "classifier")
-            runners.append(HFRunner(side.folder, dtype, device, h))
+            h = head if head is not None else (None if src.description.lm_head else "classifier")
+            runners.append(HFRunner(src, dtype, device, h))
     if encode is None:
-        encode, pad = _hf_encoder(sa.folder if sa.folder.tokenizer_assets() else sb.folder)
+        folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
+        encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
     ids = [encode(t) for t in texts]
     return compare_streamed(runners[0], runners[1], ids, pad, tol, dtype,
                             on_stage=lambda s: progress.stage(f"outputs: {s}"))

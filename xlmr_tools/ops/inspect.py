@@ -12,7 +12,8 @@ from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.errors import BadInput
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.mapping.config import ACTIVATIONS, problems, read_labels
-from xlmr_tools.sources.hf import HFFolder, is_hf_folder, open_folder
+from xlmr_tools.sources.hf import HFFolder, open_folder
+from xlmr_tools.sources.locate import is_hf_folder
 
 FAIRSEQ_FLAGS = ("arch", "encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta",
                  "activation_fn", "pooler_activation_fn", "max_positions", "encoder_layerdrop", "encoder_layers_to_keep",

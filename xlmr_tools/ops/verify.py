@@ -10,23 +10,18 @@ from typing import Any
 import torch
 
 from xlmr_tools.compare import oracle as fairseq_oracle
-
-from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.compare.stages import DTYPES, OutputReport
-from xlmr_tools.errors import BadInput
-from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
-from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
-from xlmr_tools.sources.hf import HFFolder, open_folder
-from xlmr_tools.model import HF_MODEL_TYPE, PRE_LN
-from xlmr_tools.compare.outputs import TokenizerCheck, compare_outputs_streamed
-from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.compare.layerwise import check_device, compare_outputs_streamed
+from xlmr_tools.compare.stages import OutputReport
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
+from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
-
-# HF names that may appear besides the mapped ones without being a defect: old pytorch_model.bin files saved the
-# position_ids buffer, and folders saved from XLMRobertaModel carry a pooler that the MLM/classifier never uses.
-IGNORABLE_SUFFIXES = (".position_ids",)
-UNUSED_PREFIXES = ("roberta.pooler.",)
+from xlmr_tools.errors import BadInput
+from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
+from xlmr_tools.model import HF_MODEL_TYPE, PRE_LN, torch_dtype
+from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
+from xlmr_tools.sources.hf import HFFolder, open_folder
 
 
 @dataclass
@@ -87,25 +82,6 @@ class VerifyReport:
         }
 
 
-def read_texts(texts: list[str] | None, texts_file: str | Path | None) -> list[str]:
-    out = list(texts or [])
-    if texts_file is not None:
-        p = Path(texts_file)
-        if not p.is_file():
-            raise BadInput(p, "no such file")
-        out += [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return out or list(DEFAULT_TEXTS)
-
-
-def check_device(device: str, dtype: torch.dtype) -> None:
-    if device not in ("cpu", "cuda"):
-        raise BadInput(None, f"--device must be cpu or cuda, not {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadInput(None, "--device cuda: no CUDA device is available here")
-    if device == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise BadInput(None, "--dtype bfloat16: this CUDA device cannot run bfloat16")
-
-
 def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> str | None:
     fs_heads = ckpt.description.classification_heads
     if head is not None:
@@ -163,32 +139,27 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
 
 def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
                 progress: Progress) -> WeightReport:
-    plan = weight_map.plan(list(ckpt.tensors), ckpt.description, head, str(ckpt.path), ckpt.dropped)
-    prefix = "" if any(n.startswith("roberta.") for n in folder.names()) else "roberta."
-    file_name = {(n if not prefix else prefix + n): n for n in folder.names()}
-    shapes = {m: folder.shapes[f][0] for m, f in file_name.items()}
-    report = compare_weights([(m.fairseq, m.hf) for m in plan.mapped], lambda n: ckpt.tensors[n],
-                             lambda n: folder.tensor(file_name[n]), shapes, weight_map.hf_group, 0.0,
+    """Every mapped (and synthesized) tensor against the folder's, after casting to the folder's dtype; tied copies
+    a writer kept must equal their source; anything else in the folder is extra unless known to be harmless."""
+    plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
+    rows = {m.hf: m for m in plan.mapped}
+    dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+
+    def source(hf_name: str) -> torch.Tensor:
+        row = rows[hf_name]
+        return ckpt.tensor(row.fairseq) if row.fairseq is not None else row.make(ckpt.description, dtype)  # type: ignore[misc]
+
+    shapes = {n: folder.shape(n) for n in folder.names()}
+    report = compare_weights([(n, n) for n in rows], source, folder.tensor, shapes, weight_map.group_of, 0.0,
                              cast_to_b=True, on_tensor=lambda: progress.advance(1))
-    known = set(plan.hf_names())
-    hidden = ckpt.description.hidden
-    for name in weight_map.SYNTHESIZED:
-        known.add(name)
-        if name not in shapes:
-            report.missing.append(name)
-        else:
-            t = folder.tensor(file_name[name])
-            report.diffs.append(tensor_diff(name, "embeddings", torch.zeros(1, hidden), t, 0.0, cast_to_b=True))
-    if head is None and ckpt.description.tied_lm_head:  # tied copies some writers keep: must equal their source
-        tied = {"lm_head.decoder.weight": weight_map.FS + "embed_tokens.weight", "lm_head.decoder.bias":
-                "encoder.lm_head.bias"}
-        for name, src in tied.items():
+    known = set(rows)
+    if head is None and ckpt.description.tied_lm_head:
+        for name, (fairseq_source, _) in weight_map.TIED_COPIES.items():
             if name in shapes:
                 known.add(name)
-                report.diffs.append(tensor_diff(name, "lm head", ckpt.tensors[src], folder.tensor(file_name[name]),
-                                                0.0, cast_to_b=True))
-    report.extra = sorted(n for n in shapes if n not in known and not n.endswith(IGNORABLE_SUFFIXES)
-                          and not n.startswith(UNUSED_PREFIXES))
+                report.diffs.append(tensor_diff(name, weight_map.group_of(name), ckpt.tensor(fairseq_source),
+                                                folder.tensor(name), 0.0, cast_to_b=True))
+    report.extra = sorted(n for n in shapes if n not in known and weight_map.hf_ignorable(n) is None)
     return report
 
 
@@ -206,16 +177,11 @@ def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, t
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
         raise BadInput(ckpt.path, found[0])
-    if dtype == "auto":
-        run_dtype = _folder_dtype(folder)
-    elif dtype in DTYPES:
-        run_dtype = DTYPES[dtype]
-    else:
-        raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {dtype!r}")
+    run_dtype = torch_dtype(dtype, auto=getattr(torch, folder.description.dtype))
     check_device(device, run_dtype)
     report = VerifyReport(str(ckpt.path), str(folder.path), head)
     report.config = config_rows(ckpt, folder, head)
-    progress.start("comparing weights", len(ckpt.tensors))
+    progress.start("comparing weights", len(ckpt.names()))
     report.weights = weight_rows(ckpt, folder, head, progress)
     if report.weights.missing or report.weights.misshaped:
         report.skipped.append("tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs")
@@ -229,7 +195,3 @@ def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, t
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
     return report
-
-
-def _folder_dtype(folder: HFFolder) -> torch.dtype:
-    return getattr(torch, folder.description.dtype)

@@ -13,12 +13,20 @@ import torch
 from xlmr_tools.io import torch_pickle as safe_torch_load
 from xlmr_tools.errors import BadInput
 from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
-from xlmr_tools.io.digest import find_checkpoint_file
-from xlmr_tools.mapping.weights import FS, normalize_fairseq_state
+from xlmr_tools.sources.locate import find_checkpoint_file
+from xlmr_tools.mapping.weights import (
+    FAIRSEQ_NAMES,
+    fairseq_heads,
+    fairseq_layers,
+    is_bookkeeping,
+    normalize_fairseq_state,
+)
 
 
 @dataclass
 class FairseqCheckpoint:
+    """A TensorSource (see sources/__init__.py) over a fairseq checkpoint: tensors under fairseq's load-time names."""
+
     path: Path
     serialization: str  # "zip" (mmap-backed tensors) or "legacy" (read into memory)
     layout: str  # "cfg" (fairseq >= 0.10) or "args" (2019 releases)
@@ -46,6 +54,18 @@ class FairseqCheckpoint:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    def names(self) -> list[str]:
+        return list(self.tensors)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.tensors[name].shape)
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self.tensors[name].dtype
+
+    def tensor(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
 
     @property
     def file_bytes(self) -> int:
@@ -141,14 +161,14 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
 def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path | str) -> ModelDescription:
     """Sizes from the tensors (the truth), hyper-parameters the tensors cannot tell from the args. What
     transformers cannot reproduce is listed in `unsupported`, each naming the fairseq option."""
-    emb = tensors.get(FS + "embed_tokens.weight")
-    pos = tensors.get(FS + "embed_positions.weight")
-    if emb is None or emb.dim() != 2 or not any(n.startswith(FS + "layers.") for n in tensors):
+    emb = tensors.get(FAIRSEQ_NAMES["token_embeddings"])
+    pos = tensors.get(FAIRSEQ_NAMES["positions"])
+    if emb is None or emb.dim() != 2 or fairseq_layers(tensors) == 0:
         raise BadInput(where, "not an XLM-R/RoBERTa checkpoint (no encoder.sentence_encoder token embeddings "
                               "and layers)")
     unsupported: list[str] = []
-    has_final = FS + "layer_norm.weight" in tensors
-    has_emb_ln = FS + "layernorm_embedding.weight" in tensors
+    has_final = FAIRSEQ_NAMES["final_norm"] in tensors
+    has_emb_ln = FAIRSEQ_NAMES["embedding_norm"] in tensors
     normalize_before = bool(args.get("encoder_normalize_before", has_final))
     family = PRE_LN if (has_final if has_final != has_emb_ln else normalize_before) else POST_LN
     if has_final and has_emb_ln:
@@ -164,7 +184,7 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
         if args.get("no_token_positional_embeddings"):
             unsupported.append("no positional embeddings (no_token_positional_embeddings=True): transformers' "
                                "XLM-R always adds learned absolute positions")
-        elif args.get("encoder_learned_pos") is False or FS + "embed_positions._float_tensor" in tensors:
+        elif args.get("encoder_learned_pos") is False or FAIRSEQ_NAMES["sinusoidal_positions"] in tensors:
             unsupported.append("sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
                                "learned absolute positions")
         else:
@@ -178,30 +198,26 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     if args.get("no_scale_embedding") is False:
         unsupported.append("embeddings scaled by sqrt(hidden) (no_scale_embedding=False): transformers' XLM-R "
                            "does not scale them")
-    if FS + "quant_noise.weight" in tensors or (float(args.get("quant_noise_pq") or 0) > 0
+    if FAIRSEQ_NAMES["quant_noise"] in tensors or (float(args.get("quant_noise_pq") or 0) > 0
                                                   and not args.get("adaptive_input")):
         unsupported.append(f"quant_noise_pq={args.get('quant_noise_pq')} adds a linear projection after the "
                            "embeddings (encoder.sentence_encoder.quant_noise): transformers has no such layer")
-    layers = 1 + max((int(n.split(".")[3]) for n in tensors if n.startswith(FS + "layers.")), default=-1)
-    fc1 = tensors.get(FS + "layers.0.fc1.weight")
+    layers = fairseq_layers(tensors)
+    fc1 = tensors.get(FAIRSEQ_NAMES["first_ffn"])
     heads = args.get("encoder_attention_heads")
     if not isinstance(heads, int) or heads <= 0 or emb.shape[1] % heads:
         raise BadInput(where, f"cannot tell the attention heads from the args (encoder_attention_heads={heads!r})")
-    classification = {
-        n.split(".")[1]: int(t.shape[0])
-        for n, t in tensors.items()
-        if n.startswith("classification_heads.") and n.endswith(".out_proj.weight")
-    }
+    classification = fairseq_heads({n: tuple(t.shape) for n, t in tensors.items()})
     unique: dict[int, int] = {}
     for n, t in tensors.items():
-        if not n.endswith("version"):
+        if not is_bookkeeping(n):
             unique[t.untyped_storage().data_ptr() + t.storage_offset() * t.element_size()] = t.numel()
     return ModelDescription(
         family=family, layers=layers, hidden=int(emb.shape[1]), heads=heads,
         ffn=int(fc1.shape[0]) if fc1 is not None else 0, vocab_rows=int(emb.shape[0]),
         position_rows=int(pos.shape[0]) if pos is not None else 0, padding_idx=padding_idx, layer_norm_eps=1e-5,
         activation=str(args.get("activation_fn", "gelu")), dtype=str(emb.dtype).removeprefix("torch."),
-        classification_heads=classification, lm_head="encoder.lm_head.dense.weight" in tensors,
+        classification_heads=classification, lm_head=FAIRSEQ_NAMES["lm_head"] in tensors,
         tied_lm_head=not bool(args.get("untie_weights_roberta", False)), parameters=sum(unique.values()),
         unsupported=unsupported,
     )

@@ -1,9 +1,13 @@
 """A Hugging Face model folder (ours or anyone's): config.json plus safetensors (single or sharded) or a
-pytorch_model.bin, read lazily and safely, with a normalized description and warnings for known traps."""
+pytorch_model.bin, read lazily and safely, with a normalized description and warnings for known traps.
+
+Tensors are named as the *For* model names them (`mapping.weights.hf_canonical_names`: a bare-model folder's
+missing `roberta.` prefix is resolved once, here); `file_shapes` keeps the names as stored."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,28 +24,40 @@ from xlmr_tools.model import (
     ModelDescription,
 )
 from xlmr_tools.io.safetensors import SafetensorsFile
+from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json")
 
 
 @dataclass
 class HFFolder:
+    """A TensorSource (see sources/__init__.py) over an HF folder."""
+
     path: Path
     config: dict[str, Any]
     weight_files: list[Path]
     format: str  # "safetensors" or "pytorch_model.bin"
-    shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]
+    file_shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]  # as stored in the files
     description: ModelDescription
     warnings: list[str] = field(default_factory=list)
     _files: dict[str, Any] = field(default_factory=dict, repr=False)
     _where: dict[str, Path] = field(default_factory=dict, repr=False)
-
-    def tensor(self, name: str) -> torch.Tensor:
-        file = self._where[name]
-        return self._files[str(file)].tensor(name) if self.format == "safetensors" else self._files[str(file)][name]
+    _file_name: dict[str, str] = field(default_factory=dict, repr=False)  # canonical name -> name in the file
 
     def names(self) -> list[str]:
-        return list(self.shapes)
+        return list(self._file_name)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.file_shapes[self._file_name[name]][0])
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self.file_shapes[self._file_name[name]][1]
+
+    def tensor(self, name: str) -> torch.Tensor:
+        stored = self._file_name[name]
+        file = self._where[stored]
+        opened = self._files[str(file)]
+        return opened.tensor(stored) if self.format == "safetensors" else opened[stored]
 
     @property
     def file_bytes(self) -> int:
@@ -50,9 +66,6 @@ class HFFolder:
     def tokenizer_assets(self) -> list[str]:
         return [n for n in TOKENIZER_FILES if (self.path / n).is_file()]
 
-
-def is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file()
 
 
 def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
@@ -92,8 +105,9 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
         for name, fname in where.items():
             if locations.get(name) != path / fname:
                 raise BadInput(path / fname, f"index lists tensor '{name}' in this shard, but it is not there")
-    desc, warnings = _describe(config, shapes, path)
-    return HFFolder(path, config, files, fmt, shapes, desc, warnings, opened, locations)
+    canonical = hf_canonical_names(shapes)
+    desc, warnings = _describe(config, {name: shapes[stored] for name, stored in canonical.items()}, path)
+    return HFFolder(path, config, files, fmt, shapes, desc, warnings, opened, locations, canonical)
 
 
 def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
@@ -119,9 +133,9 @@ def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
 
 def _describe(config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], torch.dtype]],
               where: Path) -> tuple[ModelDescription, list[str]]:
-    prefix = "roberta." if any(n.startswith("roberta.") for n in shapes) else ""
-    has_final = f"{prefix}encoder.LayerNorm.weight" in shapes
-    has_emb_ln = f"{prefix}embeddings.LayerNorm.weight" in shapes
+    """shapes: by canonical name."""
+    has_final = HF_NAMES["final_norm"] in shapes
+    has_emb_ln = HF_NAMES["embedding_norm"] in shapes
     model_type = config.get("model_type")
     warnings: list[str] = []
     if has_final and not has_emb_ln:
@@ -142,16 +156,15 @@ def _describe(config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], t
             f"config.json says model_type '{model_type}' but the weights are the {family} layout "
             f"(expected '{HF_MODEL_TYPE[family]}')"
         )
-    emb = shapes.get(f"{prefix}embeddings.word_embeddings.weight")
-    pos = shapes.get(f"{prefix}embeddings.position_embeddings.weight")
+    emb = shapes.get(HF_NAMES["token_embeddings"])
+    pos = shapes.get(HF_NAMES["positions"])
     if emb is None or pos is None:
         raise BadInput(where, "weights have no XLM-R word/position embeddings")
-    layers = 1 + max((int(n.split("encoder.layer.")[1].split(".")[0]) for n in shapes if "encoder.layer." in n),
-                     default=-1)
-    ffn = shapes.get(f"{prefix}encoder.layer.0.intermediate.dense.weight")
-    heads = {}
-    if "classifier.out_proj.weight" in shapes:
-        heads["classifier"] = shapes["classifier.out_proj.weight"][0][0]
+    layers = hf_layers(shapes)
+    ffn = shapes.get(HF_NAMES["first_ffn"])
+    shape_only = {n: s for n, (s, _) in shapes.items()}
+    classes = hf_classifier_classes(shape_only)
+    heads = {"classifier": classes} if classes is not None else {}
     for key, value in (("num_hidden_layers", layers), ("hidden_size", emb[0][1]), ("vocab_size", emb[0][0]),
                        ("max_position_embeddings", pos[0][0])):
         if key in config and config[key] != value:
@@ -159,17 +172,11 @@ def _describe(config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], t
     desc = ModelDescription(
         family=family, layers=layers, hidden=emb[0][1], heads=int(config.get("num_attention_heads", 0)),
         ffn=ffn[0][0] if ffn else 0, vocab_rows=emb[0][0], position_rows=pos[0][0],
-        padding_idx=int(config.get("pad_token_id", 1)), layer_norm_eps=float(config.get("layer_norm_eps", 1e-5 if family == PRE_LN else 1e-12)),
+        padding_idx=int(config.get("pad_token_id", 1)),
+        layer_norm_eps=float(config.get("layer_norm_eps", 1e-5 if family == PRE_LN else 1e-12)),
         activation=str(config.get("hidden_act", "gelu")), dtype=str(emb[1]).removeprefix("torch."),
-        classification_heads=heads, lm_head="lm_head.dense.weight" in shapes,
-        tied_lm_head="lm_head.decoder.weight" not in shapes and bool(config.get("tie_word_embeddings", True)),
-        parameters=sum(_numel(s) for s, _ in shapes.values()),
+        classification_heads=heads, lm_head=HF_NAMES["lm_head"] in shapes,
+        tied_lm_head=HF_NAMES["lm_decoder"] not in shapes and bool(config.get("tie_word_embeddings", True)),
+        parameters=sum(math.prod(s) for s, _ in shapes.values()),
     )
     return desc, warnings
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

@@ -1,0 +1,127 @@
+"""Test-only reference: full-model forwards of fairseq and an HF folder (both whole in memory), every stage
+captured with forward hooks on each library's own modules. The streamed comparison (compare/layerwise.py) is tested
+against it; nothing in the package uses it.
+
+Stages: "embeddings" (input of layer 0), "layer i" (output of each block), "final norm" (pre-LN only), and the head
+output ("lm logits" or "head <name>"). All returned as batch-first tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
+from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
+from xlmr_tools.errors import VerificationFailed
+from xlmr_tools.sources.fairseq import FairseqCheckpoint
+
+
+def _first(x):
+    return x[0] if isinstance(x, tuple) else x
+
+
+def _capture(model: nn.Module, points: list[tuple[str, nn.Module, str]], run: Callable[[], torch.Tensor],
+             time_major: bool) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    handles = []
+    for stage, module, kind in points:
+        def hook(mod, args, result=None, stage=stage, kind=kind):
+            x = _first(args) if kind == "input" else _first(result)
+            out[stage] = (x.transpose(0, 1) if time_major else x).detach()
+        handles.append(module.register_forward_pre_hook(hook) if kind == "input" else module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            final = run()
+    finally:
+        for h in handles:
+            h.remove()
+    return {**out, "_final": final}
+
+
+def fairseq_stages(model: nn.Module, tokens: torch.Tensor, head: str | None) -> dict[str, torch.Tensor]:
+    enc = model.encoder.sentence_encoder
+    points = [("embeddings", enc.layers[0], "input")]
+    points += [(f"layer {i}", layer, "output") for i, layer in enumerate(enc.layers)]
+    if enc.layer_norm is not None:
+        points.append(("final norm", enc.layer_norm, "output"))
+
+    def run() -> torch.Tensor:
+        if head is None:
+            return model(tokens)[0]
+        return model(tokens, classification_head_name=head)[0]
+
+    out = _capture(model, points, run, time_major=True)
+    out[head_stage(head)] = out.pop("_final")
+    return out
+
+
+def hf_stages(model: nn.Module, tokens: torch.Tensor, pad_id: int, head: str | None) -> dict[str, torch.Tensor]:
+    base = model.roberta
+    points = [("embeddings", base.encoder.layer[0], "input")]
+    points += [(f"layer {i}", layer, "output") for i, layer in enumerate(base.encoder.layer)]
+    if hasattr(base.encoder, "LayerNorm"):
+        points.append(("final norm", base.encoder.LayerNorm, "output"))
+    mask = (tokens != pad_id).long()
+    out = _capture(model, points, lambda: model(input_ids=tokens, attention_mask=mask).logits, time_major=False)
+    out[head_stage(head)] = out.pop("_final")
+    return out
+
+
+def head_stage(head: str | None) -> str:
+    return "lm logits" if head is None else f"head {head}"
+
+
+def load_hf_model(folder: Path, head: str | None, dtype: torch.dtype, device: str = "cpu"):
+    """AutoModel* as a user would load it, offline; missing/unexpected/mismatched keys are a failure."""
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
+    model, info = auto.from_pretrained(str(folder), dtype=dtype, local_files_only=True, output_loading_info=True)
+    problems = {k: sorted(v)[:5] for k, v in info.items()
+                if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if problems:
+        raise VerificationFailed(folder, f"transformers reports {problems} when loading this folder "
+                                         f"as {type(model).__name__}")
+    return model.to(device).eval()
+
+
+def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
+                    texts: list[str], tol: float | None, device: str = "cpu",
+                    oracle: fairseq_oracle.FairseqOracle | None = None) -> tuple[TokenizerCheck, OutputReport]:
+    """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
+    the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded."""
+    oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
+    tok_check = check_tokenizer(oracle, folder, texts)
+    hf_model = load_hf_model(folder, head, dtype, device)
+    fs_model = oracle.model.to(device)
+    ids = [oracle.encode(t) for t in texts]
+    lengths = [len(t) for t in ids]
+    pad = oracle.dictionary.pad()
+    tolerance = tol if tol is not None else default_tol(dtype, device)
+    acc: dict[str, StageAccumulator] = {}
+    for batch_idx in micro_batches(lengths):
+        batch = torch.nn.utils.rnn.pad_sequence([ids[i] for i in batch_idx], batch_first=True,
+                                                padding_value=pad).to(device)
+        a = fairseq_stages(fs_model, batch, head)
+        b = hf_stages(hf_model, batch, pad, head)
+        for stage in a:
+            if stage not in b:
+                continue
+            s = acc.setdefault(stage, StageAccumulator(stage, tolerance))
+            for row, text in enumerate(batch_idx):
+                x, y = a[stage][row], b[stage][row]
+                if stage != head_stage(head) or head is None:
+                    x, y = x[: lengths[text]], y[: lengths[text]]
+                s.update(x.cpu(), y.cpu(), text)
+        del a, b
+    report = OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(texts),
+                          sum(lengths))
+    return tok_check, report
