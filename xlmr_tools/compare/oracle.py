@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.mapping import weights as weight_map
 
 if TYPE_CHECKING:
     from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -74,17 +75,17 @@ class FairseqOracle:
             with torch.device("meta"), _meta_safe_init():
                 model = RobertaModel.build_model(args, self.task)
                 state = dict(ckpt.raw)  # the file's tensors under the file's names: fairseq applies its own rules
-                # fairseq's upgrade_state_dict_named reads classification_heads.*.out_proj.weight, which a
+                # fairseq's upgrade_state_dict_named reads each head's out_proj.weight, which a
                 # spectral-norm head stores as weight_orig: it raises KeyError on its own checkpoints. Keep the heads
                 # out of the upgrade and register them as fairseq's model would.
-                spectral = {k: state.pop(k) for k in list(state)
-                            if k.startswith("classification_heads.") and getattr(args, "spectral_norm_classification_head", False)}
+                spectral = {k: state.pop(k) for k in weight_map.head_tensors(list(state))
+                            if getattr(args, "spectral_norm_classification_head", False)}
                 model.upgrade_state_dict(state)  # renames (decoder. -> encoder., emb_layer_norm), in_proj split, heads
                 state = prune_state_dict(state, args)  # encoder_layers_to_keep, as fairseq's load_state_dict does
-                for name in sorted({k.split(".")[1] for k in spectral}):
+                for name in sorted({weight_map.head_of(k) or "" for k in spectral}):
                     model.register_classification_head(
-                        name, num_classes=spectral[f"classification_heads.{name}.out_proj.weight_orig"].shape[0],
-                        inner_dim=spectral[f"classification_heads.{name}.dense.weight"].shape[0])
+                        name, num_classes=spectral[weight_map.head_tensor(name, "out_proj.weight_orig")].shape[0],
+                        inner_dim=spectral[weight_map.head_tensor(name, "dense.weight")].shape[0])
                 state.update(spectral)
             self.state = state
             if materialize:

@@ -432,8 +432,19 @@ def fairseq_heads(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
             if (m := _HEAD.match(n)) and n.endswith(".out_proj.weight")}
 
 
-def head_tensors(names: Iterable[str], head: str) -> list[str]:
-    return [n for n in names if (m := _HEAD.match(n)) and m.group(1) == head]
+def head_tensors(names: Iterable[str], head: str | None = None) -> list[str]:
+    """fairseq's tensors of one classification head (all heads when `head` is None)."""
+    return [n for n in names if (m := _HEAD.match(n)) and head in (None, m.group(1))]
+
+
+def head_of(name: str) -> str | None:
+    m = _HEAD.match(name)
+    return m.group(1) if m else None
+
+
+def head_tensor(head: str, suffix: str) -> str:
+    """fairseq's name for a head's tensor: head_tensor("mnli", "dense.weight")."""
+    return f"classification_heads.{head}.{suffix}"
 
 
 def hf_classifier_classes(shapes: Mapping[str, tuple[int, ...]]) -> int | None:

@@ -97,29 +97,87 @@ def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
 
 
-def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int,
-                    verify: bool, force: bool, texts: list[str] | None, tol: float | None, progress: Progress,
-                    sha256: SourceDigest) -> ConvertResult:
+@dataclass
+class _Prepared:
+    """Everything decided before a byte is written: the cheap validation `--no-verify` keeps."""
+
+    ckpt: FairseqCheckpoint
+    head: str | None
+    dtype: torch.dtype
+    shard_bytes: int
+    plan: weight_map.Plan
+    labels: list[str] | None
+    spm_path: Path
+    alignment: tokenizer_assets.Alignment
+    to_write: list[TensorToWrite]
+
+    @property
+    def total(self) -> int:
+        return sum(t.nbytes for t in self.to_write)
+
+
+def _prepare(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int,
+             force: bool) -> _Prepared:
+    """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
     desc = ckpt.description
     where = str(ckpt.path)
     target = resolve_dtype(dtype, ckpt)
     shard_bytes = parse_size(max_shard_size)
     if head is not None and head not in desc.classification_heads:
-        weight_map.plan(list(ckpt.tensors), desc, head, where)  # names the heads there are
+        weight_map.plan(ckpt.names(), desc, head, where)  # names the heads there are
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
-    plan = weight_map.plan(list(ckpt.tensors), desc, head, where, ckpt.dropped)
-    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file()])
+    plan = weight_map.plan(ckpt.names(), desc, head, where, ckpt.dropped)
+    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     if ckpt.dict_path is None or ckpt.spm_path is None:
         raise BadInput(ckpt.folder, "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint "
                                     "(or name them with --dict/--spm)")
     alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
-    to_write = _tensors_to_write(ckpt, plan, target)
-    total = sum(t.nbytes for t in to_write)
+    prepared = _Prepared(ckpt, head, target, shard_bytes, plan, labels, ckpt.spm_path, alignment,
+                         _tensors_to_write(ckpt, plan, target))
     check_target(out, force)
-    check_free_space(out, total + 50_000_000)
-    skipped: list[str] = []
+    check_free_space(out, prepared.total + 50_000_000)
+    return prepared
+
+
+def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int,
+                    verify: bool, force: bool, texts: list[str] | None, tol: float | None, progress: Progress,
+                    sha256: SourceDigest) -> ConvertResult:
+    job = _prepare(ckpt, out, head, dtype, max_shard_size, force)
+    stale: list[Path] = []
+    with atomic_folder(out, force, stale) as tmp:
+        files = _write_and_prove(job, tmp, progress)
+        skipped: list[str] = []
+        tok_check, outputs = _verify_outputs(job, tmp, verify, texts, tol, progress, skipped)
+        desc = ckpt.description
+        result = ConvertResult(
+            out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
+            dtype=dtype_name(job.dtype), shards=sorted(set(files.values())), bytes_written=job.total,
+            tensors_written=len(job.to_write), ignored=job.plan.ignored, weights_equal=True, tokenizer=tok_check,
+            outputs=outputs, skipped=skipped, stale_removed=[str(p) for p in stale],
+        )
+        if tok_check is not None and not tok_check.equal:
+            raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
+        w = outputs.worst if outputs is not None else None
+        if w is not None:
+            raise VerificationFailed(out, f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
+                                          f"tol {w.tol:g} (text {w.text}, token {w.token}); not written")
+        progress.stage("writing model card")
+        write_model_card(tmp, result.to_dict(), sha256.result(), __version__)
+    return result
+
+
+def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress) -> dict[str, str]:
+    """Write the shards, config and tokenizer into `tmp` and prove what was written: every tensor re-read one
+    behind the writer and bit-equal to its source after the cast, the headers re-read, and the class, keys and
+    shapes AutoModel* would load. Returns {tensor: shard file}; raises VerificationFailed on any difference.
+
+    One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it lands,
+    while this thread writes config and tokenizer (a fourth hashes the source). The pool lives inside the
+    temporary folder's context: on any error or interrupt, wherever it lands, the workers are told to stop and
+    joined before the folder is removed, so no write can re-create part of a folder being removed."""
+    ckpt, desc, where = job.ckpt, job.ckpt.description, str(job.ckpt.path)
     stop = threading.Event()
 
     def counting(bar: Callable[[int], None]) -> Callable[[int], None]:
@@ -129,70 +187,55 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
             bar(n)
         return on_bytes
 
-    stale: list[Path] = []
-    written_bytes = progress.bar("writing safetensors", total)
-    check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", total)), stop)
+    written_bytes = progress.bar("writing safetensors", job.total)
+    check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", job.total)), stop)
 
     def write() -> dict[str, str]:
         try:
-            return write_shards(tmp, to_write, shard_bytes, counting(written_bytes),
+            return write_shards(tmp, job.to_write, job.shard_bytes, counting(written_bytes),
                                 lambda t, path, offset: check.put(Written(t, path, offset)))
         finally:
             check.close()
 
-    # The pool is entered inside the temporary folder's context, so on any error or interrupt — wherever it lands,
-    # even between two submits — the workers are told to stop and joined before the folder is removed: no write can
-    # land in (and re-create part of) a folder being removed.
-    with atomic_folder(out, force, stale) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         threads = torch.get_num_threads()
         try:
-            # One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it
-            # lands, while this thread imports transformers and writes config and tokenizer; a fourth hashes.
             shards = pool.submit(write)
             checked = pool.submit(check.run)
             torch.set_num_threads(1)  # the check's sums and casts must not spin a second core hash and copy need
-            build_config(desc, ckpt.args, head, target, where, labels).save_pretrained(str(tmp))
-            tokenizer_assets.write_hf_tokenizer(ckpt.spm_path, tmp, alignment, desc.max_positions)
-            # The class AutoModel* builds from the written config, and its names and shapes: a cheap check (meta
-            # device) that --no-verify keeps, overlapped with the writing.
-            check_auto_class(tmp, head, model_class_name(desc, head), {t.name: t.shape for t in to_write})
+            build_config(desc, ckpt.args, job.head, job.dtype, where, job.labels).save_pretrained(str(tmp))
+            tokenizer_assets.write_hf_tokenizer(job.spm_path, tmp, job.alignment, desc.max_positions)
+            # The class AutoModel* builds from the written config, its names and shapes: cheap (meta device), so
+            # --no-verify keeps it; overlapped with the writing.
+            check_auto_class(tmp, job.head, model_class_name(desc, job.head), {t.name: t.shape for t in job.to_write})
             differs = checked.result()
             if differs is not None:
-                raise VerificationFailed(out, f"written tensor {differs} differs from its source after the cast")
-            weight_map_out = shards.result()
-            differs = check.headers_agree(tmp, weight_map_out)
+                raise VerificationFailed(where, f"written tensor {differs} differs from its source after the cast")
+            files = shards.result()
+            differs = check.headers_agree(tmp, files)
         except BaseException:
             stop.set()  # the writer stops at its next chunk; the pool's exit joins both workers
             check.close()
             raise
         finally:
             torch.set_num_threads(threads)
-        if differs is not None:
-            raise VerificationFailed(out, f"shard header does not place {differs} where it was written and checked")
-        tok_check = outputs = None
-        if verify and fairseq_oracle.available():
-            progress.stage("running fairseq and transformers side by side, one layer at a time")
-            tok_check, outputs = compare_outputs_streamed(ckpt, open_folder(tmp), head, target,
-                                                          texts or list(DEFAULT_TEXTS), tol)
-        elif verify:
-            skipped.append("output check: fairseq is not importable here (weights were still checked)")
-        else:
-            skipped.append("output check: --no-verify")
-        result = ConvertResult(
-            out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
-            dtype=dtype_name(target), shards=sorted(set(weight_map_out.values())),
-            bytes_written=total, tensors_written=len(to_write), ignored=plan.ignored, weights_equal=True,
-            tokenizer=tok_check, outputs=outputs, skipped=skipped, stale_removed=[str(p) for p in stale],
-        )
-        if tok_check is not None and not tok_check.equal:
-            raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
-        if outputs is not None and not outputs.ok:
-            w = outputs.worst
-            raise VerificationFailed(out, f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
-                                          f"tol {w.tol:g} (text {w.text}, token {w.token}); not written")
-        progress.stage("writing model card")
-        write_model_card(tmp, result, sha256.result(), __version__)
-    return result
+    if differs is not None:
+        raise VerificationFailed(where, f"shard header does not place {differs} where it was written and checked")
+    return files
+
+
+def _verify_outputs(job: _Prepared, tmp: Path, verify: bool, texts: list[str] | None, tol: float | None,
+                    progress: Progress, skipped: list[str]) -> tuple[TokenizerCheck | None, OutputReport | None]:
+    """The expensive proof: fairseq and the written folder side by side, one layer at a time."""
+    if not verify:
+        skipped.append("output check: --no-verify")
+        return None, None
+    if not fairseq_oracle.available():
+        skipped.append("output check: fairseq is not importable here (weights were still checked)")
+        return None, None
+    progress.stage("running fairseq and transformers side by side, one layer at a time")
+    return compare_outputs_streamed(job.ckpt, open_folder(tmp), job.head, job.dtype, texts or list(DEFAULT_TEXTS),
+                                    tol)
 
 
 def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:

@@ -68,8 +68,7 @@ def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = 
         warnings += [f"head {head}: {p}" for p in problems(desc, ckpt.args, head)
                      if p not in problems(desc, ckpt.args, None)]
         try:
-            weight_map.check_shapes(ckpt.tensors, desc, "", [n for n in ckpt.tensors
-                                                             if n.startswith(f"classification_heads.{head}.")])
+            weight_map.check_shapes(ckpt.tensors, desc, "", weight_map.head_tensors(ckpt.names(), head))
         except BadInput as e:
             warnings.append(f"head {head}: {e.problem}")
     if ckpt.pruned_layers:
@@ -112,7 +111,7 @@ def _inspect_hf(folder: HFFolder, with_tensors: bool) -> InspectReport:
         path=str(folder.path), kind="hf", format=folder.format, description=folder.description.to_dict(),
         file_bytes=folder.file_bytes, details=details, tokenizer={"files": folder.tokenizer_assets()},
         warnings=list(folder.warnings),
-        tensors=[_row(n, s, d) for n, (s, d) in folder.shapes.items()] if with_tensors else None,
+        tensors=[_row(n, s, d) for n, (s, d) in folder.file_shapes.items()] if with_tensors else None,
     )
 
 

@@ -164,8 +164,8 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     emb = tensors.get(FAIRSEQ_NAMES["token_embeddings"])
     pos = tensors.get(FAIRSEQ_NAMES["positions"])
     if emb is None or emb.dim() != 2 or fairseq_layers(tensors) == 0:
-        raise BadInput(where, "not an XLM-R/RoBERTa checkpoint (no encoder.sentence_encoder token embeddings "
-                              "and layers)")
+        raise BadInput(where, f"not an XLM-R/RoBERTa checkpoint (no {FAIRSEQ_NAMES['token_embeddings']} and no "
+                              "encoder layers)")
     unsupported: list[str] = []
     has_final = FAIRSEQ_NAMES["final_norm"] in tensors
     has_emb_ln = FAIRSEQ_NAMES["embedding_norm"] in tensors
@@ -188,7 +188,7 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
             unsupported.append("sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
                                "learned absolute positions")
         else:
-            unsupported.append("no position embeddings (encoder.sentence_encoder.embed_positions.weight)")
+            unsupported.append(f"no position embeddings ({FAIRSEQ_NAMES['positions']})")
     else:
         max_positions = args.get("max_positions")
         if isinstance(max_positions, int) and pos.shape[0] != max_positions + padding_idx + 1:
@@ -201,7 +201,7 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     if FAIRSEQ_NAMES["quant_noise"] in tensors or (float(args.get("quant_noise_pq") or 0) > 0
                                                   and not args.get("adaptive_input")):
         unsupported.append(f"quant_noise_pq={args.get('quant_noise_pq')} adds a linear projection after the "
-                           "embeddings (encoder.sentence_encoder.quant_noise): transformers has no such layer")
+                           f"embeddings ({FAIRSEQ_NAMES['quant_noise']}): transformers has no such layer")
     layers = fairseq_layers(tensors)
     fc1 = tensors.get(FAIRSEQ_NAMES["first_ffn"])
     heads = args.get("encoder_attention_heads")
