@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: venv test demo fixtures bench clean
+.PHONY: venv test lint demo fixtures bench clean
 
 venv: $(STAMP)
 
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml requirements-oracle.txt constraints.txt
 	$(PIP) -r requirements-oracle.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check xlmr_tools tests benchmarks
+	$(BIN)/ruff format --check xlmr_tools tests benchmarks
+	$(BIN)/mypy
 
 demo: $(STAMP)
 	$(BIN)/xlmr inspect tests/fixtures/preln
@@ -34,4 +39,4 @@ fixtures: $(STAMP)
 	$(BIN)/python tests/fixtures/make_fixtures.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -27,8 +27,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from measure import Run, cgroup_available, interleaved, main, measure, table  # noqa: E402
 
-XL = ["--encoder-embed-dim", "2560", "--encoder-ffn-embed-dim", "10240", "--encoder-attention-heads", "32",
-      "--tokens-per-sample", "512", "--max-positions", "512"]
+XL = [
+    "--encoder-embed-dim",
+    "2560",
+    "--encoder-ffn-embed-dim",
+    "10240",
+    "--encoder-attention-heads",
+    "32",
+    "--tokens-per-sample",
+    "512",
+    "--max-positions",
+    "512",
+]
 XL_ROWS = 250880
 BIN = Path(sys.executable).parent
 
@@ -51,13 +61,24 @@ def build_checkpoint(folder: Path, layers: int) -> Path:
     with open(folder / "dict.txt", "a") as f:  # pad like the XL release: madeupwordNNNN up to 250880 rows
         f.writelines(f"madeupword{i:04d} 0\n" for i in range(fillers))
     torch.manual_seed(0)
-    args, cfg, task, model = make_fixtures.build_model(folder, "roberta_prenorm", ["--encoder-layers", str(layers)],
-                                                       seed=None, dims=XL)
+    _, cfg, _, model = make_fixtures.build_model(
+        folder, "roberta_prenorm", ["--encoder-layers", str(layers)], seed=None, dims=XL
+    )
     assert model.encoder.sentence_encoder.embed_tokens.weight.shape[0] == XL_ROWS
-    state = {"args": None, "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-             "model": model.state_dict(), "extra_state": {},
-             "optimizer_history": [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
-                                    "lr_scheduler_state": {"best": None}, "num_updates": 0}]}
+    state = {
+        "args": None,
+        "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "model": model.state_dict(),
+        "extra_state": {},
+        "optimizer_history": [
+            {
+                "criterion_name": "MaskedLmLoss",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {"best": None},
+                "num_updates": 0,
+            }
+        ],
+    }
     checkpoint_utils.torch_persistent_save(state, str(folder / "model.pt"))
     return folder / "model.pt"
 
@@ -82,17 +103,38 @@ def run_size(work: Path, layers: int, rounds: int) -> list[str]:
         shutil.rmtree(outs / "nv", ignore_errors=True)
 
     runs: list[Run] = [
-        *interleaved([("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")]),
-                      ("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify",
-                                                    "-q"])], rounds, ckpt, clear_short_runs),
+        *interleaved(
+            [
+                ("cp (floor)", ["cp", str(ckpt), str(outs / "copy.pt")]),
+                ("xlmr convert --no-verify", [xlmr, "convert", str(src), str(outs / "nv"), "--no-verify", "-q"]),
+            ],
+            rounds,
+            ckpt,
+            clear_short_runs,
+        ),
         measure("xlmr convert (verify)", [xlmr, "convert", str(src), str(outs / "v"), "-q"], cold=ckpt),
-        measure("old script (seed)", [sys.executable, str(ROOT / "tests/peers/run_seed.py"),
-                                      "--roberta_checkpoint_path", str(src),
-                                      "--pytorch_dump_folder_path", str(outs / "seed")], cold=ckpt),
+        measure(
+            "old script (seed)",
+            [
+                sys.executable,
+                str(ROOT / "tests/peers/run_seed.py"),
+                "--roberta_checkpoint_path",
+                str(src),
+                "--pytorch_dump_folder_path",
+                str(outs / "seed"),
+            ],
+            cold=ckpt,
+        ),
     ]
     if cgroup_available():
-        runs.append(measure("xlmr convert --no-verify, capped", [xlmr, "convert", str(src), str(outs / "cap"),
-                                                                 "--no-verify", "-q"], cap=size // 3, cold=ckpt))
+        runs.append(
+            measure(
+                "xlmr convert --no-verify, capped",
+                [xlmr, "convert", str(src), str(outs / "cap"), "--no-verify", "-q"],
+                cap=size // 3,
+                cold=ckpt,
+            )
+        )
     rows = table(layers, size, runs, old=runs[3], floor=runs[0])
     shutil.rmtree(outs, ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)

@@ -25,8 +25,9 @@ def run_size(work: Path, layers: int) -> list[str]:
     size = ckpt.stat().st_size
     folder = work / f"hf-{layers}l"
     shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([str(BIN / "xlmr"), "convert", str(src), str(folder), "--no-verify", "-q"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(BIN / "xlmr"), "convert", str(src), str(folder), "--no-verify", "-q"], check=True, capture_output=True
+    )
     xlmr = str(BIN / "xlmr")
     cold = [ckpt, *folder.glob("*.safetensors")]
 
@@ -37,12 +38,13 @@ def run_size(work: Path, layers: int) -> list[str]:
 
     runs = [
         go("xlmr verify (streamed)", [xlmr, "verify", str(src), str(folder), "-q", "--json"]),
-        go("full models (old approach)", [sys.executable, str(Path(__file__).with_name("full_models_verify.py")),
-                                          str(src), str(folder)]),
+        go(
+            "full models (old approach)",
+            [sys.executable, str(Path(__file__).with_name("full_models_verify.py")), str(src), str(folder)],
+        ),
     ]
     if cgroup_available():
-        runs.append(go("xlmr verify, capped", [xlmr, "verify", str(src), str(folder), "-q", "--json"],
-                       cap=size // 2))
+        runs.append(go("xlmr verify, capped", [xlmr, "verify", str(src), str(folder), "-q", "--json"], cap=size // 2))
     rows = table(layers, size, runs, old=runs[1])
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)

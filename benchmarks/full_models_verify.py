@@ -22,8 +22,9 @@ def main() -> None:
 
     src, folder = sys.argv[1], sys.argv[2]
     with torch.serialization.safe_globals([argparse.Namespace]):
-        hub = RobertaModel.from_pretrained(src, checkpoint_file="model.pt", bpe="sentencepiece",
-                                           sentencepiece_model=f"{src}/sentencepiece.bpe.model")
+        hub = RobertaModel.from_pretrained(
+            src, checkpoint_file="model.pt", bpe="sentencepiece", sentencepiece_model=f"{src}/sentencepiece.bpe.model"
+        )
     hub.eval()
     hf = AutoModelForMaskedLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True).eval()
     worst = 0.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_convert import build_checkpoint  # noqa: E402
+from bench_convert import build_checkpoint
 
 
 def run(label: str, cmd: list[str]) -> dict | None:
@@ -55,8 +55,10 @@ def main() -> None:
     run("xlmr convert --no-verify", [xlmr, "convert", src, hf, "--no-verify", "-q"])
     run("xlmr verify --device cpu", [xlmr, "verify", src, hf, "--json", "-q"])
     run("xlmr verify --device cuda", [xlmr, "verify", src, hf, "--json", "-q", "--device", "cuda"])
-    run("xlmr verify --device cuda --dtype bfloat16",
-        [xlmr, "verify", src, hf, "--json", "-q", "--device", "cuda", "--dtype", "bfloat16"])
+    run(
+        "xlmr verify --device cuda --dtype bfloat16",
+        [xlmr, "verify", src, hf, "--json", "-q", "--device", "cuda", "--dtype", "bfloat16"],
+    )
     shutil.rmtree(a.work, ignore_errors=True)
 
 

@@ -67,8 +67,9 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
-def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None = None,
-            cold: Path | None = None) -> Run:
+def measure(
+    label: str, cmd: list[str], cap: int | None = None, env: dict | None = None, cold: Path | None = None
+) -> Run:
     if cold is not None:
         evict(cold)
     os.sync()  # earlier runs' dirty pages are not flushed on this run's clock
@@ -86,8 +87,13 @@ def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None
         if group is not None:
             (group / "cgroup.procs").write_text(str(os.getpid()))
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=enter_group,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=enter_group,
+        env={**os.environ, **(env or {})},
+    )
     peak_rss = peak_anon = 0
     while proc.poll() is None:
         rss = anon = 0
@@ -108,8 +114,9 @@ def measure(label: str, cmd: list[str], cap: int | None = None, env: dict | None
     return Run(label, wall, peak_rss, peak_anon, proc.returncode, cap)
 
 
-def interleaved(contenders: list[tuple[str, list[str]]], rounds: int, cold: Path,
-                after_each: Callable[[], None] = lambda: None) -> list[Run]:
+def interleaved(
+    contenders: list[tuple[str, list[str]]], rounds: int, cold: Path, after_each: Callable[[], None] = lambda: None
+) -> list[Run]:
     """Run the contenders in turn, `rounds` times over (A B A B …, so slow spells of a shared machine hit both),
     each cold; per contender: the median wall time, the highest peaks, the worst exit code, and every wall time."""
     seen: list[list[Run]] = [[] for _ in contenders]
@@ -117,23 +124,37 @@ def interleaved(contenders: list[tuple[str, list[str]]], rounds: int, cold: Path
         for runs, (label, cmd) in zip(seen, contenders, strict=True):
             runs.append(measure(label, cmd, cold=cold))
             after_each()
-    return [Run(f"{runs[0].label} (median of {rounds})" if rounds > 1 else runs[0].label,
-                statistics.median(r.wall_s for r in runs), max(r.peak_rss for r in runs),
-                max(r.peak_anon for r in runs), max((r.rc for r in runs), key=abs), None, [r.wall_s for r in runs])
-            for runs in seen]
+    return [
+        Run(
+            f"{runs[0].label} (median of {rounds})" if rounds > 1 else runs[0].label,
+            statistics.median(r.wall_s for r in runs),
+            max(r.peak_rss for r in runs),
+            max(r.peak_anon for r in runs),
+            max((r.rc for r in runs), key=abs),
+            None,
+            [r.wall_s for r in runs],
+        )
+        for runs in seen
+    ]
 
 
 def table(layers: int, size: int, runs: list[Run], old: Run, floor: Run | None = None) -> list[str]:
     """Markdown rows for one checkpoint size: absolute figures and ratios to the old approach (and to `cp`)."""
-    gb = lambda n: f"{n / 1e9:.2f}"  # noqa: E731
+    gb = lambda n: f"{n / 1e9:.2f}"
     head = "| run | exit | wall s | peak RSS GB | peak anon GB | anon vs old | anon vs ckpt | wall vs old |"
-    rows = [f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)", "",
-            head + (" wall vs cp |" if floor else ""), "|---" * (9 if floor else 8) + "|"]
+    rows = [
+        f"### {layers} layers: checkpoint {gb(size)} GB ({size:,} bytes)",
+        "",
+        head + (" wall vs cp |" if floor else ""),
+        "|---" * (9 if floor else 8) + "|",
+    ]
     for r in runs:
         cap = f" (cap {gb(r.cap)} GB)" if r.cap else ""
-        rows.append(f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
-                    f"{r.peak_anon / max(old.peak_anon, 1):.3f} | {r.peak_anon / size:.3f} | "
-                    f"{r.wall_s / old.wall_s:.2f} |" + (f" {r.wall_s / floor.wall_s:.2f} |" if floor else ""))
+        rows.append(
+            f"| {r.label}{cap} | {r.rc} | {r.wall_s:.1f} | {gb(r.peak_rss)} | {gb(r.peak_anon)} | "
+            f"{r.peak_anon / max(old.peak_anon, 1):.3f} | {r.peak_anon / size:.3f} | "
+            f"{r.wall_s / old.wall_s:.2f} |" + (f" {r.wall_s / floor.wall_s:.2f} |" if floor else "")
+        )
     repeated = [r for r in runs if len(r.walls) > 1]
     if repeated:
         rows.append("")
@@ -141,8 +162,10 @@ def table(layers: int, size: int, runs: list[Run], old: Run, floor: Run | None =
         if floor is not None and len(floor.walls) > 1:
             for r in repeated:
                 if r is not floor and len(r.walls) == len(floor.walls):
-                    rows.append(f"- {r.label.split(' (median')[0]} vs cp, round by round: "
-                                + ", ".join(f"{w / c:.2f}" for w, c in zip(r.walls, floor.walls, strict=True)))
+                    rows.append(
+                        f"- {r.label.split(' (median')[0]} vs cp, round by round: "
+                        + ", ".join(f"{w / c:.2f}" for w, c in zip(r.walls, floor.walls, strict=True))
+                    )
     return rows + [""]
 
 

@@ -43,7 +43,7 @@ def main() -> None:
         start = time.monotonic()
         result = compare(ROOT / "tests" / "fixtures" / name, out, texts, work / f"{name}-stock")
         print(f"\n{name}: {result.texts} texts in {time.monotonic() - start:.1f} s")
-        print(f"| kind | ours differs from fairseq | stock differs from fairseq |\n|---|---|---|")
+        print("| kind | ours differs from fairseq | stock differs from fairseq |\n|---|---|---|")
         for kind in KINDS:
             print(f"| {kind} | {result.ours[kind]} | {result.stock[kind]} |")
         print(f"| total | {sum(result.ours.values())} | {sum(result.stock.values())} |")

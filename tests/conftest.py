@@ -17,9 +17,21 @@ from xlmr_tools.cli.app import app
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL = ["postln_legacy", "postln_untied", "preln", "preln_heads", "preln_fp16"]
 # Training configurations users have (tests/test_configurations.py); no recorded outputs: fairseq runs live.
-CONFIGURATIONS = ["cfg_head_inner_dim", "cfg_layers_to_keep", "cfg_scaled_embedding", "cfg_in_proj",
-                  "cfg_dictconfig", "cfg_gelu_accurate", "cfg_tanh", "cfg_linear", "cfg_spectral_norm",
-                  "cfg_sinusoidal", "cfg_no_positions", "cfg_position_rows", "cfg_sentence_prediction"]
+CONFIGURATIONS = [
+    "cfg_head_inner_dim",
+    "cfg_layers_to_keep",
+    "cfg_scaled_embedding",
+    "cfg_in_proj",
+    "cfg_dictconfig",
+    "cfg_gelu_accurate",
+    "cfg_tanh",
+    "cfg_linear",
+    "cfg_spectral_norm",
+    "cfg_sinusoidal",
+    "cfg_no_positions",
+    "cfg_position_rows",
+    "cfg_sentence_prediction",
+]
 
 
 def fixture(name: str) -> Path:
@@ -77,8 +89,11 @@ PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\d+s\] ")  # plain progress lines (stder
 
 def error_lines(stderr: str) -> list[str]:
     """stderr without progress lines and warnings: what the one-line error promise is about."""
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith("warning:") and not PROGRESS_LINE.match(line)]
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith("warning:") and not PROGRESS_LINE.match(line)
+    ]
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -25,15 +25,20 @@ def _first(x):
     return x[0] if isinstance(x, tuple) else x
 
 
-def _capture(model: nn.Module, points: list[tuple[str, nn.Module, str]], run: Callable[[], torch.Tensor],
-             time_major: bool) -> dict[str, torch.Tensor]:
+def _capture(
+    model: nn.Module, points: list[tuple[str, nn.Module, str]], run: Callable[[], torch.Tensor], time_major: bool
+) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     handles = []
     for stage, module, kind in points:
+
         def hook(mod, args, result=None, stage=stage, kind=kind):
             x = _first(args) if kind == "input" else _first(result)
             out[stage] = (x.transpose(0, 1) if time_major else x).detach()
-        handles.append(module.register_forward_pre_hook(hook) if kind == "input" else module.register_forward_hook(hook))
+
+        handles.append(
+            module.register_forward_pre_hook(hook) if kind == "input" else module.register_forward_hook(hook)
+        )
     try:
         with torch.no_grad():
             final = run()
@@ -85,17 +90,26 @@ def load_hf_model(folder: Path, head: str | None, dtype: torch.dtype, device: st
     hf_logging.disable_progress_bar()
     auto = AutoModelForMaskedLM if head is None else AutoModelForSequenceClassification
     model, info = auto.from_pretrained(str(folder), dtype=dtype, local_files_only=True, output_loading_info=True)
-    problems = {k: sorted(v)[:5] for k, v in info.items()
-                if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    problems = {
+        k: sorted(v)[:5] for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
     if problems:
-        raise VerificationFailed(folder, f"transformers reports {problems} when loading this folder "
-                                         f"as {type(model).__name__}")
+        raise VerificationFailed(
+            folder, f"transformers reports {problems} when loading this folder as {type(model).__name__}"
+        )
     return model.to(device).eval()
 
 
-def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dtype: torch.dtype,
-                    texts: list[str], tol: float | None, device: str = "cpu",
-                    oracle: fairseq_oracle.FairseqOracle | None = None) -> tuple[TokenizerCheck, OutputReport]:
+def compare_outputs(
+    ckpt: FairseqCheckpoint,
+    folder: Path,
+    head: str | None,
+    dtype: torch.dtype,
+    texts: list[str],
+    tol: float | None,
+    device: str = "cpu",
+    oracle: fairseq_oracle.FairseqOracle | None = None,
+) -> tuple[TokenizerCheck, OutputReport]:
     """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
     the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded."""
     oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
@@ -108,8 +122,9 @@ def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dty
     tolerance = tol if tol is not None else default_tol(dtype, device)
     acc: dict[str, StageAccumulator] = {}
     for batch_idx in micro_batches(lengths):
-        batch = torch.nn.utils.rnn.pad_sequence([ids[i] for i in batch_idx], batch_first=True,
-                                                padding_value=pad).to(device)
+        batch = torch.nn.utils.rnn.pad_sequence([ids[i] for i in batch_idx], batch_first=True, padding_value=pad).to(
+            device
+        )
         a = fairseq_stages(fs_model, batch, head)
         b = hf_stages(hf_model, batch, pad, head)
         for stage in a:
@@ -122,6 +137,5 @@ def compare_outputs(ckpt: FairseqCheckpoint, folder: Path, head: str | None, dty
                     x, y = x[: lengths[text]], y[: lengths[text]]
                 s.update(x.cpu(), y.cpu(), text)
         del a, b
-    report = OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(texts),
-                          sum(lengths))
+    report = OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(texts), sum(lengths))
     return tok_check, report

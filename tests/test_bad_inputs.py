@@ -66,6 +66,7 @@ def _with_model_bytes(data_fn: Callable[[bytes], bytes], name: str = GOOD_FAIRSE
         model = src / "model.pt"
         model.write_bytes(data_fn(model.read_bytes()))
         return src
+
     return make
 
 
@@ -87,6 +88,7 @@ def _hostile(kind: str):
             good["extra_state"] = {"x": shutil.rmtree}
         torch.save(good, src / "model.pt")
         return src
+
     return make
 
 
@@ -104,6 +106,7 @@ def _nonfinite(value: float):
         ckpt["model"]["encoder.sentence_encoder.layers.1.fc2.weight"][3, 5] = value
         torch.save(ckpt, src / "model.pt")
         return src
+
     return make
 
 
@@ -113,6 +116,7 @@ def _dict_edit(fn: Callable[[list[str]], list[str]]):
         lines = (src / "dict.txt").read_text().splitlines()
         (src / "dict.txt").write_text("\n".join(fn(lines)) + "\n")
         return src
+
     return make
 
 
@@ -127,6 +131,7 @@ def _hf_edit(fn: Callable[[Path], None]):
         dest = _hf_copy(tmp, converted)
         fn(dest)
         return dest
+
     return make
 
 
@@ -134,21 +139,21 @@ def _shard_lies(folder: Path) -> None:
     path = folder / "model.safetensors"
     data = bytearray(path.read_bytes())
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8: 8 + n])
+    header = json.loads(data[8 : 8 + n])
     name = "roberta.encoder.layer.0.output.dense.weight"
     header[name]["shape"] = [header[name]["shape"][0] * 4, header[name]["shape"][1]]
     blob = json.dumps(header).encode()
     blob += b" " * (-len(blob) % 8)
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(data[8 + n:]))
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(data[8 + n :]))
 
 
 def _hf_nan(folder: Path) -> None:
     path = folder / "model.safetensors"
     data = bytearray(path.read_bytes())
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8: 8 + n])
+    header = json.loads(data[8 : 8 + n])
     begin = 8 + n + header["roberta.encoder.layer.1.output.dense.weight"]["data_offsets"][0]
-    data[begin: begin + 4] = struct.pack("<f", float("nan"))
+    data[begin : begin + 4] = struct.pack("<f", float("nan"))
     path.write_bytes(bytes(data))
 
 
@@ -192,8 +197,14 @@ def _fairseq_inputs() -> list[tuple[str, Callable[[Path], Path], tuple[int, ...]
         # A flip inside tensor data is a valid file with other numbers: converting it is correct (0); a flip that
         # makes a NaN, or breaks the pickle or the zip, is bad input (2). Never a traceback, never a leftover.
         # A flip to a huge exponent is a valid file whose model computes Inf/NaN: convert's output check fails (1).
-        out.append((f"bitflip-{i}-x{flips}", _with_model_bytes(lambda d, s=seed, n=flips: _flip(d, random.Random(s), n)),
-                    (0, 1, 2), False))
+        out.append(
+            (
+                f"bitflip-{i}-x{flips}",
+                _with_model_bytes(lambda d, s=seed, n=flips: _flip(d, random.Random(s), n)),
+                (0, 1, 2),
+                False,
+            )
+        )
     out += [
         ("empty-file", _with_model_bytes(lambda d: b""), (2,), True),
         ("text-file", _with_model_bytes(lambda d: b"just some text\n" * 10), (2,), True),
@@ -212,7 +223,10 @@ def _tokenizer_inputs() -> list[tuple[str, Callable[[Path], Path]]]:
         ("dict-too-many-symbols", _dict_edit(lambda ls: ls + ["madeupword9999 0"])),
         ("dict-too-few-symbols", _dict_edit(lambda ls: ls[:-3])),
         ("dict-out-of-order", _dict_edit(lambda ls: [ls[1], ls[0], *ls[2:]])),
-        ("dict-not-utf8", lambda tmp: (lambda s: ((s / "dict.txt").write_bytes(b"\xff\xfe 1\n"), s)[1])(_fairseq_copy(tmp))),
+        (
+            "dict-not-utf8",
+            lambda tmp: (lambda s: ((s / "dict.txt").write_bytes(b"\xff\xfe 1\n"), s)[1])(_fairseq_copy(tmp)),
+        ),
         ("spm-garbage", _garbage_spm),
     ]
 
@@ -223,8 +237,11 @@ def _hf_inputs() -> list[tuple[str, Callable[[Path, Path], Path], tuple[int, ...
         ("hf-no-config", _hf_edit(lambda f: (f / "config.json").unlink()), (2,)),
         ("hf-missing-shard", _hf_edit(_split_shards), (2,)),
         ("hf-shard-header-lies", _hf_edit(_shard_lies), (2,)),
-        ("hf-shard-truncated", _hf_edit(lambda f: (f / "model.safetensors").write_bytes(
-            (f / "model.safetensors").read_bytes()[:5000])), (2,)),
+        (
+            "hf-shard-truncated",
+            _hf_edit(lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:5000])),
+            (2,),
+        ),
         ("hf-nan-weight", _hf_edit(_hf_nan), (1,)),
         ("hf-payload-bin", _hostile_bin, (2,)),
         ("hf-is-a-file", lambda tmp, conv: (lambda p: (p.write_text("x"), p)[1])(tmp / "file"), (2,)),
@@ -234,34 +251,74 @@ def _hf_inputs() -> list[tuple[str, Callable[[Path, Path], Path], tuple[int, ...
 def _cases() -> list[Case]:
     cases: list[Case] = []
     for cid, make, convert_codes, structural in _fairseq_inputs():
-        cases.append(Case(f"inspect-{cid}", "inspect", lambda tmp, conv, m=make: [str(m(tmp))],
-                          (2,) if structural else (0, 2)))
-        cases.append(Case(f"convert-{cid}", "convert", lambda tmp, conv, m=make: [str(m(tmp)), str(tmp / "out")],
-                          convert_codes))
-        cases.append(Case(f"verify-{cid}", "verify", lambda tmp, conv, m=make: [str(m(tmp)), str(conv)],
-                          (1, 2) if 0 not in convert_codes else (0, 1, 2)))
-        cases.append(Case(f"diff-{cid}", "diff", lambda tmp, conv, m=make: [str(conv), str(m(tmp))],
-                          (1, 2) if 0 not in convert_codes else (0, 1, 2)))
+        cases.append(
+            Case(f"inspect-{cid}", "inspect", lambda tmp, conv, m=make: [str(m(tmp))], (2,) if structural else (0, 2))
+        )
+        cases.append(
+            Case(f"convert-{cid}", "convert", lambda tmp, conv, m=make: [str(m(tmp)), str(tmp / "out")], convert_codes)
+        )
+        cases.append(
+            Case(
+                f"verify-{cid}",
+                "verify",
+                lambda tmp, conv, m=make: [str(m(tmp)), str(conv)],
+                (1, 2) if 0 not in convert_codes else (0, 1, 2),
+            )
+        )
+        cases.append(
+            Case(
+                f"diff-{cid}",
+                "diff",
+                lambda tmp, conv, m=make: [str(conv), str(m(tmp))],
+                (1, 2) if 0 not in convert_codes else (0, 1, 2),
+            )
+        )
     for cid, make in _tokenizer_inputs():
-        cases.append(Case(f"convert-{cid}", "convert", lambda tmp, conv, m=make: [str(m(tmp)), str(tmp / "out")],
-                          (2,)))
+        cases.append(Case(f"convert-{cid}", "convert", lambda tmp, conv, m=make: [str(m(tmp)), str(tmp / "out")], (2,)))
     for cid, make, codes in _hf_inputs():
-        cases.append(Case(f"verify-{cid}", "verify", lambda tmp, conv, m=make: [str(fixture(GOOD_FAIRSEQ)),
-                                                                                 str(m(tmp, conv))], codes))
+        cases.append(
+            Case(
+                f"verify-{cid}",
+                "verify",
+                lambda tmp, conv, m=make: [str(fixture(GOOD_FAIRSEQ)), str(m(tmp, conv))],
+                codes,
+            )
+        )
         cases.append(Case(f"diff-{cid}", "diff", lambda tmp, conv, m=make: [str(conv), str(m(tmp, conv))], codes))
-        cases.append(Case(f"inspect-{cid}", "inspect", lambda tmp, conv, m=make: [str(m(tmp, conv))],
-                          (0,) if cid == "hf-nan-weight" else codes))
+        cases.append(
+            Case(
+                f"inspect-{cid}",
+                "inspect",
+                lambda tmp, conv, m=make: [str(m(tmp, conv))],
+                (0,) if cid == "hf-nan-weight" else codes,
+            )
+        )
     cases += [
-        Case("convert-missing-head", "convert",
-             lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), str(tmp / "out"), "--head", "sst2"], (2,)),
-        Case("verify-missing-head", "verify",
-             lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), str(conv), "--head", "sst2"], (2,)),
-        Case("convert-src-is-dir-without-checkpoint", "convert",
-             lambda tmp, conv: [str(tmp), str(tmp / "out")], (2,)),
-        Case("convert-out-is-a-file", "convert",
-             lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), str((tmp / "f").write_text("x") and tmp / "f")], (2,)),
-        Case("convert-out-parent-unwritable", "convert",
-             lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), "/proc/xlmr-out"], (2,)),
+        Case(
+            "convert-missing-head",
+            "convert",
+            lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), str(tmp / "out"), "--head", "sst2"],
+            (2,),
+        ),
+        Case(
+            "verify-missing-head",
+            "verify",
+            lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), str(conv), "--head", "sst2"],
+            (2,),
+        ),
+        Case("convert-src-is-dir-without-checkpoint", "convert", lambda tmp, conv: [str(tmp), str(tmp / "out")], (2,)),
+        Case(
+            "convert-out-is-a-file",
+            "convert",
+            lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), str((tmp / "f").write_text("x") and tmp / "f")],
+            (2,),
+        ),
+        Case(
+            "convert-out-parent-unwritable",
+            "convert",
+            lambda tmp, conv: [str(fixture(GOOD_FAIRSEQ)), "/proc/xlmr-out"],
+            (2,),
+        ),
         Case("inspect-missing", "inspect", lambda tmp, conv: [str(tmp / "missing")], (2,)),
         Case("diff-missing", "diff", lambda tmp, conv: [str(conv), str(tmp / "missing")], (2,)),
     ]

@@ -40,16 +40,24 @@ def test_help_reads_like_a_normal_cli(command):
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
     env = dict(os.environ, XLMR_PROGRESS_SECONDS="0")
-    r = subprocess.run([xlmr_script(), "convert", str(fixture("preln")), str(tmp_path / "out")], capture_output=True,
-                       text=True, env=env)
+    r = subprocess.run(
+        [xlmr_script(), "convert", str(fixture("preln")), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if PROGRESS_LINE.match(line)]
     assert any("writing safetensors: 100%" in line for line in lines), r.stderr
     assert any("re-reading written tensors: 100%" in line for line in lines)
     assert any("side by side" in line for line in lines)
     assert "\x1b[" not in r.stderr  # no terminal control codes in a log
-    quiet = subprocess.run([xlmr_script(), "convert", str(fixture("preln")), str(tmp_path / "q"), "-q"],
-                           capture_output=True, text=True, env=env)
+    quiet = subprocess.run(
+        [xlmr_script(), "convert", str(fixture("preln")), str(tmp_path / "q"), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 

@@ -46,8 +46,12 @@ def hub(folder: Path, trust: bool = False):
 
     ctx = _full_unpickling() if trust else torch.serialization.safe_globals([argparse.Namespace])
     with ctx:
-        model = RobertaModel.from_pretrained(str(folder), checkpoint_file="model.pt", bpe="sentencepiece",
-                                             sentencepiece_model=str(folder / "sentencepiece.bpe.model"))
+        model = RobertaModel.from_pretrained(
+            str(folder),
+            checkpoint_file="model.pt",
+            bpe="sentencepiece",
+            sentencepiece_model=str(folder / "sentencepiece.bpe.model"),
+        )
     return model.eval()
 
 
@@ -68,8 +72,9 @@ def _batch(ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _assert_mlm_matches(hub_model, folder: Path) -> None:
-    model, info = AutoModelForMaskedLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True,
-                                                       output_loading_info=True)
+    model, info = AutoModelForMaskedLM.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
+    )
     assert {k: v for k, v in info.items() if v} == {}, info
     tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     ids = [hub_model.encode(t)[:512] for t in TEXTS]
@@ -85,7 +90,8 @@ def _assert_mlm_matches(hub_model, folder: Path) -> None:
 
 def _assert_head_matches(want_logits: torch.Tensor, ids: list[torch.Tensor], folder: Path) -> None:
     model, info = AutoModelForSequenceClassification.from_pretrained(
-        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True)
+        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
+    )
     assert {k: v for k, v in info.items() if v} == {}, info
     batch, mask = _batch(ids)
     with torch.no_grad():
@@ -101,22 +107,34 @@ def _head_logits(hub_model, head: str) -> tuple[torch.Tensor, list[torch.Tensor]
 
 
 @pytest.mark.parametrize("verify_outputs", [True, False])
-@pytest.mark.parametrize("name,trust", [("cfg_in_proj", False), ("cfg_layers_to_keep", False),
-                                        ("cfg_dictconfig", False), ("cfg_dictconfig", True),
-                                        ("cfg_spectral_norm", False), ("cfg_sentence_prediction", False)])
+@pytest.mark.parametrize(
+    "name,trust",
+    [
+        ("cfg_in_proj", False),
+        ("cfg_layers_to_keep", False),
+        ("cfg_dictconfig", False),
+        ("cfg_dictconfig", True),
+        ("cfg_spectral_norm", False),
+        ("cfg_sentence_prediction", False),
+    ],
+)
 def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, trust, verify_outputs):
     result = convert(fixture(name), tmp_path / "out", verify=verify_outputs, trust=trust)
     assert result.weights_equal and (result.outputs is None) != verify_outputs
     if verify_outputs:
         assert all(r.max_abs <= 1e-5 for r in result.outputs.rows)
-    reference = (hub_without_heads(fixture(name), tmp_path) if name == "cfg_spectral_norm"
-                 else hub(fixture(name), trust=name == "cfg_dictconfig"))  # fairseq itself unpickles it fully
+    reference = (
+        hub_without_heads(fixture(name), tmp_path)
+        if name == "cfg_spectral_norm"
+        else hub(fixture(name), trust=name == "cfg_dictconfig")
+    )  # fairseq itself unpickles it fully
     _assert_mlm_matches(reference, tmp_path / "out")
 
 
 @pytest.mark.parametrize("verify_outputs", [True, False])
-@pytest.mark.parametrize("name,hidden_act", [("cfg_gelu_accurate", "gelu_new"), ("cfg_tanh", "tanh"),
-                                             ("cfg_linear", "linear")])
+@pytest.mark.parametrize(
+    "name,hidden_act", [("cfg_gelu_accurate", "gelu_new"), ("cfg_tanh", "tanh"), ("cfg_linear", "linear")]
+)
 def test_activations_map_to_the_same_formula(tmp_path, name, hidden_act, verify_outputs):
     convert(fixture(name), tmp_path / "out", head="mnli", verify=verify_outputs)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["hidden_act"] == hidden_act
@@ -139,8 +157,17 @@ def test_sentence_prediction_labels_from_the_label_dictionary(tmp_path, cli):
     other.write_text("contradiction 5\nentailment 4\nneutral 3\n")
     r = cli("verify", fixture("cfg_sentence_prediction"), out, "--labels", other, "-q")
     assert r.exit_code == 1 and "id2label" in r.stderr
-    r = cli("convert", fixture("cfg_sentence_prediction"), tmp_path / "b", "--head", "sentence_classification_head",
-            "--labels", other, "--no-verify", "-q")
+    r = cli(
+        "convert",
+        fixture("cfg_sentence_prediction"),
+        tmp_path / "b",
+        "--head",
+        "sentence_classification_head",
+        "--labels",
+        other,
+        "--no-verify",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "b" / "config.json").read_text())["id2label"]["0"] == "contradiction"
 
@@ -151,13 +178,16 @@ def test_spectral_norm_head_is_folded_as_torch_computes_it(tmp_path):
     through the hub loader on a copy without the head, the head through fairseq's own RobertaClassificationHead
     given the file's tensors."""
     folder = fixture("cfg_spectral_norm")
-    with pytest.raises(KeyError, match="out_proj.weight"):
+    with pytest.raises(KeyError, match=r"out_proj\.weight"):
         hub(folder)
     convert(folder, tmp_path / "out", head="mnli")
     with torch.serialization.safe_globals([argparse.Namespace]):
         state = torch.load(folder / "model.pt", weights_only=True)
-    head_state = {k[len("classification_heads.mnli."):]: v for k, v in state["model"].items()
-                  if k.startswith("classification_heads.mnli.")}
+    head_state = {
+        k[len("classification_heads.mnli.") :]: v
+        for k, v in state["model"].items()
+        if k.startswith("classification_heads.mnli.")
+    }
     body = hub_without_heads(folder, tmp_path)
     body.model.register_classification_head("mnli", num_classes=3)  # spectral norm, from the checkpoint's args
     body.model.classification_heads["mnli"].load_state_dict(head_state)

@@ -75,8 +75,14 @@ def test_fill_mask_pipeline_runs_offline(converted):
 def test_output_folder_contents(converted):
     folder = converted["preln_heads:mnli"]
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "sentencepiece.bpe.model", "README.md"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "sentencepiece.bpe.model",
+        "README.md",
+    } <= names
     card = (folder / "README.md").read_text()
     assert "sha256" in card and "head mnli" in card and "XLMRobertaXLForSequenceClassification" in card
     cfg = json.loads((folder / "config.json").read_text())
@@ -136,9 +142,14 @@ class ExplodingProgress:
     def __init__(self, after: int, exc: BaseException) -> None:
         self.seen, self.after, self.exc = 0, after, exc
 
-    def stage(self, text): pass
-    def start(self, text, total): pass
-    def bar(self, text, total): return self.advance
+    def stage(self, text):
+        pass
+
+    def start(self, text, total):
+        pass
+
+    def bar(self, text, total):
+        return self.advance
 
     def advance(self, n):
         self.seen += n
@@ -231,8 +242,8 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     """convert's own guard: what AutoModel* would build from the written config, checked on the meta device."""
     import shutil as sh
 
-    from xlmr_tools.errors import BadInput, VerificationFailed
     from xlmr_tools.compare.auto_class import check_auto_class
+    from xlmr_tools.errors import BadInput, VerificationFailed
     from xlmr_tools.io.safetensors import SafetensorsFile
 
     bad = tmp_path / "bad"
@@ -245,8 +256,9 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     with pytest.raises(VerificationFailed, match="would build XLMRobertaForMaskedLM"):
         check_auto_class(bad, None, "XLMRobertaXLForMaskedLM", names)
     with pytest.raises(VerificationFailed, match="missing"):
-        check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM",
-                         {n: s for n, s in names.items() if n != "lm_head.bias"})
+        check_auto_class(
+            converted["preln"], None, "XLMRobertaXLForMaskedLM", {n: s for n, s in names.items() if n != "lm_head.bias"}
+        )
     wrong = dict(names, **{"lm_head.dense.weight": (64, 32)})  # shapes too, not only names
     with pytest.raises(BadInput, match=r"expects lm_head.dense.weight of shape \[64, 64\]"):
         check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", wrong)

@@ -12,8 +12,14 @@ from xlmr_tools.ops.verify import verify
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-CASES = [("postln_legacy", None), ("postln_untied", None), ("preln", None), ("preln_heads", "mnli"),
-         ("preln_heads", "sentence_classification_head"), ("preln_fp16", None)]
+CASES = [
+    ("postln_legacy", None),
+    ("postln_untied", None),
+    ("preln", None),
+    ("preln_heads", "mnli"),
+    ("preln_heads", "sentence_classification_head"),
+    ("preln_fp16", None),
+]
 
 
 @needs_cuda
@@ -37,8 +43,9 @@ def test_verify_on_cuda_in_reduced_precision(converted):
 
 @needs_cuda
 def test_diff_outputs_on_cuda(cli, converted):
-    r = cli("diff", fixture("preln_heads"), converted["preln_heads:mnli"], "--head", "mnli", "--outputs",
-            "--device", "cuda")
+    r = cli(
+        "diff", fixture("preln_heads"), converted["preln_heads:mnli"], "--head", "mnli", "--outputs", "--device", "cuda"
+    )
     assert r.exit_code == 0, r.output
     assert "equal within tolerance" in r.stdout
 

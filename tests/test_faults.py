@@ -15,8 +15,12 @@ from test_safety import Payload
 
 
 def _start_and_wait_for_partial(out: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([xlmr_script(), "convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [xlmr_script(), "convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if leftovers(out.parent):
@@ -34,8 +38,9 @@ def test_sigkill_leaves_nothing_that_looks_complete_and_next_run_cleans(tmp_path
     assert not out.exists()
     stale = leftovers(tmp_path)
     assert len(stale) == 1 and stale[0] == f".out.xlmr-partial-{proc.pid}"  # recognisable: name and dead pid
-    r = subprocess.run([xlmr_script(), "convert", str(fixture("preln")), str(out), "--no-verify"], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [xlmr_script(), "convert", str(fixture("preln")), str(out), "--no-verify"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert f"removed {tmp_path / stale[0]}" in r.stderr and "killed" in r.stderr
     assert leftovers(tmp_path) == [] and (out / "model.safetensors").exists()
@@ -90,9 +95,13 @@ def _hostile_folder(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("command", ["inspect", "convert", "verify", "diff", "diff-reversed"])
 def test_hostile_checkpoint_never_runs_for_any_command(cli, converted, tmp_path, command):
     src, marker = _hostile_folder(tmp_path)
-    argv = {"inspect": ["inspect", src], "convert": ["convert", src, tmp_path / "out"],
-            "verify": ["verify", src, converted["preln"]], "diff": ["diff", converted["preln"], src],
-            "diff-reversed": ["diff", src, converted["preln"]]}[command]
+    argv = {
+        "inspect": ["inspect", src],
+        "convert": ["convert", src, tmp_path / "out"],
+        "verify": ["verify", src, converted["preln"]],
+        "diff": ["diff", converted["preln"], src],
+        "diff-reversed": ["diff", src, converted["preln"]],
+    }[command]
     r = cli(*argv)
     assert r.exit_code == 2 and "posix.system" in r.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()

@@ -22,9 +22,11 @@ REBUILD_TOL = {torch.float32: 1e-4, torch.float16: 3e-2, torch.bfloat16: 2e-1}
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix in (".pt", ".txt", ".model") and p.name != RECORDED}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix in (".pt", ".txt", ".model") and p.name != RECORDED
+    }
 
 
 def _close(a, b, path: str) -> None:
@@ -50,8 +52,9 @@ def _close(a, b, path: str) -> None:
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rebuilt")
-    subprocess.run([sys.executable, str(FIXTURES / "make_fixtures.py"), "--out", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(FIXTURES / "make_fixtures.py"), "--out", str(out)], check=True, capture_output=True
+    )
     return out
 
 
@@ -103,5 +106,7 @@ def test_layouts_match_the_releases():
     assert any(".emb_layer_norm." in k for k in old["model"]) and all(k.startswith("decoder.") for k in old["model"])
     new = torch.load(FIXTURES / "preln" / "model.pt", weights_only=False)
     assert new["cfg"]["model"].arch == "roberta_prenorm"
-    assert next(iter(torch.load(FIXTURES / "preln_fp16" / "model.pt", weights_only=False)["model"].values())).dtype \
+    assert (
+        next(iter(torch.load(FIXTURES / "preln_fp16" / "model.pt", weights_only=False)["model"].values())).dtype
         == torch.float16
+    )

@@ -9,11 +9,18 @@ import pytest
 from conftest import fixture
 
 EXPECTED = {
-    "postln_legacy": dict(family="post-ln", hf_model_type="xlm-roberta", vocab_rows=242, dtype="float32",
-                          classification_heads={}, tied_lm_head=True),
+    "postln_legacy": dict(
+        family="post-ln",
+        hf_model_type="xlm-roberta",
+        vocab_rows=242,
+        dtype="float32",
+        classification_heads={},
+        tied_lm_head=True,
+    ),
     "postln_untied": dict(family="post-ln", vocab_rows=242, dtype="float32", tied_lm_head=False),
-    "preln": dict(family="pre-ln", hf_model_type="xlm-roberta-xl", vocab_rows=249, dtype="float32",
-                  classification_heads={}),
+    "preln": dict(
+        family="pre-ln", hf_model_type="xlm-roberta-xl", vocab_rows=249, dtype="float32", classification_heads={}
+    ),
     "preln_heads": dict(family="pre-ln", classification_heads={"mnli": 3, "sentence_classification_head": 2}),
     "preln_fp16": dict(family="pre-ln", dtype="float16"),
 }
@@ -25,8 +32,14 @@ def test_inspect_fixture_json(cli, name):
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     d = data["description"]
-    assert (d["layers"], d["hidden"], d["heads"], d["ffn"], d["position_rows"], d["max_positions"]) == \
-        (2, 64, 4, 128, 514, 512)
+    assert (d["layers"], d["hidden"], d["heads"], d["ffn"], d["position_rows"], d["max_positions"]) == (
+        2,
+        64,
+        4,
+        128,
+        514,
+        512,
+    )
     for key, value in EXPECTED[name].items():
         assert d[key] == value, key
     assert data["kind"] == "fairseq"
@@ -47,7 +60,10 @@ def test_inspect_tensors_lists_original_names(cli):
     names = {row["name"]: row for row in rows}
     assert names["decoder.sentence_encoder.emb_layer_norm.weight"]["shape"] == [64]
     assert names["decoder.sentence_encoder.embed_tokens.weight"] == {
-        "name": "decoder.sentence_encoder.embed_tokens.weight", "shape": [242, 64], "dtype": "float32"}
+        "name": "decoder.sentence_encoder.embed_tokens.weight",
+        "shape": [242, 64],
+        "dtype": "float32",
+    }
 
 
 def test_inspect_hf_folder(cli, converted):

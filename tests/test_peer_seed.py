@@ -16,8 +16,14 @@ RUN_SEED = Path(__file__).parent / "peers" / "run_seed.py"
 
 
 def run_seed(out: Path, classification_head: bool = False) -> None:
-    args = [sys.executable, str(RUN_SEED), "--roberta_checkpoint_path", str(fixture("preln_heads")),
-            "--pytorch_dump_folder_path", str(out)] + (["--classification_head"] if classification_head else [])
+    args = [
+        sys.executable,
+        str(RUN_SEED),
+        "--roberta_checkpoint_path",
+        str(fixture("preln_heads")),
+        "--pytorch_dump_folder_path",
+        str(out),
+    ] + (["--classification_head"] if classification_head else [])
     subprocess.run(args, check=True, capture_output=True)
 
 

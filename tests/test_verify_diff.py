@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ALL, fixture
+from full_forward import compare_outputs
 from test_peer_seed import run_seed
 
 from xlmr_tools import convert
-from xlmr_tools.sources.fairseq import open_checkpoint
-from full_forward import compare_outputs
 from xlmr_tools.ops.verify import verify
+from xlmr_tools.sources.fairseq import open_checkpoint
 
 
 def _perturb(src: Path, dest: Path, tensor: str, delta: float = 1e-3) -> None:
@@ -24,10 +24,10 @@ def _perturb(src: Path, dest: Path, tensor: str, delta: float = 1e-3) -> None:
     path = dest / "model.safetensors"
     data = bytearray(path.read_bytes())
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8: 8 + n])
+    header = json.loads(data[8 : 8 + n])
     begin = 8 + n + header[tensor]["data_offsets"][0]
-    (value,) = struct.unpack("<f", data[begin: begin + 4])
-    data[begin: begin + 4] = struct.pack("<f", value + delta)
+    (value,) = struct.unpack("<f", data[begin : begin + 4])
+    data[begin : begin + 4] = struct.pack("<f", value + delta)
     path.write_bytes(bytes(data))
 
 
@@ -89,8 +89,9 @@ def test_diff_fp32_vs_bf16(cli, converted, tmp_path):
     worst = max(t["max_abs"] for t in data["weights"]["tensors"])
     assert 0 < worst < 0.01  # bf16 rounding: bounded, non-zero
     assert cli("diff", converted["preln"], tmp_path / "bf16", "--tol", "0.01").exit_code == 0
-    r = cli("diff", converted["preln"], tmp_path / "bf16", "--tol", "0.01", "--outputs", "--output-tol", "0.1",
-            "--json")
+    r = cli(
+        "diff", converted["preln"], tmp_path / "bf16", "--tol", "0.01", "--outputs", "--output-tol", "0.1", "--json"
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["outputs"]["stages"][0]["max_abs"] > 0
 
@@ -106,10 +107,10 @@ def test_streamed_outputs_equal_a_full_forward(converted, tmp_path):
     """The streaming glue is faithful: per-stage figures equal those of fairseq's and transformers' full forwards."""
     convert(fixture("preln"), tmp_path / "bf16", dtype="bfloat16")
     ckpt = open_checkpoint(fixture("preln"))
-    _, full = compare_outputs(ckpt, tmp_path / "bf16", None, torch.float32, ["Hello world!", "Привет, мир! " * 20],
-                              1.0)
-    streamed = verify(fixture("preln"), tmp_path / "bf16", dtype="float32", texts=["Hello world!", "Привет, мир! " * 20],
-                      tol=1.0).outputs
+    _, full = compare_outputs(ckpt, tmp_path / "bf16", None, torch.float32, ["Hello world!", "Привет, мир! " * 20], 1.0)
+    streamed = verify(
+        fixture("preln"), tmp_path / "bf16", dtype="float32", texts=["Hello world!", "Привет, мир! " * 20], tol=1.0
+    ).outputs
     assert [r.stage for r in full.rows] == [r.stage for r in streamed.rows]
     for f, s in zip(full.rows, streamed.rows):
         assert f.max_abs > 0
@@ -160,8 +161,11 @@ def test_folder_missing_a_tensor_fails_cleanly(cli, converted, tmp_path):
     folder = tmp_path / "missing"
     shutil.copytree(converted["preln"], folder)
     st = SafetensorsFile(folder / "model.safetensors")
-    tensors = {n: st.tensor(n).clone() for n in st.infos if n != "roberta.encoder.layer.1.fc2.weight"
-               and n != "roberta.encoder.layer.1.output.dense.weight"}
+    tensors = {
+        n: st.tensor(n).clone()
+        for n in st.infos
+        if n != "roberta.encoder.layer.1.fc2.weight" and n != "roberta.encoder.layer.1.output.dense.weight"
+    }
     del st
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     r = cli("verify", fixture("preln"), folder)

@@ -14,11 +14,11 @@ import torch
 from conftest import copy_fixture, fixture, leftovers
 
 from xlmr_tools import VerificationFailed, convert
-from xlmr_tools.io.safetensors import TensorToWrite, write_shards
-from xlmr_tools.io.digest import SourceDigest, start_digest, take_digest
-from xlmr_tools.sources.locate import find_checkpoint_file
 from xlmr_tools.compare.written import Written, WrittenCheck, _all_finite, same_bits
+from xlmr_tools.io.digest import SourceDigest, start_digest, take_digest
+from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
+from xlmr_tools.sources.locate import find_checkpoint_file
 
 convert_module = importlib.import_module("xlmr_tools.ops.convert")  # the attribute is the function
 
@@ -33,7 +33,7 @@ def test_wrong_copy_offset_is_caught(cli, tmp_path, monkeypatch):
         return {**offsets, name: offsets[name] + 4}
 
     monkeypatch.setattr(convert_module, "tensor_offsets", shifted)
-    with pytest.raises(VerificationFailed, match="layer.1.intermediate.dense.weight differs from its source"):
+    with pytest.raises(VerificationFailed, match=r"layer\.1\.intermediate\.dense\.weight differs from its source"):
         convert(fixture("preln"), tmp_path / "api")
     r = cli("convert", fixture("preln"), tmp_path / "out", "--no-verify")
     assert r.exit_code == 1 and "differs from its source" in r.stderr, r.output
@@ -41,8 +41,9 @@ def test_wrong_copy_offset_is_caught(cli, tmp_path, monkeypatch):
 
 
 def test_headers_must_place_each_checked_tensor(tmp_path):
-    tensors = [TensorToWrite(n, (lambda n=n: torch.full((3, 5), float(n[-1]))), torch.float32, (3, 5))
-               for n in ("t1", "t2")]
+    tensors = [
+        TensorToWrite(n, (lambda n=n: torch.full((3, 5), float(n[-1]))), torch.float32, (3, 5)) for n in ("t1", "t2")
+    ]
     check = WrittenCheck("src", lambda n: None, threading.Event())
     files = write_shards(tmp_path, tensors, 10**9, on_tensor=lambda t, p, o: check.put(Written(t, p, o)))
     check.close()
@@ -90,7 +91,6 @@ def test_digest_refuses_a_file_that_changed(tmp_path):
         digest.result()
 
 
-
 def test_cancelled_digest_stops_early(tmp_path):
     big = tmp_path / "big.pt"
     with open(big, "wb") as f:
@@ -108,8 +108,10 @@ def test_model_card_records_the_sources_sha256(converted):
 
 def test_cli_starts_without_torch():
     """`xlmr --help` is instant, and convert can start hashing before torch is imported (~2 s)."""
-    code = ("import sys, xlmr_tools.cli.app, xlmr_tools; assert 'torch' not in sys.modules; "
-            "import xlmr_tools.ops.convert; assert callable(xlmr_tools.convert) and callable(xlmr_tools.verify); "
-            "from xlmr_tools import ConvertResult, BadInput")
+    code = (
+        "import sys, xlmr_tools.cli.app, xlmr_tools; assert 'torch' not in sys.modules; "
+        "import xlmr_tools.ops.convert; assert callable(xlmr_tools.convert) and callable(xlmr_tools.verify); "
+        "from xlmr_tools import ConvertResult, BadInput"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr

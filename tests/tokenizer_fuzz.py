@@ -26,8 +26,14 @@ BASES = "aeiounAEIOUNcCsSzZ"
 WORDS = ["hello", "world", "Straße", "café", "мир", "你好", "東京", "مرحبا", "κόσμε", "1234", "3.14"]
 
 # Kinds of difference, in the order a text is classified (the first that applies).
-KINDS = ("filler string", "special-token string", "NFKC-made special string", "U+0085",
-         "decomposed combining sequence", "other")
+KINDS = (
+    "filler string",
+    "special-token string",
+    "NFKC-made special string",
+    "U+0085",
+    "decomposed combining sequence",
+    "other",
+)
 
 
 def texts_full() -> Iterator[str]:
@@ -100,8 +106,12 @@ def fairseq_encoder(folder: Path) -> Callable[[str], list[int]]:
 
     logging.getLogger("fairseq").setLevel(logging.WARNING)
     with torch.serialization.safe_globals([argparse.Namespace]):
-        hub = RobertaModel.from_pretrained(str(folder), checkpoint_file="model.pt", bpe="sentencepiece",
-                                           sentencepiece_model=str(folder / "sentencepiece.bpe.model"))
+        hub = RobertaModel.from_pretrained(
+            str(folder),
+            checkpoint_file="model.pt",
+            bpe="sentencepiece",
+            sentencepiece_model=str(folder / "sentencepiece.bpe.model"),
+        )
     return lambda text: hub.encode(text).tolist()
 
 

@@ -18,13 +18,33 @@ from typing import TYPE_CHECKING, Any
 from xlmr_tools._version import __version__
 
 _EXPORTS = {
-    "convert": "ops.convert", "ConvertResult": "ops.convert", "diff": "ops.diff", "DiffReport": "ops.diff",
-    "inspect_path": "ops.inspect", "InspectReport": "ops.inspect", "verify": "ops.verify",
-    "VerifyReport": "ops.verify", "BadInput": "errors", "VerificationFailed": "errors", "XlmrError": "errors",
+    "convert": "ops.convert",
+    "ConvertResult": "ops.convert",
+    "diff": "ops.diff",
+    "DiffReport": "ops.diff",
+    "inspect_path": "ops.inspect",
+    "InspectReport": "ops.inspect",
+    "verify": "ops.verify",
+    "VerifyReport": "ops.verify",
+    "BadInput": "errors",
+    "VerificationFailed": "errors",
+    "XlmrError": "errors",
 }
 
-__all__ = ["BadInput", "ConvertResult", "DiffReport", "InspectReport", "VerificationFailed", "VerifyReport",
-           "XlmrError", "__version__", "convert", "diff", "inspect_path", "verify"]
+__all__ = [
+    "BadInput",
+    "ConvertResult",
+    "DiffReport",
+    "InspectReport",
+    "VerificationFailed",
+    "VerifyReport",
+    "XlmrError",
+    "__version__",
+    "convert",
+    "diff",
+    "inspect_path",
+    "verify",
+]
 
 
 def __getattr__(name: str) -> Any:

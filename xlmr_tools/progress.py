@@ -18,7 +18,14 @@ class Progress(Protocol):
 
 
 class NoProgress:
-    def stage(self, text: str) -> None: pass
-    def start(self, text: str, total: int) -> None: pass
-    def advance(self, n: int) -> None: pass
-    def bar(self, text: str, total: int) -> Callable[[int], None]: return lambda n: None
+    def stage(self, text: str) -> None:
+        pass
+
+    def start(self, text: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def bar(self, text: str, total: int) -> Callable[[int], None]:
+        return lambda n: None

@@ -13,6 +13,7 @@ import typer
 
 from xlmr_tools._version import __version__
 from xlmr_tools.errors import EXIT_INTERNAL, Terminated
+
 from . import console
 from .convert_cmd import convert
 from .diff_cmd import diff
@@ -20,10 +21,13 @@ from .inspect_cmd import inspect
 from .verify_cmd import verify
 
 app = typer.Typer(
-    name="xlmr", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="xlmr",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
     help="fairseq XLM-RoBERTa -> Hugging Face transformers, proven exact.\n\n"
-         "Exit codes: 0 ok, 1 verification or diff failed, 2 bad input, 70 internal error (a bug: please report "
-         "it), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
+    "Exit codes: 0 ok, 1 verification or diff failed, 2 bad input, 70 internal error (a bug: please report "
+    "it), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
 )
 
 
@@ -36,8 +40,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     console.DEBUG["on"] = debug
     _terminate_like_interrupt()
@@ -46,6 +51,7 @@ def main_options(
 def _terminate_like_interrupt() -> None:
     """SIGTERM (timeout, a container stop, a batch scheduler) unwinds like Ctrl-C: temporary output is removed and
     the command exits 143. Only the main thread may set handlers (a library caller's thread keeps its own)."""
+
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
 

@@ -32,8 +32,9 @@ DEBUG = {"on": False}
 
 
 def error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True) if err.is_terminal else \
-        print(f"error: {message}", file=sys.stderr)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True) if err.is_terminal else print(
+        f"error: {message}", file=sys.stderr
+    )
 
 
 def warn(message: str) -> None:
@@ -69,7 +70,7 @@ def errors_to_exit() -> Iterator[None]:
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
         _exit_interrupted(e)
-    except Exception as e:  # noqa: BLE001 - the promise is one line, never a traceback, unless --debug
+    except Exception as e:
         interrupt = _raised_while_interrupted(e)
         if interrupt is not None:  # e.g. a lock's "release unlocked lock" while Ctrl-C unwinds a wait
             _exit_interrupted(interrupt)
@@ -81,8 +82,10 @@ def errors_to_exit() -> Iterator[None]:
 def internal_error(e: BaseException) -> NoReturn:
     """A bug, not bad input: its own exit code, and how to report it."""
     first = str(e).splitlines()[0] if str(e) else ""
-    error_line(f"internal error ({type(e).__name__}: {first}); this is a bug in xlmr-tools, not a problem with "
-               "your files: please report it with the output of the same command run as `xlmr --debug ...`")
+    error_line(
+        f"internal error ({type(e).__name__}: {first}); this is a bug in xlmr-tools, not a problem with "
+        "your files: please report it with the output of the same command run as `xlmr --debug ...`"
+    )
     raise typer.Exit(EXIT_INTERNAL) from None
 
 
@@ -171,6 +174,7 @@ class PlainProgress:
                     last[0] = now
                     pct = 100.0 * done[0] / total if total else 100.0
                     self._line(f"{text}: {pct:.0f}% ({unit(done[0])} of {unit(total)})")
+
         return advance
 
 
@@ -179,8 +183,15 @@ class RichProgress:
 
     def __init__(self, quiet: bool) -> None:
         self.enabled = not quiet
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                           console=err, transient=True, disable=quiet)
+        self._p = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=quiet,
+        )
         self._task: Any = None
         self._bars: list[Any] = []
 
@@ -188,7 +199,7 @@ class RichProgress:
         self._p.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._p.__exit__(*exc)
 
     def stage(self, text: str) -> None:
@@ -219,13 +230,25 @@ class RichProgress:
 
 def stage_table(rows: list[dict[str, Any]], title: str, texts: list[str] | None = None) -> Table:
     t = Table(title=title, title_justify="left")
-    for col, justify in (("stage", "left"), ("max |Δ|", "right"), ("mean |Δ|", "right"), ("where (text, token)", "right"),
-                         ("tol", "right"), ("", "center")):
+    for col, justify in (
+        ("stage", "left"),
+        ("max |Δ|", "right"),
+        ("mean |Δ|", "right"),
+        ("where (text, token)", "right"),
+        ("tol", "right"),
+        ("", "center"),
+    ):
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         where = f"{r['text']}, {r['token']}" if r["token"] >= 0 else f"{r['text']}"
-        t.add_row(r["stage"], f"{r['max_abs']:.3e}", f"{r['mean_abs']:.3e}", where, f"{r['tol']:g}",
-                  "[green]ok[/]" if r["ok"] else "[bold red]FAIL[/]")
+        t.add_row(
+            r["stage"],
+            f"{r['max_abs']:.3e}",
+            f"{r['mean_abs']:.3e}",
+            where,
+            f"{r['tol']:g}",
+            "[green]ok[/]" if r["ok"] else "[bold red]FAIL[/]",
+        )
     return t
 
 
@@ -244,12 +267,24 @@ def human_bytes(n: int) -> str:
 
 def weights_table(groups: list[dict[str, Any]], title: str) -> Table:
     t = Table(title=title, title_justify="left")
-    for col, justify in (("group", "left"), ("tensors", "right"), ("max |Δ|", "right"), ("rel", "right"),
-                         ("worst tensor", "left"), ("", "center")):
+    for col, justify in (
+        ("group", "left"),
+        ("tensors", "right"),
+        ("max |Δ|", "right"),
+        ("rel", "right"),
+        ("worst tensor", "left"),
+        ("", "center"),
+    ):
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for g in groups:
-        t.add_row(g["group"], str(g["tensors"]), f"{g['max_abs']:.3e}", f"{g['rel']:.2e}", g["worst"],
-                  "[green]ok[/]" if g["ok"] else "[bold red]FAIL[/]")
+        t.add_row(
+            g["group"],
+            str(g["tensors"]),
+            f"{g['max_abs']:.3e}",
+            f"{g['rel']:.2e}",
+            g["worst"],
+            "[green]ok[/]" if g["ok"] else "[bold red]FAIL[/]",
+        )
     return t
 
 
@@ -260,7 +295,9 @@ def name_lists(weights: dict[str, Any]) -> None:
         if items:
             out.print(f"[bold red]{len(items)} {kind}[/]:", highlight=False)
             for item in items[:20]:
-                out.print(f"  {item['name']} {item['a']} vs {item['b']}" if isinstance(item, dict) else f"  {item}",
-                          highlight=False)
+                out.print(
+                    f"  {item['name']} {item['a']} vs {item['b']}" if isinstance(item, dict) else f"  {item}",
+                    highlight=False,
+                )
             if len(items) > 20:
                 out.print(f"  … and {len(items) - 20} more", highlight=False)

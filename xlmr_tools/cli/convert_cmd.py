@@ -11,17 +11,24 @@ import typer
 from xlmr_tools.errors import XlmrError
 from xlmr_tools.io.digest import start_digest
 from xlmr_tools.sources.locate import find_checkpoint_file
+
 from . import console
 from .options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
 
 
 def convert(
-    src: Annotated[Path, typer.Argument(help="fairseq folder (model.pt, dict.txt, sentencepiece.bpe.model) or model.pt.")],
+    src: Annotated[
+        Path, typer.Argument(help="fairseq folder (model.pt, dict.txt, sentencepiece.bpe.model) or model.pt.")
+    ],
     out: Annotated[Path, typer.Argument(help="Output folder; written atomically, never half-done.")],
     head: Head = None,
     dtype: Dtype = "auto",
-    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors file, e.g. 5GB.")] = "5GB",
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Run fairseq and the result side by side.")] = True,
+    max_shard_size: Annotated[
+        str, typer.Option("--max-shard-size", help="Largest safetensors file, e.g. 5GB.")
+    ] = "5GB",
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Run fairseq and the result side by side.")
+    ] = True,
     tol: Tol = None,
     force: Force = False,
     quiet: Quiet = False,
@@ -39,25 +46,44 @@ def convert(
         from xlmr_tools.ops.convert import convert as convert_checkpoint
 
         with console.progress(quiet or json_) as progress:
-            result = convert_checkpoint(src, out, head=head, dtype=dtype, max_shard_size=max_shard_size,
-                                        verify=verify, force=force, trust=trust, dict_path=dict_path,
-                                        spm_path=spm_path, labels=labels, tol=tol, progress=progress)
+            result = convert_checkpoint(
+                src,
+                out,
+                head=head,
+                dtype=dtype,
+                max_shard_size=max_shard_size,
+                verify=verify,
+                force=force,
+                trust=trust,
+                dict_path=dict_path,
+                spm_path=spm_path,
+                labels=labels,
+                tol=tol,
+                progress=progress,
+            )
     if json_:
         console.print_json(result.to_dict())
         return
     if result.outputs is not None:
         o = result.outputs
-        console.out.print(console.stage_table(
-            [r.to_dict() for r in o.rows],
-            f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded)"))
+        console.out.print(
+            console.stage_table(
+                [r.to_dict() for r in o.rows],
+                f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded)",
+            )
+        )
     if result.tokenizer is not None:
         t = result.tokenizer
-        console.out.print(f"tokenizer: ids equal fairseq's on {t.texts} texts; <mask> = {t.mask_id}"
-                          + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else ""))
+        console.out.print(
+            f"tokenizer: ids equal fairseq's on {t.texts} texts; <mask> = {t.mask_id}"
+            + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else "")
+        )
     for s in result.skipped:
         console.warn(f"not checked: {s}")
     for p in result.stale_removed:
         console.warn(f"removed {p}: the temporary folder of an earlier run that was killed")
-    console.out.print(f"[green]converted[/] {result.source} → {result.out}: {result.model_class}, {result.dtype}, "
-                      f"{result.tensors_written} tensors in {len(result.shards)} file(s), "
-                      f"{console.human_bytes(result.bytes_written)}; weights re-read and equal")
+    console.out.print(
+        f"[green]converted[/] {result.source} → {result.out}: {result.model_class}, {result.dtype}, "
+        f"{result.tensors_written} tensors in {len(result.shards)} file(s), "
+        f"{console.human_bytes(result.bytes_written)}; weights re-read and equal"
+    )

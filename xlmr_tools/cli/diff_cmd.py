@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,13 +17,20 @@ def diff(
     head: Head = None,
     tol: Annotated[float, typer.Option("--tol", help="Max |Δ| per tensor (and per stage with --outputs).")] = 0.0,
     outputs: Annotated[bool, typer.Option("--outputs", help="Also compare per-layer activations.")] = False,
-    output_tol: Annotated[Optional[float], typer.Option(
-        "--output-tol", help="Max |Δ| per stage with --outputs (default: max of --tol and the dtype's).")] = None,
+    output_tol: Annotated[
+        float | None,
+        typer.Option("--output-tol", help="Max |Δ| per stage with --outputs (default: max of --tol and the dtype's)."),
+    ] = None,
     text: Texts = None,
     texts_file: TextsFile = None,
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="dtype both models run in for --outputs: float32, float16, bfloat16, or auto (the models' "
-                        "own when they agree, else float32).")] = "float32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="dtype both models run in for --outputs: float32, float16, bfloat16, or auto (the models' "
+            "own when they agree, else float32).",
+        ),
+    ] = "float32",
     device: Device = "cpu",
     json_: Json = False,
     report: Report = None,
@@ -33,13 +40,24 @@ def diff(
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
     with console.errors_to_exit():
         console.warn_if_trusting(trust)
-        from xlmr_tools.ops.diff import diff as diff_models
         from xlmr_tools.compare.texts import read_texts
+        from xlmr_tools.ops.diff import diff as diff_models
 
         texts = read_texts(text, texts_file)
         with console.progress(quiet or json_) as progress:
-            result = diff_models(a, b, head=head, tol=tol, outputs=outputs, texts=texts, output_tol=output_tol,
-                                 dtype=dtype, device=device, trust=trust, progress=progress)
+            result = diff_models(
+                a,
+                b,
+                head=head,
+                tol=tol,
+                outputs=outputs,
+                texts=texts,
+                output_tol=output_tol,
+                dtype=dtype,
+                device=device,
+                trust=trust,
+                progress=progress,
+            )
         data = result.to_dict()
         if report is not None:
             console.write_report(report, data)
@@ -49,13 +67,17 @@ def diff(
         console.out.print(console.weights_table(result.weights.groups(), f"{a} vs {b}: tensors (tol {tol:g})"))
         bad = [d for d in result.weights.diffs if not d.ok]
         for d in bad[:20]:
-            console.out.print(f"  {d.name}: max|Δ| {d.max_abs:.3e} (rel {d.rel:.2e}), {d.dtype_a} vs {d.dtype_b}",
-                              highlight=False)
+            console.out.print(
+                f"  {d.name}: max|Δ| {d.max_abs:.3e} (rel {d.rel:.2e}), {d.dtype_a} vs {d.dtype_b}", highlight=False
+            )
         console.name_lists(data["weights"])
         if result.outputs is not None:
             o = result.outputs
-            console.out.print(console.stage_table([r.to_dict() for r in o.rows],
-                                                  f"activations ({o.dtype}, {o.texts} texts, pads excluded)"))
+            console.out.print(
+                console.stage_table(
+                    [r.to_dict() for r in o.rows], f"activations ({o.dtype}, {o.texts} texts, pads excluded)"
+                )
+            )
         console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
     if not result.ok:
         console.exit_failed(f"{b}: differs from {a}", result.failures())

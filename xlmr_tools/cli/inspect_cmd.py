@@ -30,12 +30,15 @@ def inspect(
     d = report.description
     heads = ", ".join(f"{n} ({c} classes)" for n, c in d["classification_heads"].items()) or "none"
     items = [
-        ("path", report.path), ("format", report.format),
+        ("path", report.path),
+        ("format", report.format),
         ("family", f"{d['family']} → {d['hf_model_type']}" + (f" ({d['release']})" if d["release"] else "")),
         ("layers / hidden / heads / ffn", f"{d['layers']} / {d['hidden']} / {d['heads']} / {d['ffn']}"),
-        ("vocab rows", d["vocab_rows"]), ("positions", f"{d['position_rows']} rows ({d['max_positions']} tokens)"),
+        ("vocab rows", d["vocab_rows"]),
+        ("positions", f"{d['position_rows']} rows ({d['max_positions']} tokens)"),
         ("padding idx / eps / activation", f"{d['padding_idx']} / {d['layer_norm_eps']:g} / {d['activation']}"),
-        ("dtype", d["dtype"]), ("parameters", f"{d['parameters']:,}"),
+        ("dtype", d["dtype"]),
+        ("parameters", f"{d['parameters']:,}"),
         ("bytes on disk", f"{report.file_bytes:,} ({console.human_bytes(report.file_bytes)})"),
         ("LM head", ("tied" if d["tied_lm_head"] else "untied") if d["lm_head"] else "none"),
         ("classification heads", heads),
@@ -47,11 +50,21 @@ def inspect(
     tok = report.tokenizer
     if report.kind == "fairseq":
         if "dict_symbols" in tok:
-            items.append(("dictionary", f"{tok['dict_symbols']} symbols ({tok['fillers']} padding fillers) vs "
-                                        f"{tok['pieces']} sentencepiece pieces vs {tok['embedding_rows']} embedding "
-                                        f"rows; <mask> = {tok['mask_id']}"))
-        items.append(("tokenizer assets", ", ".join(Path(v).name for k, v in tok.items()
-                                                    if k in ("dict.txt", "sentencepiece.bpe.model") and v) or "none"))
+            items.append(
+                (
+                    "dictionary",
+                    f"{tok['dict_symbols']} symbols ({tok['fillers']} padding fillers) vs "
+                    f"{tok['pieces']} sentencepiece pieces vs {tok['embedding_rows']} embedding "
+                    f"rows; <mask> = {tok['mask_id']}",
+                )
+            )
+        items.append(
+            (
+                "tokenizer assets",
+                ", ".join(Path(v).name for k, v in tok.items() if k in ("dict.txt", "sentencepiece.bpe.model") and v)
+                or "none",
+            )
+        )
     else:
         items.append(("tokenizer assets", ", ".join(tok.get("files", [])) or "none"))
     console.out.print(console.kv_table(f"xlmr inspect: {path}", items))

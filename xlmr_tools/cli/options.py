@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-Trust = Annotated[bool, typer.Option(
-    "--trust-checkpoint",
-    help="Unpickle checkpoints fully. THIS CAN RUN ARBITRARY CODE hidden in the file: only for files you trust.")]
+Trust = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Unpickle checkpoints fully. THIS CAN RUN ARBITRARY CODE hidden in the file: only for files you trust.",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or diagnostics, only results.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")]
-Head = Annotated[Optional[str], typer.Option(
-    "--head", help="Classification head to convert/compare (default: the masked-LM head).")]
-Dtype = Annotated[str, typer.Option(
-    "--dtype", help="auto (keep the checkpoint's), float32, float16 or bfloat16.")]
-Tol = Annotated[Optional[float], typer.Option(
-    "--tol", help="Max |Δ| allowed (default by dtype: fp32 1e-5, 1e-4 on CUDA).")]
-DictPath = Annotated[Optional[Path], typer.Option("--dict", help="fairseq dict.txt (default: beside the checkpoint).")]
-SpmPath = Annotated[Optional[Path], typer.Option(
-    "--spm", help="sentencepiece.bpe.model (default: beside the checkpoint).")]
-Texts = Annotated[Optional[list[str]], typer.Option("--text", help="A sample text (repeatable).")]
-TextsFile = Annotated[Optional[Path], typer.Option("--texts-file", help="Sample texts, one per line.")]
-Report = Annotated[Optional[Path], typer.Option("--report", help="Also write the JSON result to this file.")]
+Head = Annotated[
+    str | None, typer.Option("--head", help="Classification head to convert/compare (default: the masked-LM head).")
+]
+Dtype = Annotated[str, typer.Option("--dtype", help="auto (keep the checkpoint's), float32, float16 or bfloat16.")]
+Tol = Annotated[
+    float | None, typer.Option("--tol", help="Max |Δ| allowed (default by dtype: fp32 1e-5, 1e-4 on CUDA).")
+]
+DictPath = Annotated[Path | None, typer.Option("--dict", help="fairseq dict.txt (default: beside the checkpoint).")]
+SpmPath = Annotated[
+    Path | None, typer.Option("--spm", help="sentencepiece.bpe.model (default: beside the checkpoint).")
+]
+Texts = Annotated[list[str] | None, typer.Option("--text", help="A sample text (repeatable).")]
+TextsFile = Annotated[Path | None, typer.Option("--texts-file", help="Sample texts, one per line.")]
+Report = Annotated[Path | None, typer.Option("--report", help="Also write the JSON result to this file.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda: where the models run.")]
-Labels = Annotated[Optional[Path], typer.Option(
-    "--labels", help="fairseq label dictionary naming the head's classes (default: label/dict.txt beside a "
-                     "sentence_prediction checkpoint).")]
+Labels = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="fairseq label dictionary naming the head's classes (default: label/dict.txt beside a "
+        "sentence_prediction checkpoint).",
+    ),
+]

@@ -51,9 +51,20 @@ def verify(
 
         texts = read_texts(text, texts_file)
         with console.progress(quiet or json_) as progress:
-            result = verify_folder(src, hf_folder, head=head, texts=texts, tol=tol, dtype=dtype, device=device,
-                                   trust=trust, dict_path=dict_path, spm_path=spm_path, labels=labels,
-                                   progress=progress)
+            result = verify_folder(
+                src,
+                hf_folder,
+                head=head,
+                texts=texts,
+                tol=tol,
+                dtype=dtype,
+                device=device,
+                trust=trust,
+                dict_path=dict_path,
+                spm_path=spm_path,
+                labels=labels,
+                progress=progress,
+            )
         data = result.to_dict()
         if report is not None:
             console.write_report(report, data)
@@ -69,20 +80,28 @@ def verify(
             console.name_lists(data["weights"])
         if result.tokenizer is not None:
             tk = result.tokenizer
-            console.out.print(f"tokenizer: {'[green]ids equal[/]' if tk.equal else '[bold red]ids differ[/]'} on "
-                              f"{tk.texts} texts; fairseq <mask> = {tk.mask_id}"
-                              + (f"; {tk.first_mismatch}" if tk.first_mismatch else ""))
+            console.out.print(
+                f"tokenizer: {'[green]ids equal[/]' if tk.equal else '[bold red]ids differ[/]'} on "
+                f"{tk.texts} texts; fairseq <mask> = {tk.mask_id}"
+                + (f"; {tk.first_mismatch}" if tk.first_mismatch else "")
+            )
         if result.outputs is not None:
             o = result.outputs
-            console.out.print(console.stage_table([r.to_dict() for r in o.rows],
-                                                  f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, "
-                                                  f"{o.tokens} tokens, pads excluded)"))
+            console.out.print(
+                console.stage_table(
+                    [r.to_dict() for r in o.rows],
+                    f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded)",
+                )
+            )
         for s in result.skipped:
             console.warn(f"not checked: {s}")
         for r in result.config:
             if not r.ok and r.note:
                 console.out.print(f"[bold red]config:[/] {r.note}", highlight=False)
-        console.out.print("[green]verified[/]: the folder matches the checkpoint" if result.ok
-                          else f"[bold red]verification failed[/]: {len(result.failures())} problem(s)")
+        console.out.print(
+            "[green]verified[/]: the folder matches the checkpoint"
+            if result.ok
+            else f"[bold red]verification failed[/]: {len(result.failures())} problem(s)"
+        )
     if not result.ok:
         console.exit_failed(f"{hf_folder}: verification failed", result.failures())

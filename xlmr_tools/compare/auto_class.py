@@ -10,8 +10,7 @@ import torch
 from xlmr_tools.errors import BadInput, VerificationFailed
 
 
-def check_auto_class(folder: Path, head: str | None, expected_class: str,
-                     weights: dict[str, tuple[int, ...]]) -> None:
+def check_auto_class(folder: Path, head: str | None, expected_class: str, weights: dict[str, tuple[int, ...]]) -> None:
     """What `AutoModel*.from_pretrained(folder)` would build — class, expected keys and their shapes — checked on
     the meta device, so it costs nothing even for XXL: the class the config selects, no missing/unexpected keys,
     no shape transformers would refuse (a refusal of what cannot be represented: BadInput, exit 2)."""
@@ -32,9 +31,14 @@ def check_auto_class(folder: Path, head: str | None, expected_class: str,
     weight_names = set(weights)
     missing, unexpected = sorted(expected - weight_names), sorted(weight_names - expected)
     if missing or unexpected:
-        raise VerificationFailed(folder, f"transformers would report missing {missing[:3]} / unexpected "
-                                         f"{unexpected[:3]} keys for {expected_class}")
+        raise VerificationFailed(
+            folder,
+            f"transformers would report missing {missing[:3]} / unexpected {unexpected[:3]} keys for {expected_class}",
+        )
     for name in sorted(weight_names):
         if tuple(state[name].shape) != tuple(weights[name]):
-            raise BadInput(folder, f"cannot be represented in transformers: {expected_class} expects {name} of "
-                                   f"shape {list(state[name].shape)}, the checkpoint gives {list(weights[name])}")
+            raise BadInput(
+                folder,
+                f"cannot be represented in transformers: {expected_class} expects {name} of "
+                f"shape {list(state[name].shape)}, the checkpoint gives {list(weights[name])}",
+            )

@@ -8,6 +8,7 @@ between modules mirrors each library's own forward (fairseq: `TransformerEncoder
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,10 @@ class Batch:
     lengths: list[int]  # non-pad length of each row
 
 
-class Runner:
-    """One model, streamed. Subclasses provide the module names and the glue."""
+class Runner(ABC):
+    """One model, streamed. Subclasses provide the module names and the glue, mirroring their library's forward."""
 
-    model: nn.Module
+    model: Any  # fairseq's RobertaModel or a transformers *For* model, built on the meta device
     layers: int
     has_final_norm: bool
     head: str | None  # None: masked-LM; else the classification head's name
@@ -46,7 +47,7 @@ class Runner:
     def __init__(self, tensor: Callable[[str], torch.Tensor], dtype: torch.dtype, device: str) -> None:
         self._tensor, self.dtype, self.device = tensor, dtype, device
 
-    def _load(self, name: str, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    def _load(self, name: str, state: dict[str, torch.Tensor] | None = None) -> Any:
         module = self.model.get_submodule(name)
         if state is None:
             keys = [k for k, _ in _persistent(module)]
@@ -60,6 +61,32 @@ class Runner:
     def _free(self, name: str) -> None:
         self.model.get_submodule(name).to_empty(device="meta")
 
+    @abstractmethod
+    def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Token ids -> (the input of layer 0, whatever the layers need besides it: the padding mask)."""
+
+    @abstractmethod
+    def load_layer(self, k: int) -> None: ...
+
+    @abstractmethod
+    def free_layer(self, k: int) -> None: ...
+
+    @abstractmethod
+    def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor: ...
+
+    @abstractmethod
+    def final_norm(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def batch_first(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations as [batch, tokens, hidden] (fairseq's layers run time-major)."""
+
+    @abstractmethod
+    def load_head(self) -> None: ...
+
+    @abstractmethod
+    def run_head(self, features: torch.Tensor) -> torch.Tensor: ...
+
 
 def _persistent(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return list(module.state_dict(keep_vars=True).items())
@@ -70,8 +97,7 @@ def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class FairseqRunner(Runner):
-    def __init__(self, oracle: fairseq_oracle.FairseqOracle, dtype: torch.dtype, device: str,
-                 head: str | None) -> None:
+    def __init__(self, oracle: fairseq_oracle.FairseqOracle, dtype: torch.dtype, device: str, head: str | None) -> None:
         super().__init__(lambda n: oracle.state[n], dtype, device)
         self.model, self.head = oracle.model, head
         enc = self.model.encoder.sentence_encoder
@@ -137,10 +163,13 @@ class HFRunner(Runner):
         names = set(folder.names())
         desc = folder.description
         xl = desc.family == PRE_LN
-        cfg = {k: v for k, v in folder.config.items() if k not in ("model_type", "architectures", "transformers_version")}
+        cfg = {
+            k: v for k, v in folder.config.items() if k not in ("model_type", "architectures", "transformers_version")
+        }
         config = (XLMRobertaXLConfig if xl else XLMRobertaConfig)(**cfg)
         config._attn_implementation = "sdpa"
         self.head = head
+        cls: Any
         if head is None:
             cls = XLMRobertaXLForMaskedLM if xl else XLMRobertaForMaskedLM
             if HF_NAMES["lm_head"] not in names:
@@ -158,7 +187,7 @@ class HFRunner(Runner):
         self.layers = config.num_hidden_layers
         self.has_final_norm = xl
         self.head_stage = "lm logits" if head is None else f"head {head}"
-        self.pad = config.pad_token_id
+        self.pad = int(config.pad_token_id if config.pad_token_id is not None else 1)
 
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         from transformers.masking_utils import create_bidirectional_mask
@@ -166,8 +195,9 @@ class HFRunner(Runner):
         emb = self._load(str(HF_MODULES["embeddings"]))
         n = emb.position_embeddings.num_embeddings
         emb.register_buffer("position_ids", torch.arange(n, device=self.device).expand((1, -1)), persistent=False)
-        emb.register_buffer("token_type_ids", torch.zeros((1, n), dtype=torch.long, device=self.device),
-                            persistent=False)
+        emb.register_buffer(
+            "token_type_ids", torch.zeros((1, n), dtype=torch.long, device=self.device), persistent=False
+        )
         mask = ids.ne(self.pad).long()
         x = emb(input_ids=ids)
         # What XLMRoberta*Model.forward does for an encoder (is_decoder=False). Called directly: the private
@@ -196,8 +226,10 @@ class HFRunner(Runner):
             self._load(str(HF_MODULES["head"]))
             return
         module = str(HF_MODULES["lm_head"])
-        state = {k: self._tensor(f"{module}.{k}") for k in ("dense.weight", "dense.bias", "layer_norm.weight",
-                                                          "layer_norm.bias", "bias")}
+        state = {
+            k: self._tensor(f"{module}.{k}")
+            for k in ("dense.weight", "dense.bias", "layer_norm.weight", "layer_norm.bias", "bias")
+        }
         # transformers ties the decoder to the word embeddings and its bias to lm_head.bias unless the folder is
         # untied and holds its own (see mapping.weights.TIED_COPIES)
         untied = HF_NAMES["lm_decoder"] in self.names and not self.tied
@@ -209,8 +241,15 @@ class HFRunner(Runner):
         return (self.model.lm_head if self.head is None else self.model.classifier)(features)
 
 
-def compare_streamed(a: Runner, b: Runner, ids: list[torch.Tensor], pad: int, tol: float,
-                     dtype: torch.dtype, on_stage: Callable[[str], None] = lambda s: None) -> OutputReport:
+def compare_streamed(
+    a: Runner,
+    b: Runner,
+    ids: list[torch.Tensor],
+    pad: int,
+    tol: float,
+    dtype: torch.dtype,
+    on_stage: Callable[[str], None] = lambda s: None,
+) -> OutputReport:
     """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded)."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
@@ -263,8 +302,12 @@ def compare_streamed(a: Runner, b: Runner, ids: list[torch.Tensor], pad: int, to
                 for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
                     for start in range(0, n, HEAD_ROWS):  # position-wise head: exact in chunks
                         end = min(n, start + HEAD_ROWS)
-                        s.update(a.run_head(u[row: row + 1, start:end])[0].cpu(),
-                                 b.run_head(v[row: row + 1, start:end])[0].cpu(), text, start)
+                        s.update(
+                            a.run_head(u[row : row + 1, start:end])[0].cpu(),
+                            b.run_head(v[row : row + 1, start:end])[0].cpu(),
+                            text,
+                            start,
+                        )
         else:
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
     return OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(ids), sum(lengths))
@@ -279,10 +322,16 @@ def check_device(device: str, dtype: torch.dtype) -> None:
         raise BadInput(None, "--dtype bfloat16: this CUDA device cannot run bfloat16")
 
 
-def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, dtype: torch.dtype,
-                             texts: list[str], tol: float | None, device: str = "cpu",
-                             on_stage: Callable[[str], None] = lambda s: None
-                             ) -> tuple[TokenizerCheck | None, OutputReport]:
+def compare_outputs_streamed(
+    ckpt: FairseqCheckpoint,
+    folder: HFFolder,
+    head: str | None,
+    dtype: torch.dtype,
+    texts: list[str],
+    tol: float | None,
+    device: str = "cpu",
+    on_stage: Callable[[str], None] = lambda s: None,
+) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
     compared when the folder has one (None otherwise)."""
     oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
@@ -292,6 +341,13 @@ def compare_outputs_streamed(ckpt: FairseqCheckpoint, folder: HFFolder, head: st
         tok_check = check_tokenizer(oracle, folder.path, texts)
     ids = [oracle.encode(t) for t in texts]
     tolerance = tol if tol is not None else default_tol(dtype, device)
-    report = compare_streamed(FairseqRunner(oracle, dtype, device, head), HFRunner(folder, dtype, device, head),
-                              ids, oracle.dictionary.pad(), tolerance, dtype, on_stage=on_stage)
+    report = compare_streamed(
+        FairseqRunner(oracle, dtype, device, head),
+        HFRunner(folder, dtype, device, head),
+        ids,
+        oracle.dictionary.pad(),
+        tolerance,
+        dtype,
+        on_stage=on_stage,
+    )
     return tok_check, report

@@ -78,20 +78,26 @@ class FairseqOracle:
                 # fairseq's upgrade_state_dict_named reads each head's out_proj.weight, which a
                 # spectral-norm head stores as weight_orig: it raises KeyError on its own checkpoints. Keep the heads
                 # out of the upgrade and register them as fairseq's model would.
-                spectral = {k: state.pop(k) for k in weight_map.head_tensors(list(state))
-                            if getattr(args, "spectral_norm_classification_head", False)}
+                spectral = {
+                    k: state.pop(k)
+                    for k in weight_map.head_tensors(list(state))
+                    if getattr(args, "spectral_norm_classification_head", False)
+                }
                 model.upgrade_state_dict(state)  # renames (decoder. -> encoder., emb_layer_norm), in_proj split, heads
                 state = prune_state_dict(state, args)  # encoder_layers_to_keep, as fairseq's load_state_dict does
                 for name in sorted({weight_map.head_of(k) or "" for k in spectral}):
                     model.register_classification_head(
-                        name, num_classes=spectral[weight_map.head_tensor(name, "out_proj.weight_orig")].shape[0],
-                        inner_dim=spectral[weight_map.head_tensor(name, "dense.weight")].shape[0])
+                        name,
+                        num_classes=spectral[weight_map.head_tensor(name, "out_proj.weight_orig")].shape[0],
+                        inner_dim=spectral[weight_map.head_tensor(name, "dense.weight")].shape[0],
+                    )
                 state.update(spectral)
             self.state = state
             if materialize:
                 # fairseq's own load_state_dict only adds layer pruning (encoder_layers_to_keep) and has no `assign`
-                torch.nn.Module.load_state_dict(model, {k: _cast(v, dtype) for k, v in state.items()},
-                                                strict=True, assign=True)
+                torch.nn.Module.load_state_dict(
+                    model, {k: _cast(v, dtype) for k, v in state.items()}, strict=True, assign=True
+                )
                 if not args.untie_weights_roberta:
                     model.encoder.lm_head.weight = model.encoder.sentence_encoder.embed_tokens.weight
                 model = model.to(dtype)

@@ -54,8 +54,13 @@ class OutputReport:
         return bad[0] if bad else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "dtype": self.dtype, "texts": self.texts, "tokens": self.tokens,
-                "stages": [r.to_dict() for r in self.rows]}
+        return {
+            "ok": self.ok,
+            "dtype": self.dtype,
+            "texts": self.texts,
+            "tokens": self.tokens,
+            "stages": [r.to_dict() for r in self.rows],
+        }
 
 
 class StageAccumulator:
@@ -90,8 +95,15 @@ class StageAccumulator:
         if self.shape_mismatch or self.count == 0:
             return StageRow(self.stage, float("inf"), float("inf"), -1, -1, self.tol, False)
         mx = self.max_abs
-        return StageRow(self.stage, mx, self.sum_abs / self.count, self.text, self.token, self.tol,
-                        bool(mx <= self.tol) and mx == mx)  # NaN never passes
+        return StageRow(
+            self.stage,
+            mx,
+            self.sum_abs / self.count,
+            self.text,
+            self.token,
+            self.tol,
+            bool(mx <= self.tol) and mx == mx,
+        )  # NaN never passes
 
 
 def micro_batches(lengths: list[int], size: int = 2) -> list[list[int]]:

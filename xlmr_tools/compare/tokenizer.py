@@ -37,7 +37,7 @@ def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, folder: Path, texts: l
             if mismatch is None:
                 at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
                 shown = text if len(text) <= 60 else text[:57] + "..."
-                mismatch = (f"text {i} {shown!r}, token {at}: fairseq {ids[at:at + 4]} vs HF {hf_ids[at:at + 4]}")
+                mismatch = f"text {i} {shown!r}, token {at}: fairseq {ids[at : at + 4]} vs HF {hf_ids[at : at + 4]}"
     if count > 1:
         mismatch = f"{count} of {len(texts)} texts differ; first: {mismatch}"
     if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:

@@ -41,8 +41,9 @@ class WeightReport:
     def groups(self) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for d in self.diffs:
-            g = out.setdefault(d.group, {"group": d.group, "tensors": 0, "max_abs": 0.0, "worst": d.name,
-                                         "rel": 0.0, "ok": True})
+            g = out.setdefault(
+                d.group, {"group": d.group, "tensors": 0, "max_abs": 0.0, "worst": d.name, "rel": 0.0, "ok": True}
+            )
             g["tensors"] += 1
             if d.max_abs > g["max_abs"] or d.max_abs != d.max_abs:
                 g["max_abs"], g["worst"], g["rel"] = d.max_abs, d.name, d.rel
@@ -50,12 +51,20 @@ class WeightReport:
         return list(out.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "tol": self.tol, "groups": self.groups(), "tensors": [d.to_dict() for d in self.diffs],
-                "missing": self.missing, "extra": self.extra, "misshaped": self.misshaped}
+        return {
+            "ok": self.ok,
+            "tol": self.tol,
+            "groups": self.groups(),
+            "tensors": [d.to_dict() for d in self.diffs],
+            "missing": self.missing,
+            "extra": self.extra,
+            "misshaped": self.misshaped,
+        }
 
 
-def tensor_diff(name: str, group: str, a: torch.Tensor, b: torch.Tensor, tol: float,
-                cast_to_b: bool = False) -> TensorDiff:
+def tensor_diff(
+    name: str, group: str, a: torch.Tensor, b: torch.Tensor, tol: float, cast_to_b: bool = False
+) -> TensorDiff:
     """max|Δ| in float32, chunk by chunk (no full-size temporaries). cast_to_b: round A to B's dtype first, so a
     faithful cast compares equal."""
     mx = peak = 0.0
@@ -67,13 +76,28 @@ def tensor_diff(name: str, group: str, a: torch.Tensor, b: torch.Tensor, tol: fl
         mx = d if d != d or mx != mx else max(mx, d)  # a NaN anywhere is kept: it never compares equal
         peak = max(peak, x.abs().max().item())
     rel = mx / peak if peak else (0.0 if mx == 0 else float("inf"))
-    return TensorDiff(name, group, list(a.shape), str(a.dtype).removeprefix("torch."),
-                      str(b.dtype).removeprefix("torch."), mx, rel, bool(mx <= tol) and mx == mx)
+    return TensorDiff(
+        name,
+        group,
+        list(a.shape),
+        str(a.dtype).removeprefix("torch."),
+        str(b.dtype).removeprefix("torch."),
+        mx,
+        rel,
+        bool(mx <= tol) and mx == mx,
+    )
 
 
-def compare_weights(pairs: list[tuple[str, str]], a: Callable[[str], torch.Tensor], b: Callable[[str], torch.Tensor],
-                    shapes_b: dict[str, tuple[int, ...]], group: Callable[[str], str], tol: float,
-                    cast_to_b: bool = False, on_tensor: Callable[[], None] = lambda: None) -> WeightReport:
+def compare_weights(
+    pairs: list[tuple[str, str]],
+    a: Callable[[str], torch.Tensor],
+    b: Callable[[str], torch.Tensor],
+    shapes_b: dict[str, tuple[int, ...]],
+    group: Callable[[str], str],
+    tol: float,
+    cast_to_b: bool = False,
+    on_tensor: Callable[[], None] = lambda: None,
+) -> WeightReport:
     """pairs: (name in A, name in B). Names of B not in any pair are reported by the caller as extra."""
     report = WeightReport(tol=tol)
     for name_a, name_b in pairs:

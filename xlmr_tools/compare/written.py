@@ -87,8 +87,11 @@ class WrittenCheck:
             header = SafetensorsFile(folder / fname)
             for w in written:
                 info = header.infos.get(w.tensor.name)
-                if info is None or (info.dtype, info.shape, header.data_start + info.begin) != \
-                        (w.tensor.dtype, w.tensor.shape, w.offset):
+                if info is None or (info.dtype, info.shape, header.data_start + info.begin) != (
+                    w.tensor.dtype,
+                    w.tensor.shape,
+                    w.offset,
+                ):
                     return w.tensor.name
             with safe_open(str(folder / fname), framework="pt") as f:
                 if set(f.keys()) != {w.tensor.name for w in written}:
@@ -102,8 +105,10 @@ class WrittenCheck:
                         continue
                     ours = read_back(w.path, w.offset, t.dtype, t.shape)
                     last = t.shape[0] - 1
-                    if not (same_bits(part[0:1].contiguous(), ours[0:1].contiguous())
-                            and same_bits(part[last:last + 1].contiguous(), ours[last:last + 1].contiguous())):
+                    if not (
+                        same_bits(part[0:1].contiguous(), ours[0:1].contiguous())
+                        and same_bits(part[last : last + 1].contiguous(), ours[last : last + 1].contiguous())
+                    ):
                         return t.name
         return None if sum(map(len, by_file.values())) == len(files) else "(a tensor no one checked)"
 

@@ -86,8 +86,9 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno == errno.ENOSPC:
             raise BadInput(out.parent, "disk full while writing; the partial output was removed") from e
-        raise BadInput(getattr(e, "filename", None) or out, f"write failed ({e.strerror or e}); the partial output "
-                                                             "was removed") from e
+        raise BadInput(
+            getattr(e, "filename", None) or out, f"write failed ({e.strerror or e}); the partial output was removed"
+        ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

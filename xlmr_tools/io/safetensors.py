@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 # Imported here, not where it is used: the writer runs in a worker thread, and an import there can wait forever on
 # an import lock that a Ctrl-C left held in the main thread (seen: SIGINT during `import transformers`).
 from huggingface_hub import split_state_dict_into_shards_factory
@@ -25,8 +26,15 @@ from huggingface_hub import split_state_dict_into_shards_factory
 from xlmr_tools.errors import BadInput
 
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
     "BOOL": torch.bool,
 }
 SAFETENSORS_NAMES = {v: k for k, v in SAFETENSORS_DTYPES.items()}
@@ -57,8 +65,9 @@ class SafetensorsFile:
         if self._mm is None:
             with open(self.path, "rb") as f:
                 self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-        raw = torch.frombuffer(self._mm, dtype=torch.uint8, count=info.end - info.begin,
-                               offset=self.data_start + info.begin)
+        raw = torch.frombuffer(
+            self._mm, dtype=torch.uint8, count=info.end - info.begin, offset=self.data_start + info.begin
+        )
         return raw.view(info.dtype).reshape(info.shape)
 
 
@@ -90,8 +99,11 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str], int
         if any(d < 0 for d in shape):
             raise BadInput(path, f"tensor '{name}' has a negative dimension in the header")
         if not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * dtype.itemsize:
-            raise BadInput(path, f"header lies about tensor '{name}': {shape} {entry['dtype']} at "
-                                 f"[{begin}, {end}) does not fit the {data_size} data bytes")
+            raise BadInput(
+                path,
+                f"header lies about tensor '{name}': {shape} {entry['dtype']} at "
+                f"[{begin}, {end}) does not fit the {data_size} data bytes",
+            )
         infos[name] = TensorInfo(dtype, shape, begin, end)
     return infos, metadata, 8 + n
 
@@ -112,25 +124,35 @@ class TensorToWrite:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
-def plan_shards(tensors: list[TensorToWrite], max_shard_bytes: int) -> tuple[dict[str, list[TensorToWrite]],
-                                                                              dict[str, int]]:
+def plan_shards(
+    tensors: list[TensorToWrite], max_shard_bytes: int
+) -> tuple[dict[str, list[TensorToWrite]], dict[str, int]]:
     """{shard file name: its tensors} and the index metadata, planned by huggingface_hub exactly as
     `save_pretrained` plans them (in order; a tensor larger than the limit gets a shard of its own). Only the plan
     comes from there: its writer (`save_file`) would hold a whole shard in memory; ours streams."""
     by_name = {t.name: t for t in tensors}
-    split = split_state_dict_into_shards_factory(by_name, get_storage_size=lambda t: t.nbytes,
-                                                 filename_pattern="model{suffix}.safetensors",
-                                                 max_shard_size=max_shard_bytes)
-    return ({fname: [by_name[n] for n in names] for fname, names in split.filename_to_tensors.items()},
-            dict(split.metadata))
+    split = split_state_dict_into_shards_factory(
+        by_name,
+        get_storage_size=lambda t: t.nbytes,
+        filename_pattern="model{suffix}.safetensors",
+        max_shard_size=max_shard_bytes,
+    )
+    return (
+        {fname: [by_name[n] for n in names] for fname, names in split.filename_to_tensors.items()},
+        dict(split.metadata),
+    )
 
 
 OnTensor = Callable[[TensorToWrite, Path, int], None]  # (tensor, shard file, offset of its bytes) once written
 
 
-def write_shards(folder: Path, tensors: list[TensorToWrite], max_shard_bytes: int,
-                 on_bytes: Callable[[int], None] = lambda n: None,
-                 on_tensor: OnTensor = lambda t, path, offset: None) -> dict[str, str]:
+def write_shards(
+    folder: Path,
+    tensors: list[TensorToWrite],
+    max_shard_bytes: int,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    on_tensor: OnTensor = lambda t, path, offset: None,
+) -> dict[str, str]:
     """Write all tensors as safetensors shards (+ index when more than one). Returns {tensor name: file name}."""
     shards, metadata = plan_shards(tensors, max_shard_bytes)
     weight_map: dict[str, str] = {}
@@ -143,13 +165,15 @@ def write_shards(folder: Path, tensors: list[TensorToWrite], max_shard_bytes: in
     return weight_map
 
 
-def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int], None],
-               on_tensor: OnTensor) -> None:
+def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int], None], on_tensor: OnTensor) -> None:
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for t in tensors:
-        header[t.name] = {"dtype": SAFETENSORS_NAMES[t.dtype], "shape": list(t.shape),
-                          "data_offsets": [offset, offset + t.nbytes]}
+        header[t.name] = {
+            "dtype": SAFETENSORS_NAMES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + t.nbytes],
+        }
         offset += t.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
@@ -174,7 +198,7 @@ def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int
 def _write_all(f, data: bytes | memoryview) -> None:
     view = memoryview(data).cast("B")
     while view:
-        view = view[f.write(view):]
+        view = view[f.write(view) :]
 
 
 def _copy_range(source: tuple[Path, int], f, nbytes: int, on_bytes: Callable[[int], None]) -> None:
@@ -210,4 +234,4 @@ def _bytes_view(t: torch.Tensor) -> memoryview:
         t = t.view(torch.int16)
     elif t.dtype == torch.bool:
         t = t.view(torch.uint8)
-    return memoryview(t.numpy()).cast("B")
+    return t.numpy().data.cast("B")

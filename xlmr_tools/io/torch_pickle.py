@@ -28,7 +28,9 @@ CONFIG_CONSTRUCTORS: dict[str, Any] = {
     f"builtins.{t.__name__}": t for t in (int, float, str, bool, dict, list, tuple, set)
 } | {"collections.defaultdict": collections.defaultdict, "collections.OrderedDict": collections.OrderedDict}
 ZIP_MAGIC = b"PK\x03\x04"
-_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)|global ([\w.]+) was not an allowed")
+_UNSUPPORTED = re.compile(
+    r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)|global ([\w.]+) was not an allowed"
+)
 
 
 def serialization_of(path: Path) -> str:
@@ -65,8 +67,20 @@ def load(path: str | Path, *, trust: bool = False) -> tuple[Any, str]:
             return _load(path, kind, trust, _config_stand_ins(path, e)), kind
     except pickle.UnpicklingError as e:
         raise BadInput(path, f"corrupt or unsafe checkpoint pickle ({_first_line(e)})") from e
-    except (RuntimeError, EOFError, ValueError, OSError, KeyError, TypeError, AttributeError, IndexError,
-            OverflowError, MemoryError, UnicodeDecodeError, zipfile.BadZipFile) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+        UnicodeDecodeError,
+        zipfile.BadZipFile,
+    ) as e:
         raise BadInput(path, f"truncated or corrupt torch checkpoint ({_first_line(e)})") from e
 
 
@@ -117,7 +131,7 @@ def _config_stand_ins(path: Path, first: UnsafeCheckpoint) -> list[Any]:
 def config_to_plain(value: Any) -> Any:
     """A stand-in omegaconf container or node (as pickled by omegaconf 2.0-2.3) as plain Python values."""
     if isinstance(value, ConfigStandIn):
-        state = value.state if isinstance(value.state, dict) else {}
+        state: dict[str, Any] = value.state if isinstance(value.state, dict) else {}
         if "_content" in state:
             return config_to_plain(state["_content"])
         if "_val" in state:

@@ -46,6 +46,9 @@ def tensor_offsets(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, in
             continue
         base = ptr - off
         if all(entries.get(p - base) == n for p, n in storages.items()):
-            return {name: t.untyped_storage().data_ptr() - base + t.storage_offset() * t.element_size()
-                    for name, t in tensors.items() if t.is_contiguous()}
+            return {
+                name: t.untyped_storage().data_ptr() - base + int(t.storage_offset()) * t.element_size()
+                for name, t in tensors.items()
+                if t.is_contiguous()
+            }
     return {}

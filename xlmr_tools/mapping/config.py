@@ -13,8 +13,14 @@ from xlmr_tools.model import PRE_LN, ModelDescription
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
 # written exactly as transformers' gelu_new (bit-identical; gelu_pytorch_tanh is a fused kernel that is not).
-ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_new", "gelu_fast": "gelu_new",
-               "tanh": "tanh", "linear": "linear"}
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "relu": "relu",
+    "gelu_accurate": "gelu_new",
+    "gelu_fast": "gelu_new",
+    "tanh": "tanh",
+    "linear": "linear",
+}
 
 
 def model_class_name(desc: ModelDescription, head: str | None) -> str:
@@ -29,12 +35,16 @@ def problems(desc: ModelDescription, args: dict[str, Any], head: str | None) -> 
     if desc.activation not in ACTIVATIONS:
         out.append(f"activation_fn={desc.activation!r} has no transformers equivalent")
     elif head is None and desc.activation != "gelu":
-        out.append(f"activation_fn={desc.activation!r}: transformers' XLM-R LM head always applies erf-gelu "
-                   "where fairseq's applies the model's activation, so the logits would differ; "
-                   "convert a classification head (--head) instead")
+        out.append(
+            f"activation_fn={desc.activation!r}: transformers' XLM-R LM head always applies erf-gelu "
+            "where fairseq's applies the model's activation, so the logits would differ; "
+            "convert a classification head (--head) instead"
+        )
     if head is not None and args.get("pooler_activation_fn", "tanh") != "tanh":
-        out.append(f"pooler_activation_fn={args.get('pooler_activation_fn')!r}: transformers' classification head "
-                   "always applies tanh")
+        out.append(
+            f"pooler_activation_fn={args.get('pooler_activation_fn')!r}: transformers' classification head "
+            "always applies tanh"
+        )
     return out
 
 
@@ -45,27 +55,45 @@ def validate(desc: ModelDescription, args: dict[str, Any], head: str | None, whe
         raise BadInput(where, found[0])
 
 
-def build_config(desc: ModelDescription, args: dict[str, Any], head: str | None, dtype: torch.dtype,
-                 where: str, labels: list[str] | None = None):
+def build_config(
+    desc: ModelDescription,
+    args: dict[str, Any],
+    head: str | None,
+    dtype: torch.dtype,
+    where: str,
+    labels: list[str] | None = None,
+):
     from transformers import XLMRobertaConfig, XLMRobertaXLConfig
 
     validate(desc, args, head, where)
     cls = XLMRobertaXLConfig if desc.family == PRE_LN else XLMRobertaConfig
     kwargs: dict[str, Any] = dict(
-        vocab_size=desc.vocab_rows, hidden_size=desc.hidden, num_hidden_layers=desc.layers,
-        num_attention_heads=desc.heads, intermediate_size=desc.ffn, hidden_act=ACTIVATIONS[desc.activation],
+        vocab_size=desc.vocab_rows,
+        hidden_size=desc.hidden,
+        num_hidden_layers=desc.layers,
+        num_attention_heads=desc.heads,
+        intermediate_size=desc.ffn,
+        hidden_act=ACTIVATIONS[desc.activation],
         hidden_dropout_prob=float(args.get("dropout", 0.1)),
         attention_probs_dropout_prob=float(args.get("attention_dropout", 0.1)),
-        max_position_embeddings=desc.position_rows, type_vocab_size=1, layer_norm_eps=desc.layer_norm_eps,
-        pad_token_id=desc.padding_idx, bos_token_id=0, eos_token_id=2,
+        max_position_embeddings=desc.position_rows,
+        type_vocab_size=1,
+        layer_norm_eps=desc.layer_norm_eps,
+        pad_token_id=desc.padding_idx,
+        bos_token_id=0,
+        eos_token_id=2,
         tie_word_embeddings=desc.tied_lm_head or head is not None,
         architectures=[model_class_name(desc, head)],
     )
     if head is not None:
         n = desc.classification_heads[head]
         names = labels or [f"LABEL_{i}" for i in range(n)]
-        kwargs.update(num_labels=n, id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
-                      classifier_dropout=float(args.get("pooler_dropout", 0.0)))
+        kwargs.update(
+            num_labels=n,
+            id2label=dict(enumerate(names)),
+            label2id={name: i for i, name in enumerate(names)},
+            classifier_dropout=float(args.get("pooler_dropout", 0.0)),
+        )
     config = cls(**kwargs)
     config.dtype = dtype
     return config

@@ -73,19 +73,27 @@ def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
     body = pieces[3:]  # sentencepiece ids 0..2 are <unk>, <s>, </s>: fairseq's specials cover them
     for i, (sym, piece) in enumerate(zip(symbols, body)):
         if sym != piece:
-            raise BadInput(dict_path, f"line {i + 1} is {sym!r} but sentencepiece piece {i + 3} is {piece!r}: "
-                                      "dict.txt is not in sentencepiece order, so HF token ids would not be fairseq's")
+            raise BadInput(
+                dict_path,
+                f"line {i + 1} is {sym!r} but sentencepiece piece {i + 3} is {piece!r}: "
+                "dict.txt is not in sentencepiece order, so HF token ids would not be fairseq's",
+            )
     if len(symbols) < len(body):
         raise BadInput(dict_path, f"{len(symbols)} symbols but the sentencepiece model has {len(body)} pieces")
-    extra = symbols[len(body):]
+    extra = symbols[len(body) :]
     bad = [s for s in extra if not FILLER.match(s)]
     if bad:
-        raise BadInput(dict_path, f"{len(extra)} symbols after the sentencepiece pieces, not all padding fillers "
-                                  f"(first: {bad[0]!r})")
+        raise BadInput(
+            dict_path,
+            f"{len(extra)} symbols after the sentencepiece pieces, not all padding fillers (first: {bad[0]!r})",
+        )
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
     if mask_id + 1 != embedding_rows:
-        raise BadInput(dict_path, f"dictionary gives {mask_id + 1} ids (4 specials + {len(symbols)} symbols + "
-                                  f"<mask>) but the embedding has {embedding_rows} rows")
+        raise BadInput(
+            dict_path,
+            f"dictionary gives {mask_id + 1} ids (4 specials + {len(symbols)} symbols + "
+            f"<mask>) but the embedding has {embedding_rows} rows",
+        )
     return Alignment(len(symbols), len(pieces), len(extra), mask_id, embedding_rows, tuple(extra))
 
 
@@ -136,7 +144,8 @@ def _insert_fillers(tok, alignment: Alignment) -> None:
         raise RuntimeError("transformers' XLM-R tokenizer no longer ends its vocabulary with <mask> after <unk>=3")
     floor = min(score for _, score in vocab)
     fillers = [(filler_token(symbol), floor) for symbol in alignment.filler_symbols]
-    tok.backend_tokenizer.model = models.Unigram(vocab[:-1] + fillers + [vocab[-1]], unk_id=3,
-                                                 byte_fallback=bool(state.get("byte_fallback", False)))
+    tok.backend_tokenizer.model = models.Unigram(
+        vocab[:-1] + fillers + [vocab[-1]], unk_id=3, byte_fallback=bool(state.get("byte_fallback", False))
+    )
     if tok.backend_tokenizer.model.token_to_id("<mask>") != alignment.mask_id:
         raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")

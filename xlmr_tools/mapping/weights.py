@@ -47,11 +47,20 @@ HF_NAMES = {
 }
 # Module paths the layer-by-layer runners load one at a time, in each library's own model.
 FAIRSEQ_MODULES: dict[str, str | list[str]] = {
-    "embeddings": [FS + "embed_tokens", FS + "embed_positions"], "embedding_norm": FS + "layernorm_embedding",
-    "layer": FS + "layers.{k}", "final_norm": FS + "layer_norm", "lm_head": "encoder.lm_head",
-    "head": "classification_heads.{head}"}
-HF_MODULES: dict[str, str] = {"embeddings": HF + "embeddings", "layer": HF + "encoder.layer.{k}",
-                              "final_norm": HF + "encoder.LayerNorm", "lm_head": "lm_head", "head": "classifier"}
+    "embeddings": [FS + "embed_tokens", FS + "embed_positions"],
+    "embedding_norm": FS + "layernorm_embedding",
+    "layer": FS + "layers.{k}",
+    "final_norm": FS + "layer_norm",
+    "lm_head": "encoder.lm_head",
+    "head": "classification_heads.{head}",
+}
+HF_MODULES: dict[str, str] = {
+    "embeddings": HF + "embeddings",
+    "layer": HF + "encoder.layer.{k}",
+    "final_norm": HF + "encoder.LayerNorm",
+    "lm_head": "lm_head",
+    "head": "classifier",
+}
 _FAIRSEQ_LAYER = re.compile(r"^" + re.escape(FS) + r"layers\.(\d+)\.")
 _HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 _HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
@@ -66,11 +75,13 @@ _LAYER_SHARED = [
     ("fc2", "output.dense"),
 ]
 LAYER_TABLE = {
-    POST_LN: _LAYER_SHARED + [
+    POST_LN: _LAYER_SHARED
+    + [
         ("self_attn_layer_norm", "attention.output.LayerNorm"),
         ("final_layer_norm", "output.LayerNorm"),
     ],
-    PRE_LN: _LAYER_SHARED + [
+    PRE_LN: _LAYER_SHARED
+    + [
         ("self_attn_layer_norm", "attention.self_attn_layer_norm"),
         ("final_layer_norm", "LayerNorm"),
     ],
@@ -82,18 +93,30 @@ LAYER_TABLE = {
 SHAPES: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(r"embed_tokens\.weight$"), ("V", "H"), ""),
     (re.compile(r"embed_positions\.weight$"), ("P", "H"), ""),
-    (re.compile(r"self_attn\.[qkv]_proj\.weight$"), ("H", "H"),
-     "attention heads were pruned (mha_heads_to_keep); transformers needs heads x head size = hidden"),
+    (
+        re.compile(r"self_attn\.[qkv]_proj\.weight$"),
+        ("H", "H"),
+        "attention heads were pruned (mha_heads_to_keep); transformers needs heads x head size = hidden",
+    ),
     (re.compile(r"self_attn\.[qkv]_proj\.bias$"), ("H",), "attention heads were pruned (mha_heads_to_keep)"),
     (re.compile(r"self_attn\.out_proj\.weight$"), ("H", "H"), "attention heads were pruned (mha_heads_to_keep)"),
-    (re.compile(r"fc1\.weight$"), ("F", "H"),
-     "layers have different FFN sizes (ffn_blocks_to_remove); transformers has one intermediate_size"),
+    (
+        re.compile(r"fc1\.weight$"),
+        ("F", "H"),
+        "layers have different FFN sizes (ffn_blocks_to_remove); transformers has one intermediate_size",
+    ),
     (re.compile(r"fc1\.bias$"), ("F",), "layers have different FFN sizes (ffn_blocks_to_remove)"),
     (re.compile(r"fc2\.weight$"), ("H", "F"), "layers have different FFN sizes (ffn_blocks_to_remove)"),
-    (re.compile(r"classification_heads\.[^.]+\.dense\.weight$"), ("H", "H"),
-     "the head was registered with inner_dim {0} but transformers' classification head is hidden x hidden ({1})"),
-    (re.compile(r"classification_heads\.[^.]+\.dense\.bias$"), ("H",),
-     "the head was registered with inner_dim {0} but transformers' classification head is hidden x hidden ({1})"),
+    (
+        re.compile(r"classification_heads\.[^.]+\.dense\.weight$"),
+        ("H", "H"),
+        "the head was registered with inner_dim {0} but transformers' classification head is hidden x hidden ({1})",
+    ),
+    (
+        re.compile(r"classification_heads\.[^.]+\.dense\.bias$"),
+        ("H",),
+        "the head was registered with inner_dim {0} but transformers' classification head is hidden x hidden ({1})",
+    ),
     (re.compile(r"classification_heads\.[^.]+\.out_proj\.weight$"), ("C", "H"), ""),
     (re.compile(r"classification_heads\.[^.]+\.out_proj\.bias$"), ("C",), ""),
     (re.compile(r"lm_head\.dense\.weight$"), ("H", "H"), ""),
@@ -121,8 +144,10 @@ LM_HEAD_TABLE = [
     ("encoder.lm_head.bias", "lm_head.bias", "lm head"),
 ]
 # Untied (untie_weights_roberta): transformers then ties neither the decoder weight nor its bias, so both are written.
-UNTIED_LM_HEAD = [("encoder.lm_head.weight", "lm_head.decoder.weight", "lm head"),
-                  ("encoder.lm_head.bias", "lm_head.decoder.bias", "lm head")]
+UNTIED_LM_HEAD = [
+    ("encoder.lm_head.weight", "lm_head.decoder.weight", "lm head"),
+    ("encoder.lm_head.bias", "lm_head.decoder.bias", "lm head"),
+]
 CLASSIFIER_TABLE = [
     ("classification_heads.{head}.dense.", "classifier.dense.", "classifier"),
     ("classification_heads.{head}.out_proj.", "classifier.out_proj.", "classifier"),
@@ -193,8 +218,7 @@ def layers_to_keep(args: Mapping[str, Any]) -> list[int] | None:
     return sorted(int(x) for x in str(value).split(","))
 
 
-def normalize_fairseq_state(raw: Mapping[str, torch.Tensor], args: Mapping[str, Any],
-                            where: str) -> FairseqState:
+def normalize_fairseq_state(raw: Mapping[str, torch.Tensor], args: Mapping[str, Any], where: str) -> FairseqState:
     """Apply fairseq's load-time rules, in fairseq's order: renames, the in_proj split, layer pruning, then fold
     spectral norm into the weight it computes. Slices stay views of the (mmapped) file: nothing is copied."""
     tensors: dict[str, torch.Tensor] = {}
@@ -208,7 +232,7 @@ def normalize_fairseq_state(raw: Mapping[str, torch.Tensor], args: Mapping[str, 
             third = t.shape[0] // 3
             for i, part in enumerate(FUSED_PARTS):
                 key = f"{m['base']}{part}.{m['kind']}"
-                tensors[key] = t[i * third:(i + 1) * third]
+                tensors[key] = t[i * third : (i + 1) * third]
                 origin[key] = name
             continue
         tensors[norm] = t
@@ -228,8 +252,10 @@ def normalize_fairseq_state(raw: Mapping[str, torch.Tensor], args: Mapping[str, 
         state.derived.add(base + "weight")
         for key in (base + "weight_u", base + "weight_v"):
             state.tensors.pop(key)
-            state.dropped[state.origin.pop(key)] = ("spectral-norm vector, folded into out_proj.weight "
-                                                    "(weight_orig / σ, σ = u·(W v), as torch computes it in eval)")
+            state.dropped[state.origin.pop(key)] = (
+                "spectral-norm vector, folded into out_proj.weight "
+                "(weight_orig / σ, σ = u·(W v), as torch computes it in eval)"
+            )
     return state
 
 
@@ -244,8 +270,11 @@ def _prune(state: FairseqState, keep: list[int], spec: str, where: str) -> None:
     present = sorted({int(m["n"]) for n in state.tensors if (m := LAYER_NUMBER.match(n))})
     missing = [k for k in keep if k not in present]
     if missing:
-        raise BadInput(where, f"encoder_layers_to_keep={spec} names layer {missing[0]}, but the checkpoint has "
-                              f"layers {present[0]}..{present[-1]}")
+        raise BadInput(
+            where,
+            f"encoder_layers_to_keep={spec} names layer {missing[0]}, but the checkpoint has "
+            f"layers {present[0]}..{present[-1]}",
+        )
     new_number = {old: new for new, old in enumerate(keep)}
     state.pruned_layers = tuple(n for n in present if n not in new_number)
     for name in list(state.tensors):
@@ -262,8 +291,9 @@ def _prune(state: FairseqState, keep: list[int], spec: str, where: str) -> None:
             state.dropped[source] = f"layer {old} pruned by encoder_layers_to_keep={spec} (as fairseq does at load)"
 
 
-def check_shapes(tensors: Mapping[str, torch.Tensor], desc: ModelDescription, where: str,
-                 names: list[str] | None = None) -> None:
+def check_shapes(
+    tensors: Mapping[str, torch.Tensor], desc: ModelDescription, where: str, names: list[str] | None = None
+) -> None:
     """Every tensor (or those named) has the shape transformers builds from the description; else refuse, naming
     the option behind it. Cheap: shapes only, no transformers import."""
     dims = {"H": desc.hidden, "F": desc.ffn, "V": desc.vocab_rows, "P": desc.position_rows}
@@ -277,8 +307,11 @@ def check_shapes(tensors: Mapping[str, torch.Tensor], desc: ModelDescription, wh
             want = tuple(sizes[d] for d in template)
             if shape != want:
                 why = hint.format(shape[0], desc.hidden) if hint else "transformers builds it from the config"
-                raise BadInput(where, f"cannot be represented in transformers: {name} has shape {list(shape)}, "
-                                      f"expected {list(want)}: {why}")
+                raise BadInput(
+                    where,
+                    f"cannot be represented in transformers: {name} has shape {list(shape)}, "
+                    f"expected {list(want)}: {why}",
+                )
             break
 
 
@@ -294,6 +327,14 @@ class Mapped:
     hf: str
     group: str  # "embeddings", "layer 3", "final norm", "lm head", "classifier"
     make: Callable[[ModelDescription, torch.dtype], torch.Tensor] | None = None
+
+    def take(self, tensor: Callable[[str], torch.Tensor], desc: ModelDescription, dtype: torch.dtype) -> torch.Tensor:
+        """This row's source tensor: read from the checkpoint (`tensor`), or made by its factory in `dtype`."""
+        if self.fairseq is not None:
+            return tensor(self.fairseq)
+        if self.make is None:
+            raise ValueError(f"{self.hf}: neither a fairseq source nor a factory")
+        return self.make(desc, dtype)
 
 
 @dataclass
@@ -332,8 +373,13 @@ def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     return mapped[:2] + made + mapped[2:]
 
 
-def plan(source_names: list[str], desc: ModelDescription, head: str | None, where: str,
-         dropped: Mapping[str, str] | None = None) -> Plan:
+def plan(
+    source_names: list[str],
+    desc: ModelDescription,
+    head: str | None,
+    where: str,
+    dropped: Mapping[str, str] | None = None,
+) -> Plan:
     """Match normalized fairseq names against the table: every name mapped or ignored with a reason (`dropped`:
     what fairseq's load-time rules discard, reported as ignored)."""
     if head is not None and head not in desc.classification_heads:
@@ -344,8 +390,9 @@ def plan(source_names: list[str], desc: ModelDescription, head: str | None, wher
     present = set(source_names)
     missing = sorted(wanted - present)
     if missing:
-        raise BadInput(where, f"checkpoint lacks {len(missing)} tensor(s) the {desc.family} layout needs, "
-                              f"first: {missing[0]}")
+        raise BadInput(
+            where, f"checkpoint lacks {len(missing)} tensor(s) the {desc.family} layout needs, first: {missing[0]}"
+        )
     ignored: dict[str, str] = {}
     unknown: list[str] = []
     for name in source_names:
@@ -428,8 +475,11 @@ def hf_layers(names: Iterable[str]) -> int:
 
 def fairseq_heads(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
     """{classification head: classes} from the heads' out_proj shapes."""
-    return {m.group(1): int(shape[0]) for n, shape in shapes.items()
-            if (m := _HEAD.match(n)) and n.endswith(".out_proj.weight")}
+    return {
+        m.group(1): int(shape[0])
+        for n, shape in shapes.items()
+        if (m := _HEAD.match(n)) and n.endswith(".out_proj.weight")
+    }
 
 
 def head_tensors(names: Iterable[str], head: str | None = None) -> list[str]:

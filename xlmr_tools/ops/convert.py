@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -55,11 +56,20 @@ class ConvertResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "out": str(self.out), "source": str(self.source), "family": self.family, "model_class": self.model_class,
-            "head": self.head, "dtype": self.dtype, "shards": self.shards, "bytes_written": self.bytes_written,
-            "tensors_written": self.tensors_written, "ignored": self.ignored, "weights_equal": self.weights_equal,
+            "out": str(self.out),
+            "source": str(self.source),
+            "family": self.family,
+            "model_class": self.model_class,
+            "head": self.head,
+            "dtype": self.dtype,
+            "shards": self.shards,
+            "bytes_written": self.bytes_written,
+            "tensors_written": self.tensors_written,
+            "ignored": self.ignored,
+            "weights_equal": self.weights_equal,
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
-            "outputs": self.outputs.to_dict() if self.outputs else None, "skipped": self.skipped,
+            "outputs": self.outputs.to_dict() if self.outputs else None,
+            "skipped": self.skipped,
             "stale_removed": self.stale_removed,
         }
 
@@ -79,11 +89,23 @@ def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
     return torch_dtype(name, auto=ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"]))
 
 
-def convert(src: str | Path, out: str | Path, *, head: str | None = None, dtype: str = "auto",
-            max_shard_size: str | int = "5GB", verify: bool = True, force: bool = False, trust: bool = False,
-            dict_path: str | Path | None = None, spm_path: str | Path | None = None,
-            labels: str | Path | None = None, texts: list[str] | None = None, tol: float | None = None,
-            progress: Progress | None = None) -> ConvertResult:
+def convert(
+    src: str | Path,
+    out: str | Path,
+    *,
+    head: str | None = None,
+    dtype: str = "auto",
+    max_shard_size: str | int = "5GB",
+    verify: bool = True,
+    force: bool = False,
+    trust: bool = False,
+    dict_path: str | Path | None = None,
+    spm_path: str | Path | None = None,
+    labels: str | Path | None = None,
+    texts: list[str] | None = None,
+    tol: float | None = None,
+    progress: Progress | None = None,
+) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
     for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint)."""
@@ -116,8 +138,9 @@ class _Prepared:
         return sum(t.nbytes for t in self.to_write)
 
 
-def _prepare(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int,
-             force: bool) -> _Prepared:
+def _prepare(
+    ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int, force: bool
+) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
     desc = ckpt.description
     where = str(ckpt.path)
@@ -131,19 +154,32 @@ def _prepare(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, m
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     if ckpt.dict_path is None or ckpt.spm_path is None:
-        raise BadInput(ckpt.folder, "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint "
-                                    "(or name them with --dict/--spm)")
+        raise BadInput(
+            ckpt.folder,
+            "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint (or name them with --dict/--spm)",
+        )
     alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
-    prepared = _Prepared(ckpt, head, target, shard_bytes, plan, labels, ckpt.spm_path, alignment,
-                         _tensors_to_write(ckpt, plan, target))
+    prepared = _Prepared(
+        ckpt, head, target, shard_bytes, plan, labels, ckpt.spm_path, alignment, _tensors_to_write(ckpt, plan, target)
+    )
     check_target(out, force)
     check_free_space(out, prepared.total + 50_000_000)
     return prepared
 
 
-def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int,
-                    verify: bool, force: bool, texts: list[str] | None, tol: float | None, progress: Progress,
-                    sha256: SourceDigest) -> ConvertResult:
+def _convert_opened(
+    ckpt: FairseqCheckpoint,
+    out: Path,
+    head: str | None,
+    dtype: str,
+    max_shard_size: str | int,
+    verify: bool,
+    force: bool,
+    texts: list[str] | None,
+    tol: float | None,
+    progress: Progress,
+    sha256: SourceDigest,
+) -> ConvertResult:
     job = _prepare(ckpt, out, head, dtype, max_shard_size, force)
     stale: list[Path] = []
     with atomic_folder(out, force, stale) as tmp:
@@ -152,17 +188,31 @@ def _convert_opened(ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype:
         tok_check, outputs = _verify_outputs(job, tmp, verify, texts, tol, progress, skipped)
         desc = ckpt.description
         result = ConvertResult(
-            out=out, source=ckpt.path, family=desc.family, model_class=model_class_name(desc, head), head=head,
-            dtype=dtype_name(job.dtype), shards=sorted(set(files.values())), bytes_written=job.total,
-            tensors_written=len(job.to_write), ignored=job.plan.ignored, weights_equal=True, tokenizer=tok_check,
-            outputs=outputs, skipped=skipped, stale_removed=[str(p) for p in stale],
+            out=out,
+            source=ckpt.path,
+            family=desc.family,
+            model_class=model_class_name(desc, head),
+            head=head,
+            dtype=dtype_name(job.dtype),
+            shards=sorted(set(files.values())),
+            bytes_written=job.total,
+            tensors_written=len(job.to_write),
+            ignored=job.plan.ignored,
+            weights_equal=True,
+            tokenizer=tok_check,
+            outputs=outputs,
+            skipped=skipped,
+            stale_removed=[str(p) for p in stale],
         )
         if tok_check is not None and not tok_check.equal:
             raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
         w = outputs.worst if outputs is not None else None
         if w is not None:
-            raise VerificationFailed(out, f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
-                                          f"tol {w.tol:g} (text {w.text}, token {w.token}); not written")
+            raise VerificationFailed(
+                out,
+                f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
+                f"tol {w.tol:g} (text {w.text}, token {w.token}); not written",
+            )
         progress.stage("writing model card")
         write_model_card(tmp, result.to_dict(), sha256.result(), __version__)
     return result
@@ -185,6 +235,7 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress) -> dict[str,
             if stop.is_set():
                 raise InterruptedError("conversion cancelled")
             bar(n)
+
         return on_bytes
 
     written_bytes = progress.bar("writing safetensors", job.total)
@@ -192,8 +243,13 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress) -> dict[str,
 
     def write() -> dict[str, str]:
         try:
-            return write_shards(tmp, job.to_write, job.shard_bytes, counting(written_bytes),
-                                lambda t, path, offset: check.put(Written(t, path, offset)))
+            return write_shards(
+                tmp,
+                job.to_write,
+                job.shard_bytes,
+                counting(written_bytes),
+                lambda t, path, offset: check.put(Written(t, path, offset)),
+            )
         finally:
             check.close()
 
@@ -224,8 +280,15 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress) -> dict[str,
     return files
 
 
-def _verify_outputs(job: _Prepared, tmp: Path, verify: bool, texts: list[str] | None, tol: float | None,
-                    progress: Progress, skipped: list[str]) -> tuple[TokenizerCheck | None, OutputReport | None]:
+def _verify_outputs(
+    job: _Prepared,
+    tmp: Path,
+    verify: bool,
+    texts: list[str] | None,
+    tol: float | None,
+    progress: Progress,
+    skipped: list[str],
+) -> tuple[TokenizerCheck | None, OutputReport | None]:
     """The expensive proof: fairseq and the written folder side by side, one layer at a time."""
     if not verify:
         skipped.append("output check: --no-verify")
@@ -234,8 +297,11 @@ def _verify_outputs(job: _Prepared, tmp: Path, verify: bool, texts: list[str] | 
         skipped.append("output check: fairseq is not importable here (weights were still checked)")
         return None, None
     progress.stage("running fairseq and transformers side by side, one layer at a time")
-    return compare_outputs_streamed(job.ckpt, open_folder(tmp), job.head, job.dtype, texts or list(DEFAULT_TEXTS),
-                                    tol)
+    return compare_outputs_streamed(job.ckpt, open_folder(tmp), job.head, job.dtype, texts or list(DEFAULT_TEXTS), tol)
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
 
 
 def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
@@ -243,12 +309,9 @@ def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: tor
     offsets = tensor_offsets(ckpt.path, stored) if ckpt.serialization == "zip" else {}
     out = []
     for m in plan.mapped:
-        if m.fairseq is None:  # synthesized (see mapping.weights.SYNTHESIZED)
-            t = m.make(ckpt.description, dtype)  # type: ignore[misc]
-            out.append(TensorToWrite(m.hf, (lambda t=t: t), dtype, tuple(t.shape)))
-            continue
-        t = ckpt.tensor(m.fairseq)
+        t = m.take(ckpt.tensor, ckpt.description, dtype)  # lazy: a view of the mmapped file, or a synthesized row
         target = dtype if t.is_floating_point() else t.dtype
-        copy_from = (ckpt.path, offsets[m.fairseq]) if m.fairseq in offsets and target == t.dtype else None
-        out.append(TensorToWrite(m.hf, (lambda t=t: t), target, tuple(t.shape), copy_from))
+        offset = offsets.get(m.fairseq) if m.fairseq is not None and target == t.dtype else None
+        copy_from = (ckpt.path, offset) if offset is not None else None
+        out.append(TensorToWrite(m.hf, functools.partial(_same, t), target, tuple(t.shape), copy_from))
     return out

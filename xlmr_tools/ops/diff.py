@@ -3,6 +3,7 @@ optionally per-layer activations on sample texts (HF vs HF needs no fairseq)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ class Side:
         return self.source.path
 
     @property
-    def description(self):  # noqa: ANN201 - ModelDescription
+    def description(self):
         return self.source.description
 
     def tensor(self, name: str) -> torch.Tensor:
@@ -63,14 +64,20 @@ class DiffReport:
         out = [f"{d.name}: max|Δ| {d.max_abs:.3g} > tol {w.tol:g}" for d in w.diffs if not d.ok]
         out += [f"only in {self.a}: {n}" for n in w.missing] + [f"only in {self.b}: {n}" for n in w.extra]
         out += [f"{m['name']}: shape {m['a']} vs {m['b']}" for m in w.misshaped]
-        if self.outputs is not None and not self.outputs.ok:
-            r = self.outputs.worst
+        r = self.outputs.worst if self.outputs is not None else None
+        if r is not None:
             out.append(f"activations at {r.stage}: max|Δ| {r.max_abs:.3g} > tol {r.tol:g}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "a": self.a, "b": self.b, "weights": self.weights.to_dict(),
-                "outputs": self.outputs.to_dict() if self.outputs else None, "failures": self.failures()}
+        return {
+            "ok": self.ok,
+            "a": self.a,
+            "b": self.b,
+            "weights": self.weights.to_dict(),
+            "outputs": self.outputs.to_dict() if self.outputs else None,
+            "failures": self.failures(),
+        }
 
 
 def _name_sides(a: Side, b: Side, head: str | None) -> None:
@@ -80,11 +87,11 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
     for side in (a, b):
         src = side.source
         if isinstance(src, HFFolder):
-            side.tensors = {n: (lambda n=n, src=src: src.tensor(n)) for n in src.names()
-                            if not weight_map.hf_is_buffer(n)}
+            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.hf_is_buffer(n)}
         elif both_fairseq:
-            side.tensors = {n: (lambda n=n, src=src: src.tensor(n)) for n in src.names()
-                            if not weight_map.is_bookkeeping(n)}
+            side.tensors = {
+                n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.is_bookkeeping(n)
+            }
         else:
             other = b if side is a else a
             h = head
@@ -95,25 +102,43 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
                 h = next(iter(heads))
             plan = weight_map.plan(src.names(), src.description, h, str(src.path), src.dropped)
             dtype = src.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
-            side.tensors = {m.hf: (lambda m=m, src=src: src.tensor(m.fairseq) if m.fairseq is not None
-                                   else m.make(src.description, dtype))  # type: ignore[misc]
-                            for m in plan.mapped}
+            side.tensors = {m.hf: functools.partial(m.take, src.tensor, src.description, dtype) for m in plan.mapped}
             side.head = h
 
 
-def diff(a: str | Path, b: str | Path, *, head: str | None = None, tol: float = 0.0, outputs: bool = False,
-         texts: list[str] | None = None, output_tol: float | None = None, dtype: str = "float32",
-         device: str = "cpu", trust: bool = False, progress: Progress | None = None) -> DiffReport:
+def diff(
+    a: str | Path,
+    b: str | Path,
+    *,
+    head: str | None = None,
+    tol: float = 0.0,
+    outputs: bool = False,
+    texts: list[str] | None = None,
+    output_tol: float | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust: bool = False,
+    progress: Progress | None = None,
+) -> DiffReport:
     progress = progress or NoProgress()
     sa, sb = Side(open_source(a, trust=trust)), Side(open_source(b, trust=trust))
     if sa.description.family != sb.description.family:
-        raise BadInput(sb.path, f"families do not match: {sa.path} is {sa.description.family}, "
-                                f"{sb.path} is {sb.description.family}")
+        raise BadInput(
+            sb.path,
+            f"families do not match: {sa.path} is {sa.description.family}, {sb.path} is {sb.description.family}",
+        )
     _name_sides(sa, sb, head)
     shapes_b = {n: sb.shape(n) for n in sb.tensors}
     progress.start("comparing tensors", len(sa.tensors))
-    report = compare_weights([(n, n) for n in sa.tensors], sa.tensor, sb.tensor, shapes_b, weight_map.group_of, tol,
-                             on_tensor=lambda: progress.advance(1))
+    report = compare_weights(
+        [(n, n) for n in sa.tensors],
+        sa.tensor,
+        sb.tensor,
+        shapes_b,
+        weight_map.group_of,
+        tol,
+        on_tensor=lambda: progress.advance(1),
+    )
     report.extra = sorted(set(sb.tensors) - set(sa.tensors))
     result = DiffReport(str(sa.path), str(sb.path), report)
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
@@ -122,14 +147,29 @@ def diff(a: str | Path, b: str | Path, *, head: str | None = None, tol: float = 
             dtype = sa.description.dtype if same else "float32"
         run_dtype = torch_dtype(dtype)
         check_device(device, run_dtype)
-        result.outputs = _outputs(sa, sb, head, texts or list(DEFAULT_TEXTS), run_dtype, device,
-                                  output_tol if output_tol is not None else max(tol, default_tol(run_dtype, device)),
-                                  progress)
+        result.outputs = _outputs(
+            sa,
+            sb,
+            head,
+            texts or list(DEFAULT_TEXTS),
+            run_dtype,
+            device,
+            output_tol if output_tol is not None else max(tol, default_tol(run_dtype, device)),
+            progress,
+        )
     return result
 
 
-def _outputs(sa: Side, sb: Side, head: str | None, texts: list[str], dtype: torch.dtype, device: str, tol: float,
-             progress: Progress) -> OutputReport:
+def _outputs(
+    sa: Side,
+    sb: Side,
+    head: str | None,
+    texts: list[str],
+    dtype: torch.dtype,
+    device: str,
+    tol: float,
+    progress: Progress,
+) -> OutputReport:
     runners: list[Runner] = []
     encode = None
     pad = 1
@@ -148,16 +188,18 @@ def _outputs(sa: Side, sb: Side, head: str | None, texts: list[str], dtype: torc
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
     ids = [encode(t) for t in texts]
-    return compare_streamed(runners[0], runners[1], ids, pad, tol, dtype,
-                            on_stage=lambda s: progress.stage(f"outputs: {s}"))
+    return compare_streamed(
+        runners[0], runners[1], ids, pad, tol, dtype, on_stage=lambda s: progress.stage(f"outputs: {s}")
+    )
 
 
 def _hf_encoder(folder: HFFolder):
     from transformers import AutoTokenizer
 
     if not folder.tokenizer_assets():
-        raise BadInput(folder.path, "--outputs needs a tokenizer in one of the folders (tokenizer.json or "
-                                    "sentencepiece.bpe.model)")
+        raise BadInput(
+            folder.path, "--outputs needs a tokenizer in one of the folders (tokenizer.json or sentencepiece.bpe.model)"
+        )
     tok = AutoTokenizer.from_pretrained(str(folder.path), local_files_only=True)
     limit = folder.description.max_positions
     return (lambda t: torch.tensor(tok(t, truncation=True, max_length=limit)["input_ids"])), tok.pad_token_id

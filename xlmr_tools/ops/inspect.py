@@ -6,19 +6,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-
-from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.errors import BadInput
-from xlmr_tools.sources.fairseq import open_checkpoint
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import ACTIVATIONS, problems, read_labels
+from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
 from xlmr_tools.sources.locate import is_hf_folder
 
-FAIRSEQ_FLAGS = ("arch", "encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta",
-                 "activation_fn", "pooler_activation_fn", "max_positions", "encoder_layerdrop", "encoder_layers_to_keep",
-                 "no_scale_embedding", "encoder_learned_pos", "no_token_positional_embeddings",
-                 "spectral_norm_classification_head", "quant_noise_pq")
+FAIRSEQ_FLAGS = (
+    "arch",
+    "encoder_normalize_before",
+    "layernorm_embedding",
+    "untie_weights_roberta",
+    "activation_fn",
+    "pooler_activation_fn",
+    "max_positions",
+    "encoder_layerdrop",
+    "encoder_layers_to_keep",
+    "no_scale_embedding",
+    "encoder_learned_pos",
+    "no_token_positional_embeddings",
+    "spectral_norm_classification_head",
+    "quant_noise_pq",
+)
 
 
 @dataclass
@@ -46,41 +57,54 @@ def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = 
     ckpt = open_checkpoint(path, trust=trust)
     desc = ckpt.description
     warnings: list[str] = []
-    tok: dict[str, Any] = {"dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None,
-                           "sentencepiece.bpe.model": str(ckpt.spm_path) if ckpt.spm_path else None}
+    tok: dict[str, Any] = {
+        "dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None,
+        "sentencepiece.bpe.model": str(ckpt.spm_path) if ckpt.spm_path else None,
+    }
     if ckpt.dict_path and ckpt.spm_path:
         try:
             al = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
             tok.update(al.to_dict())
             if al.fillers:
-                warnings.append(f"dict.txt ends with {al.fillers} padding fillers: fairseq's <mask> is row "
-                                f"{al.mask_id}, not {al.pieces + 1} as a tokenizer built from the sentencepiece "
-                                "model alone would say (xlmr convert handles this)")
+                warnings.append(
+                    f"dict.txt ends with {al.fillers} padding fillers: fairseq's <mask> is row "
+                    f"{al.mask_id}, not {al.pieces + 1} as a tokenizer built from the sentencepiece "
+                    "model alone would say (xlmr convert handles this)"
+                )
         except BadInput as e:
             warnings.append(f"tokenizer: {e}")
     else:
-        warnings.append("no dict.txt and sentencepiece.bpe.model beside the checkpoint: convert needs both "
-                        "(or --dict/--spm)")
+        warnings.append(
+            "no dict.txt and sentencepiece.bpe.model beside the checkpoint: convert needs both (or --dict/--spm)"
+        )
     for problem in problems(desc, ckpt.args, None):
-        warnings.append(f"convert refuses this model: {problem}" if problem.startswith("cannot") else
-                        f"masked-LM head: {problem}")
+        warnings.append(
+            f"convert refuses this model: {problem}" if problem.startswith("cannot") else f"masked-LM head: {problem}"
+        )
     for head in desc.classification_heads:
-        warnings += [f"head {head}: {p}" for p in problems(desc, ckpt.args, head)
-                     if p not in problems(desc, ckpt.args, None)]
+        warnings += [
+            f"head {head}: {p}" for p in problems(desc, ckpt.args, head) if p not in problems(desc, ckpt.args, None)
+        ]
         try:
             weight_map.check_shapes(ckpt.tensors, desc, "", weight_map.head_tensors(ckpt.names(), head))
         except BadInput as e:
             warnings.append(f"head {head}: {e.problem}")
     if ckpt.pruned_layers:
-        warnings.append(f"encoder_layers_to_keep={ckpt.args.get('encoder_layers_to_keep')}: the file holds "
-                        f"{desc.layers + len(ckpt.pruned_layers)} layers; fairseq drops layers "
-                        f"{', '.join(map(str, ckpt.pruned_layers))} at load time and renumbers the rest, and "
-                        f"so does convert ({desc.layers} layers)")
+        warnings.append(
+            f"encoder_layers_to_keep={ckpt.args.get('encoder_layers_to_keep')}: the file holds "
+            f"{desc.layers + len(ckpt.pruned_layers)} layers; fairseq drops layers "
+            f"{', '.join(map(str, ckpt.pruned_layers))} at load time and renumbers the rest, and "
+            f"so does convert ({desc.layers} layers)"
+        )
     if ckpt.serialization == "legacy":
-        warnings.append("legacy (pre-zip) torch serialization: tensors cannot be memory-mapped and are read "
-                        "into memory")
-    details: dict[str, Any] = {"serialization": ckpt.serialization, "layout": ckpt.layout,
-                               "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args}}
+        warnings.append(
+            "legacy (pre-zip) torch serialization: tensors cannot be memory-mapped and are read into memory"
+        )
+    details: dict[str, Any] = {
+        "serialization": ckpt.serialization,
+        "layout": ckpt.layout,
+        "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
+    }
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:
@@ -95,8 +119,14 @@ def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = 
             except BadInput as e:
                 warnings.append(f"labels: {e}")
     return InspectReport(
-        path=str(ckpt.path), kind="fairseq", format=f"fairseq {ckpt.serialization}", description=desc.to_dict(),
-        file_bytes=ckpt.file_bytes, details=details, tokenizer=tok, warnings=warnings,
+        path=str(ckpt.path),
+        kind="fairseq",
+        format=f"fairseq {ckpt.serialization}",
+        description=desc.to_dict(),
+        file_bytes=ckpt.file_bytes,
+        details=details,
+        tokenizer=tok,
+        warnings=warnings,
         tensors=[_row(n, tuple(t.shape), t.dtype) for n, t in ckpt.raw.items()] if with_tensors else None,
     )
 
@@ -104,12 +134,19 @@ def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = 
 def _inspect_hf(folder: HFFolder, with_tensors: bool) -> InspectReport:
     cfg = folder.config
     details = {
-        "model_type": cfg.get("model_type"), "architectures": cfg.get("architectures"),
-        "weight_files": [p.name for p in folder.weight_files], "config_dtype": cfg.get("dtype", cfg.get("torch_dtype")),
+        "model_type": cfg.get("model_type"),
+        "architectures": cfg.get("architectures"),
+        "weight_files": [p.name for p in folder.weight_files],
+        "config_dtype": cfg.get("dtype", cfg.get("torch_dtype")),
     }
     return InspectReport(
-        path=str(folder.path), kind="hf", format=folder.format, description=folder.description.to_dict(),
-        file_bytes=folder.file_bytes, details=details, tokenizer={"files": folder.tokenizer_assets()},
+        path=str(folder.path),
+        kind="hf",
+        format=folder.format,
+        description=folder.description.to_dict(),
+        file_bytes=folder.file_bytes,
+        details=details,
+        tokenizer={"files": folder.tokenizer_assets()},
         warnings=list(folder.warnings),
         tensors=[_row(n, s, d) for n, (s, d) in folder.file_shapes.items()] if with_tensors else None,
     )

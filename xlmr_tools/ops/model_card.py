@@ -11,27 +11,50 @@ from typing import Any
 
 def write_model_card(folder: Path, result: dict[str, Any], sha256: str, version: str) -> None:
     lines = [
-        "---", "library_name: transformers", "tags:", "- xlm-roberta", "- fairseq-conversion", "---", "",
-        f"# {result['model_class']} converted from fairseq", "",
-        f"Converted by xlmr-tools {version} (`xlmr convert`).", "",
-        "| | |", "|---|---|",
-        f"| source | `{Path(result['source']).name}` |", f"| source sha256 | `{sha256}` |",
-        f"| family | {result['family']} |", f"| class | `{result['model_class']}` |",
-        f"| head | {result['head'] or 'masked LM'} |", f"| dtype | {result['dtype']} |",
-        f"| tensors | {result['tensors_written']} in {len(result['shards'])} file(s), {result['bytes_written']:,} bytes |",
-        f"| weights re-read and equal to source | {'yes' if result['weights_equal'] else 'NO'} |", "",
+        "---",
+        "library_name: transformers",
+        "tags:",
+        "- xlm-roberta",
+        "- fairseq-conversion",
+        "---",
+        "",
+        f"# {result['model_class']} converted from fairseq",
+        "",
+        f"Converted by xlmr-tools {version} (`xlmr convert`).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| source | `{Path(result['source']).name}` |",
+        f"| source sha256 | `{sha256}` |",
+        f"| family | {result['family']} |",
+        f"| class | `{result['model_class']}` |",
+        f"| head | {result['head'] or 'masked LM'} |",
+        f"| dtype | {result['dtype']} |",
+        f"| tensors | {result['tensors_written']} in {len(result['shards'])} file(s), "
+        f"{result['bytes_written']:,} bytes |",
+        f"| weights re-read and equal to source | {'yes' if result['weights_equal'] else 'NO'} |",
+        "",
     ]
     tok = result.get("tokenizer")
     if tok:
-        lines += [f"Tokenizer ids equal fairseq's on {tok['texts']} texts: {'yes' if tok['equal'] else 'NO'} "
-                  f"(`<mask>` = {tok['mask_id']}, {tok['fillers']} dictionary padding fillers).", ""]
+        lines += [
+            f"Tokenizer ids equal fairseq's on {tok['texts']} texts: {'yes' if tok['equal'] else 'NO'} "
+            f"(`<mask>` = {tok['mask_id']}, {tok['fillers']} dictionary padding fillers).",
+            "",
+        ]
     outputs = result.get("outputs")
     if outputs:
-        lines += [f"## Verification against fairseq ({outputs['dtype']}, {outputs['texts']} texts, {outputs['tokens']} "
-                  "tokens, pads excluded)", "",
-                  "| stage | max abs diff | mean abs diff | tolerance | ok |", "|---|---|---|---|---|"]
-        lines += [f"| {r['stage']} | {r['max_abs']:.3e} | {r['mean_abs']:.3e} | {r['tol']:g} | {'yes' if r['ok'] else 'NO'} |"
-                  for r in outputs["stages"]]
+        lines += [
+            f"## Verification against fairseq ({outputs['dtype']}, {outputs['texts']} texts, {outputs['tokens']} "
+            "tokens, pads excluded)",
+            "",
+            "| stage | max abs diff | mean abs diff | tolerance | ok |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['stage']} | {r['max_abs']:.3e} | {r['mean_abs']:.3e} | {r['tol']:g} | {'yes' if r['ok'] else 'NO'} |"
+            for r in outputs["stages"]
+        ]
         lines.append("")
     for s in result.get("skipped", []):
         lines.append(f"Not checked: {s}.")

@@ -49,11 +49,17 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return (all(r.ok for r in self.config) and (self.weights is None or self.weights.ok)
-                and (self.tokenizer is None or self.tokenizer.equal) and (self.outputs is None or self.outputs.ok))
+        return (
+            all(r.ok for r in self.config)
+            and (self.weights is None or self.weights.ok)
+            and (self.tokenizer is None or self.tokenizer.equal)
+            and (self.outputs is None or self.outputs.ok)
+        )
 
     def failures(self) -> list[str]:
-        out = [f"config {r.item}: {r.note or f'expected {r.expected}, found {r.actual}'}" for r in self.config if not r.ok]
+        out = [
+            f"config {r.item}: {r.note or f'expected {r.expected}, found {r.actual}'}" for r in self.config if not r.ok
+        ]
         if self.weights and not self.weights.ok:
             bad = [g for g in self.weights.groups() if not g["ok"]]
             if bad:
@@ -65,20 +71,25 @@ class VerifyReport:
                     out.append(f"{len(items)} {kind} tensor(s), first: {first}")
         if self.tokenizer and not self.tokenizer.equal:
             out.append(f"tokenizer: {self.tokenizer.first_mismatch}")
-        if self.outputs and not self.outputs.ok:
-            w = self.outputs.worst
-            out.append(f"outputs differ at {w.stage}: max|Δ| {w.max_abs:.3g} > tol {w.tol:g} "
-                       f"(text {w.text}, token {w.token})")
+        w = self.outputs.worst if self.outputs is not None else None
+        if w is not None:
+            out.append(
+                f"outputs differ at {w.stage}: max|Δ| {w.max_abs:.3g} > tol {w.tol:g} (text {w.text}, token {w.token})"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "source": self.source, "folder": self.folder, "head": self.head,
+            "ok": self.ok,
+            "source": self.source,
+            "folder": self.folder,
+            "head": self.head,
             "config": [r.to_dict() for r in self.config],
             "weights": self.weights.to_dict() if self.weights else None,
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
             "outputs": self.outputs.to_dict() if self.outputs else None,
-            "skipped": self.skipped, "failures": self.failures(),
+            "skipped": self.skipped,
+            "failures": self.failures(),
         }
 
 
@@ -86,15 +97,21 @@ def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
     fs_heads = ckpt.description.classification_heads
     if head is not None:
         if head not in fs_heads:
-            raise BadInput(ckpt.path, f"no classification head named '{head}' (heads in this checkpoint: "
-                                      f"{', '.join(sorted(fs_heads)) or 'none'})")
+            raise BadInput(
+                ckpt.path,
+                f"no classification head named '{head}' (heads in this checkpoint: "
+                f"{', '.join(sorted(fs_heads)) or 'none'})",
+            )
         return head
     if folder.description.lm_head or not folder.description.classification_heads:
         return None
     if len(fs_heads) == 1:
         return next(iter(fs_heads))
-    raise BadInput(folder.path, "the folder holds a classifier; name the checkpoint's head with --head "
-                                f"(heads: {', '.join(sorted(fs_heads)) or 'none'})")
+    raise BadInput(
+        folder.path,
+        "the folder holds a classifier; name the checkpoint's head with --head "
+        f"(heads: {', '.join(sorted(fs_heads)) or 'none'})",
+    )
 
 
 def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> list[ConfigRow]:
@@ -106,17 +123,25 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
     note = ""
     if mt != want_type:
         built = "XLMRoberta* (post-LN)" if mt == "xlm-roberta" else f"the {mt!r} class"
-        note = (f"config.json says model_type '{mt}' but the checkpoint is {d.family} "
-                f"({'XL family' if d.family == PRE_LN else 'base/large family'}): AutoModel* would build "
-                f"{built} instead of {model_class_name(d, head)}, and "
-                "transformers reports missing/unexpected norm weights and returns wrong outputs without an error. "
-                f"Fix: set \"model_type\": \"{want_type}\" and \"architectures\": [\"{model_class_name(d, head)}\"]")
+        note = (
+            f"config.json says model_type '{mt}' but the checkpoint is {d.family} "
+            f"({'XL family' if d.family == PRE_LN else 'base/large family'}): AutoModel* would build "
+            f"{built} instead of {model_class_name(d, head)}, and "
+            "transformers reports missing/unexpected norm weights and returns wrong outputs without an error. "
+            f'Fix: set "model_type": "{want_type}" and "architectures": ["{model_class_name(d, head)}"]'
+        )
     rows.append(ConfigRow("model_type", want_type, mt, mt == want_type, note))
     expected = {
-        "num_hidden_layers": d.layers, "hidden_size": d.hidden, "num_attention_heads": d.heads,
-        "intermediate_size": d.ffn, "vocab_size": d.vocab_rows, "max_position_embeddings": d.position_rows,
-        "layer_norm_eps": d.layer_norm_eps, "hidden_act": ACTIVATIONS.get(d.activation, d.activation),
-        "pad_token_id": d.padding_idx, "type_vocab_size": 1,
+        "num_hidden_layers": d.layers,
+        "hidden_size": d.hidden,
+        "num_attention_heads": d.heads,
+        "intermediate_size": d.ffn,
+        "vocab_size": d.vocab_rows,
+        "max_position_embeddings": d.position_rows,
+        "layer_norm_eps": d.layer_norm_eps,
+        "hidden_act": ACTIVATIONS.get(d.activation, d.activation),
+        "pad_token_id": d.padding_idx,
+        "type_vocab_size": 1,
     }
     if head is not None:
         expected["num_labels"] = d.classification_heads[head]
@@ -130,15 +155,22 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
     if labels_file is not None and head is not None:
         want_labels = read_labels(labels_file, d.classification_heads[head])
         found = cfg.get("id2label") or {}
-        got_labels = [found.get(str(i), found.get(i)) for i in range(len(want_labels))]  # type: ignore[call-overload]
-        rows.append(ConfigRow("id2label", want_labels, got_labels, got_labels == want_labels,
-                              "" if got_labels == want_labels else
-                              f"class names differ from {labels_file} (fairseq's label dictionary)"))
+        got_labels = [found.get(str(i), found.get(i)) for i in range(len(want_labels))]
+        rows.append(
+            ConfigRow(
+                "id2label",
+                want_labels,
+                got_labels,
+                got_labels == want_labels,
+                ""
+                if got_labels == want_labels
+                else f"class names differ from {labels_file} (fairseq's label dictionary)",
+            )
+        )
     return rows
 
 
-def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
-                progress: Progress) -> WeightReport:
+def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress) -> WeightReport:
     """Every mapped (and synthesized) tensor against the folder's, after casting to the folder's dtype; tied copies
     a writer kept must equal their source; anything else in the folder is extra unless known to be harmless."""
     plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
@@ -150,29 +182,59 @@ def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None,
         return ckpt.tensor(row.fairseq) if row.fairseq is not None else row.make(ckpt.description, dtype)  # type: ignore[misc]
 
     shapes = {n: folder.shape(n) for n in folder.names()}
-    report = compare_weights([(n, n) for n in rows], source, folder.tensor, shapes, weight_map.group_of, 0.0,
-                             cast_to_b=True, on_tensor=lambda: progress.advance(1))
+    report = compare_weights(
+        [(n, n) for n in rows],
+        source,
+        folder.tensor,
+        shapes,
+        weight_map.group_of,
+        0.0,
+        cast_to_b=True,
+        on_tensor=lambda: progress.advance(1),
+    )
     known = set(rows)
     if head is None and ckpt.description.tied_lm_head:
         for name, (fairseq_source, _) in weight_map.TIED_COPIES.items():
             if name in shapes:
                 known.add(name)
-                report.diffs.append(tensor_diff(name, weight_map.group_of(name), ckpt.tensor(fairseq_source),
-                                                folder.tensor(name), 0.0, cast_to_b=True))
+                report.diffs.append(
+                    tensor_diff(
+                        name,
+                        weight_map.group_of(name),
+                        ckpt.tensor(fairseq_source),
+                        folder.tensor(name),
+                        0.0,
+                        cast_to_b=True,
+                    )
+                )
     report.extra = sorted(n for n in shapes if n not in known and weight_map.hf_ignorable(n) is None)
     return report
 
 
-def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, texts: list[str] | None = None,
-           tol: float | None = None, dtype: str = "auto", device: str = "cpu", trust: bool = False,
-           dict_path: str | Path | None = None, spm_path: str | Path | None = None,
-           labels: str | Path | None = None, progress: Progress | None = None) -> VerifyReport:
+def verify(
+    src: str | Path,
+    hf_folder: str | Path,
+    *,
+    head: str | None = None,
+    texts: list[str] | None = None,
+    tol: float | None = None,
+    dtype: str = "auto",
+    device: str = "cpu",
+    trust: bool = False,
+    dict_path: str | Path | None = None,
+    spm_path: str | Path | None = None,
+    labels: str | Path | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
     progress = progress or NoProgress()
     ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
     folder = open_folder(hf_folder, trust=trust)
     if ckpt.description.family != folder.description.family:
-        raise BadInput(folder.path, f"families do not match: the checkpoint is {ckpt.description.family}, the "
-                                    f"folder's weights are {folder.description.family}")
+        raise BadInput(
+            folder.path,
+            f"families do not match: the checkpoint is {ckpt.description.family}, the "
+            f"folder's weights are {folder.description.family}",
+        )
     head = choose_head(ckpt, folder, head)
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
@@ -190,8 +252,15 @@ def verify(src: str | Path, hf_folder: str | Path, *, head: str | None = None, t
         report.skipped.append("tokenizer and outputs: fairseq is not importable here")
         return report
     report.tokenizer, report.outputs = compare_outputs_streamed(
-        ckpt, folder, head, run_dtype, list(texts or DEFAULT_TEXTS), tol, device,
-        on_stage=lambda s: progress.stage(f"comparing {s}"))
+        ckpt,
+        folder,
+        head,
+        run_dtype,
+        list(texts or DEFAULT_TEXTS),
+        tol,
+        device,
+        on_stage=lambda s: progress.stage(f"comparing {s}"),
+    )
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
     return report

@@ -10,10 +10,8 @@ from typing import Any
 
 import torch
 
-from xlmr_tools.io import torch_pickle as safe_torch_load
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
-from xlmr_tools.sources.locate import find_checkpoint_file
+from xlmr_tools.io import torch_pickle as safe_torch_load
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
     fairseq_heads,
@@ -21,6 +19,8 @@ from xlmr_tools.mapping.weights import (
     is_bookkeeping,
     normalize_fairseq_state,
 )
+from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
+from xlmr_tools.sources.locate import find_checkpoint_file
 
 
 @dataclass
@@ -72,8 +72,14 @@ class FairseqCheckpoint:
         return self.path.stat().st_size
 
 
-def open_checkpoint(path: str | Path, *, trust: bool = False, dict_path: str | Path | None = None,
-                    spm_path: str | Path | None = None, labels_path: str | Path | None = None) -> FairseqCheckpoint:
+def open_checkpoint(
+    path: str | Path,
+    *,
+    trust: bool = False,
+    dict_path: str | Path | None = None,
+    spm_path: str | Path | None = None,
+    labels_path: str | Path | None = None,
+) -> FairseqCheckpoint:
     file = find_checkpoint_file(Path(path))
     obj, kind = safe_torch_load.load(file, trust=trust)
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
@@ -87,14 +93,24 @@ def open_checkpoint(path: str | Path, *, trust: bool = False, dict_path: str | P
     desc = describe(state.tensors, args, file)
     folder = file.parent
     return FairseqCheckpoint(
-        path=file, serialization=kind, layout=layout, args=args, tensors=state.tensors, original_names=state.origin,
+        path=file,
+        serialization=kind,
+        layout=layout,
+        args=args,
+        tensors=state.tensors,
+        original_names=state.origin,
         description=desc,
         dict_path=_asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt"),
         spm_path=_asset(spm_path, folder / "sentencepiece.bpe.model"),
-        raw=dict(raw), derived=state.derived, dropped=state.dropped, pruned_layers=state.pruned_layers,
-        task=task, task_head=task_head,
-        labels_path=_asset(labels_path, folder / "label" / "dict.txt") if task == "sentence_prediction"
-        or labels_path is not None else None,
+        raw=dict(raw),
+        derived=state.derived,
+        dropped=state.dropped,
+        pruned_layers=state.pruned_layers,
+        task=task,
+        task_head=task_head,
+        labels_path=_asset(labels_path, folder / "label" / "dict.txt")
+        if task == "sentence_prediction" or labels_path is not None
+        else None,
         labels_given=labels_path is not None,
     )
 
@@ -144,8 +160,11 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
         task_cfg = _as_dict(cfg.get("task")) or {}
         criterion = _as_dict(cfg.get("criterion")) or {}
         task = task_cfg.get("_name") or model.get("task")
-        head = task_cfg.get("classification_head_name") or criterion.get("classification_head_name") \
+        head = (
+            task_cfg.get("classification_head_name")
+            or criterion.get("classification_head_name")
             or model.get("classification_head_name")
+        )
         return model, "cfg", task, head if task == "sentence_prediction" else None
     if isinstance(obj.get("args"), argparse.Namespace):
         args = vars(obj["args"])
@@ -153,9 +172,12 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
         head = args.get("classification_head_name", "sentence_classification_head")
         return args, "args", task, head if task == "sentence_prediction" else None
     found = sorted(k for k in obj if k != "model")
-    raise BadInput(file, "fairseq checkpoint has neither a 'cfg' with the model's arguments nor 'args' "
-                         f"(top-level keys besides 'model': {', '.join(found) or 'none'}): cannot tell its "
-                         "architecture")
+    raise BadInput(
+        file,
+        "fairseq checkpoint has neither a 'cfg' with the model's arguments nor 'args' "
+        f"(top-level keys besides 'model': {', '.join(found) or 'none'}): cannot tell its "
+        "architecture",
+    )
 
 
 def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path | str) -> ModelDescription:
@@ -164,44 +186,59 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     emb = tensors.get(FAIRSEQ_NAMES["token_embeddings"])
     pos = tensors.get(FAIRSEQ_NAMES["positions"])
     if emb is None or emb.dim() != 2 or fairseq_layers(tensors) == 0:
-        raise BadInput(where, f"not an XLM-R/RoBERTa checkpoint (no {FAIRSEQ_NAMES['token_embeddings']} and no "
-                              "encoder layers)")
+        raise BadInput(
+            where, f"not an XLM-R/RoBERTa checkpoint (no {FAIRSEQ_NAMES['token_embeddings']} and no encoder layers)"
+        )
     unsupported: list[str] = []
     has_final = FAIRSEQ_NAMES["final_norm"] in tensors
     has_emb_ln = FAIRSEQ_NAMES["embedding_norm"] in tensors
     normalize_before = bool(args.get("encoder_normalize_before", has_final))
     family = PRE_LN if (has_final if has_final != has_emb_ln else normalize_before) else POST_LN
     if has_final and has_emb_ln:
-        unsupported.append("pre-LN (encoder_normalize_before=True) with an embedding LayerNorm "
-                           "(layernorm_embedding=True): transformers' XLMRobertaXL has no embedding LayerNorm")
+        unsupported.append(
+            "pre-LN (encoder_normalize_before=True) with an embedding LayerNorm "
+            "(layernorm_embedding=True): transformers' XLMRobertaXL has no embedding LayerNorm"
+        )
     elif not has_final and not has_emb_ln:
-        unsupported.append("post-LN without an embedding LayerNorm (layernorm_embedding=False): transformers' "
-                           "XLMRoberta always normalizes the embeddings")
+        unsupported.append(
+            "post-LN without an embedding LayerNorm (layernorm_embedding=False): transformers' "
+            "XLMRoberta always normalizes the embeddings"
+        )
     elif normalize_before != (family == PRE_LN):
         unsupported.append(f"args say encoder_normalize_before={normalize_before} but the tensors are {family}")
     padding_idx = 1
     if pos is None:
         if args.get("no_token_positional_embeddings"):
-            unsupported.append("no positional embeddings (no_token_positional_embeddings=True): transformers' "
-                               "XLM-R always adds learned absolute positions")
+            unsupported.append(
+                "no positional embeddings (no_token_positional_embeddings=True): transformers' "
+                "XLM-R always adds learned absolute positions"
+            )
         elif args.get("encoder_learned_pos") is False or FAIRSEQ_NAMES["sinusoidal_positions"] in tensors:
-            unsupported.append("sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
-                               "learned absolute positions")
+            unsupported.append(
+                "sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
+                "learned absolute positions"
+            )
         else:
             unsupported.append(f"no position embeddings ({FAIRSEQ_NAMES['positions']})")
     else:
         max_positions = args.get("max_positions")
         if isinstance(max_positions, int) and pos.shape[0] != max_positions + padding_idx + 1:
-            unsupported.append(f"embed_positions has {pos.shape[0]} rows but max_positions={max_positions} needs "
-                               f"{max_positions + padding_idx + 1} (max_positions + padding_idx + 1); fairseq "
-                               "itself cannot load this checkpoint")
+            unsupported.append(
+                f"embed_positions has {pos.shape[0]} rows but max_positions={max_positions} needs "
+                f"{max_positions + padding_idx + 1} (max_positions + padding_idx + 1); fairseq "
+                "itself cannot load this checkpoint"
+            )
     if args.get("no_scale_embedding") is False:
-        unsupported.append("embeddings scaled by sqrt(hidden) (no_scale_embedding=False): transformers' XLM-R "
-                           "does not scale them")
-    if FAIRSEQ_NAMES["quant_noise"] in tensors or (float(args.get("quant_noise_pq") or 0) > 0
-                                                  and not args.get("adaptive_input")):
-        unsupported.append(f"quant_noise_pq={args.get('quant_noise_pq')} adds a linear projection after the "
-                           f"embeddings ({FAIRSEQ_NAMES['quant_noise']}): transformers has no such layer")
+        unsupported.append(
+            "embeddings scaled by sqrt(hidden) (no_scale_embedding=False): transformers' XLM-R does not scale them"
+        )
+    if FAIRSEQ_NAMES["quant_noise"] in tensors or (
+        float(args.get("quant_noise_pq") or 0) > 0 and not args.get("adaptive_input")
+    ):
+        unsupported.append(
+            f"quant_noise_pq={args.get('quant_noise_pq')} adds a linear projection after the "
+            f"embeddings ({FAIRSEQ_NAMES['quant_noise']}): transformers has no such layer"
+        )
     layers = fairseq_layers(tensors)
     fc1 = tensors.get(FAIRSEQ_NAMES["first_ffn"])
     heads = args.get("encoder_attention_heads")
@@ -211,13 +248,22 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     unique: dict[int, int] = {}
     for n, t in tensors.items():
         if not is_bookkeeping(n):
-            unique[t.untyped_storage().data_ptr() + t.storage_offset() * t.element_size()] = t.numel()
+            unique[t.untyped_storage().data_ptr() + int(t.storage_offset()) * t.element_size()] = t.numel()
     return ModelDescription(
-        family=family, layers=layers, hidden=int(emb.shape[1]), heads=heads,
-        ffn=int(fc1.shape[0]) if fc1 is not None else 0, vocab_rows=int(emb.shape[0]),
-        position_rows=int(pos.shape[0]) if pos is not None else 0, padding_idx=padding_idx, layer_norm_eps=1e-5,
-        activation=str(args.get("activation_fn", "gelu")), dtype=str(emb.dtype).removeprefix("torch."),
-        classification_heads=classification, lm_head=FAIRSEQ_NAMES["lm_head"] in tensors,
-        tied_lm_head=not bool(args.get("untie_weights_roberta", False)), parameters=sum(unique.values()),
+        family=family,
+        layers=layers,
+        hidden=int(emb.shape[1]),
+        heads=heads,
+        ffn=int(fc1.shape[0]) if fc1 is not None else 0,
+        vocab_rows=int(emb.shape[0]),
+        position_rows=int(pos.shape[0]) if pos is not None else 0,
+        padding_idx=padding_idx,
+        layer_norm_eps=1e-5,
+        activation=str(args.get("activation_fn", "gelu")),
+        dtype=str(emb.dtype).removeprefix("torch."),
+        classification_heads=classification,
+        lm_head=FAIRSEQ_NAMES["lm_head"] in tensors,
+        tied_lm_head=not bool(args.get("untie_weights_roberta", False)),
+        parameters=sum(unique.values()),
         unsupported=unsupported,
     )

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
-from xlmr_tools.io import torch_pickle as safe_torch_load
 from xlmr_tools.errors import BadInput
+from xlmr_tools.io import torch_pickle as safe_torch_load
+from xlmr_tools.io.safetensors import SafetensorsFile
+from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
 from xlmr_tools.model import (
     FAMILY_OF_MODEL_TYPE,
     HF_MODEL_TYPE,
@@ -23,8 +25,6 @@ from xlmr_tools.model import (
     PRE_LN,
     ModelDescription,
 )
-from xlmr_tools.io.safetensors import SafetensorsFile
-from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json")
 
@@ -65,7 +65,6 @@ class HFFolder:
 
     def tokenizer_assets(self) -> list[str]:
         return [n for n in TOKENIZER_FILES if (self.path / n).is_file()]
-
 
 
 def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
@@ -111,8 +110,10 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
 
 
 def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
-    for index_name, fmt in (("model.safetensors.index.json", "safetensors"),
-                            ("pytorch_model.bin.index.json", "pytorch_model.bin")):
+    for index_name, fmt in (
+        ("model.safetensors.index.json", "safetensors"),
+        ("pytorch_model.bin.index.json", "pytorch_model.bin"),
+    ):
         index = path / index_name
         if index.is_file():
             try:
@@ -131,8 +132,9 @@ def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
     raise BadInput(path, "no weights: expected model.safetensors, a sharded index, or pytorch_model.bin")
 
 
-def _describe(config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], torch.dtype]],
-              where: Path) -> tuple[ModelDescription, list[str]]:
+def _describe(
+    config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], torch.dtype]], where: Path
+) -> tuple[ModelDescription, list[str]]:
     """shapes: by canonical name."""
     has_final = HF_NAMES["final_norm"] in shapes
     has_emb_ln = HF_NAMES["embedding_norm"] in shapes
@@ -152,8 +154,8 @@ def _describe(config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], t
             f"transformers loads only as '{HF_MODEL_TYPE[family]}': AutoModel* would build the wrong class, "
             "leave norm weights missing/unexpected and return wrong outputs without an error "
             f"(fix: set model_type to '{HF_MODEL_TYPE[family]}' and architectures to the XL class)"
-            if family == PRE_LN else
-            f"config.json says model_type '{model_type}' but the weights are the {family} layout "
+            if family == PRE_LN
+            else f"config.json says model_type '{model_type}' but the weights are the {family} layout "
             f"(expected '{HF_MODEL_TYPE[family]}')"
         )
     emb = shapes.get(HF_NAMES["token_embeddings"])
@@ -165,17 +167,28 @@ def _describe(config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], t
     shape_only = {n: s for n, (s, _) in shapes.items()}
     classes = hf_classifier_classes(shape_only)
     heads = {"classifier": classes} if classes is not None else {}
-    for key, value in (("num_hidden_layers", layers), ("hidden_size", emb[0][1]), ("vocab_size", emb[0][0]),
-                       ("max_position_embeddings", pos[0][0])):
+    for key, value in (
+        ("num_hidden_layers", layers),
+        ("hidden_size", emb[0][1]),
+        ("vocab_size", emb[0][0]),
+        ("max_position_embeddings", pos[0][0]),
+    ):
         if key in config and config[key] != value:
             warnings.append(f"config.json {key}={config[key]} but the weights say {value}")
     desc = ModelDescription(
-        family=family, layers=layers, hidden=emb[0][1], heads=int(config.get("num_attention_heads", 0)),
-        ffn=ffn[0][0] if ffn else 0, vocab_rows=emb[0][0], position_rows=pos[0][0],
+        family=family,
+        layers=layers,
+        hidden=emb[0][1],
+        heads=int(config.get("num_attention_heads", 0)),
+        ffn=ffn[0][0] if ffn else 0,
+        vocab_rows=emb[0][0],
+        position_rows=pos[0][0],
         padding_idx=int(config.get("pad_token_id", 1)),
         layer_norm_eps=float(config.get("layer_norm_eps", 1e-5 if family == PRE_LN else 1e-12)),
-        activation=str(config.get("hidden_act", "gelu")), dtype=str(emb[1]).removeprefix("torch."),
-        classification_heads=heads, lm_head=HF_NAMES["lm_head"] in shapes,
+        activation=str(config.get("hidden_act", "gelu")),
+        dtype=str(emb[1]).removeprefix("torch."),
+        classification_heads=heads,
+        lm_head=HF_NAMES["lm_head"] in shapes,
         tied_lm_head=HF_NAMES["lm_decoder"] not in shapes and bool(config.get("tie_word_embeddings", True)),
         parameters=sum(math.prod(s) for s, _ in shapes.values()),
     )

@@ -22,8 +22,12 @@ def find_checkpoint_file(path: Path) -> Path:
     pts = sorted(path.glob("*.pt"))
     if len(pts) == 1:
         return pts[0]
-    raise BadInput(path, "directory holds no fairseq checkpoint (looked for model.pt)"
-                   if not pts else f"directory holds {len(pts)} .pt files; name one")
+    raise BadInput(
+        path,
+        "directory holds no fairseq checkpoint (looked for model.pt)"
+        if not pts
+        else f"directory holds {len(pts)} .pt files; name one",
+    )
 
 
 def is_hf_folder(path: Path) -> bool:
