@@ -7,21 +7,32 @@ import os
 import signal
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from xlmr_tools._version import __version__
+from xlmr_tools.cli import console
+from xlmr_tools.cli.convert_cmd import convert
+from xlmr_tools.cli.diff_cmd import diff
+from xlmr_tools.cli.inspect_cmd import inspect
+from xlmr_tools.cli.verify_cmd import verify
 from xlmr_tools.errors import EXIT_INTERNAL, Terminated
 
-from . import console
-from .convert_cmd import convert
-from .diff_cmd import diff
-from .inspect_cmd import inspect
-from .verify_cmd import verify
+
+class _Commands(TyperGroup):
+    """Every command runs inside `console.errors_to_exit`: exceptions become one stderr line and their documented
+    exit code in one place, around the whole command — its rendering included."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        with console.errors_to_exit():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
     name="xlmr",
+    cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

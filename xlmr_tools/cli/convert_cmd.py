@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
+from xlmr_tools.cli import console
+from xlmr_tools.cli.options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
 from xlmr_tools.errors import XlmrError
 from xlmr_tools.io.digest import start_digest
 from xlmr_tools.sources.locate import find_checkpoint_file
-
-from . import console
-from .options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
 
 
 def convert(
@@ -39,28 +38,27 @@ def convert(
     trust: Trust = False,
 ) -> None:
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
-    with console.errors_to_exit():
-        console.warn_if_trusting(trust)
-        with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
-            start_digest(find_checkpoint_file(src))
-        from xlmr_tools.ops.convert import convert as convert_checkpoint
+    console.warn_if_trusting(trust)
+    with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
+        start_digest(find_checkpoint_file(src))
+    from xlmr_tools.ops.convert import convert as convert_checkpoint
 
-        with console.progress(quiet or json_) as progress:
-            result = convert_checkpoint(
-                src,
-                out,
-                head=head,
-                dtype=dtype,
-                max_shard_size=max_shard_size,
-                verify=verify,
-                force=force,
-                trust=trust,
-                dict_path=dict_path,
-                spm_path=spm_path,
-                labels=labels,
-                tol=tol,
-                progress=progress,
-            )
+    with console.progress(quiet or json_) as progress:
+        result = convert_checkpoint(
+            src,
+            out,
+            head=head,
+            dtype=dtype,
+            max_shard_size=max_shard_size,
+            verify=verify,
+            force=force,
+            trust=trust,
+            dict_path=dict_path,
+            spm_path=spm_path,
+            labels=labels,
+            tol=tol,
+            progress=progress,
+        )
     if json_:
         console.print_json(result.to_dict())
         return

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from . import console
-from .options import Device, Head, Json, Quiet, Report, Texts, TextsFile, Trust
+from xlmr_tools.cli import console
+from xlmr_tools.cli.options import Device, Head, Json, Quiet, Report, Texts, TextsFile, Trust
 
 
 def diff(
@@ -38,29 +38,28 @@ def diff(
     trust: Trust = False,
 ) -> None:
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
-    with console.errors_to_exit():
-        console.warn_if_trusting(trust)
-        from xlmr_tools.compare.texts import read_texts
-        from xlmr_tools.ops.diff import diff as diff_models
+    console.warn_if_trusting(trust)
+    from xlmr_tools.compare.texts import read_texts
+    from xlmr_tools.ops.diff import diff as diff_models
 
-        texts = read_texts(text, texts_file)
-        with console.progress(quiet or json_) as progress:
-            result = diff_models(
-                a,
-                b,
-                head=head,
-                tol=tol,
-                outputs=outputs,
-                texts=texts,
-                output_tol=output_tol,
-                dtype=dtype,
-                device=device,
-                trust=trust,
-                progress=progress,
-            )
-        data = result.to_dict()
-        if report is not None:
-            console.write_report(report, data)
+    texts = read_texts(text, texts_file)
+    with console.progress(quiet or json_) as progress:
+        result = diff_models(
+            a,
+            b,
+            head=head,
+            tol=tol,
+            outputs=outputs,
+            texts=texts,
+            output_tol=output_tol,
+            dtype=dtype,
+            device=device,
+            trust=trust,
+            progress=progress,
+        )
+    data = result.to_dict()
+    if report is not None:
+        console.write_report(report, data)
     if json_:
         console.print_json(data)
     else:

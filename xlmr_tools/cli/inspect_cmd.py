@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import console
-from .options import Json, Trust
+from xlmr_tools.cli import console
+from xlmr_tools.cli.options import Json, Trust
 
 
 def inspect(
@@ -19,11 +19,10 @@ def inspect(
     trust: Trust = False,
 ) -> None:
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
-    with console.errors_to_exit():
-        console.warn_if_trusting(trust)
-        from xlmr_tools.ops.inspect import inspect_path
+    console.warn_if_trusting(trust)
+    from xlmr_tools.ops.inspect import inspect_path
 
-        report = inspect_path(path, trust=trust, with_tensors=tensors)
+    report = inspect_path(path, trust=trust, with_tensors=tensors)
     if json_:
         console.print_json(report.to_dict())
         return

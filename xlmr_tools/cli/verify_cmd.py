@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from . import console
-from .options import (
+from xlmr_tools.cli import console
+from xlmr_tools.cli.options import (
     Device,
     DictPath,
     Dtype,
@@ -44,30 +44,29 @@ def verify(
     trust: Trust = False,
 ) -> None:
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
-    with console.errors_to_exit():
-        console.warn_if_trusting(trust)
-        from xlmr_tools.compare.texts import read_texts
-        from xlmr_tools.ops.verify import verify as verify_folder
+    console.warn_if_trusting(trust)
+    from xlmr_tools.compare.texts import read_texts
+    from xlmr_tools.ops.verify import verify as verify_folder
 
-        texts = read_texts(text, texts_file)
-        with console.progress(quiet or json_) as progress:
-            result = verify_folder(
-                src,
-                hf_folder,
-                head=head,
-                texts=texts,
-                tol=tol,
-                dtype=dtype,
-                device=device,
-                trust=trust,
-                dict_path=dict_path,
-                spm_path=spm_path,
-                labels=labels,
-                progress=progress,
-            )
-        data = result.to_dict()
-        if report is not None:
-            console.write_report(report, data)
+    texts = read_texts(text, texts_file)
+    with console.progress(quiet or json_) as progress:
+        result = verify_folder(
+            src,
+            hf_folder,
+            head=head,
+            texts=texts,
+            tol=tol,
+            dtype=dtype,
+            device=device,
+            trust=trust,
+            dict_path=dict_path,
+            spm_path=spm_path,
+            labels=labels,
+            progress=progress,
+        )
+    data = result.to_dict()
+    if report is not None:
+        console.write_report(report, data)
     if json_:
         console.print_json(data)
     else:

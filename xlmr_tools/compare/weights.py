@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from xlmr_tools.io.safetensors import iter_chunks
+from xlmr_tools.io.chunks import iter_chunks
 
 
 @dataclass

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.io.safetensors import SAFETENSORS_NAMES, SafetensorsFile, TensorToWrite, iter_chunks
+from xlmr_tools.io.chunks import iter_chunks
+from xlmr_tools.io.safetensors import SAFETENSORS_NAMES, SafetensorsFile, TensorToWrite
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 

@@ -13,7 +13,7 @@ import math
 import mmap
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import torch
 from huggingface_hub import split_state_dict_into_shards_factory
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.io.chunks import CHUNK_BYTES, iter_chunks
 
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -38,7 +39,6 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
 }
 SAFETENSORS_NAMES = {v: k for k, v in SAFETENSORS_DTYPES.items()}
-CHUNK_BYTES = 64 * 1024 * 1024
 MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -217,15 +217,6 @@ def _copy_range(source: tuple[Path, int], f, nbytes: int, on_bytes: Callable[[in
                 raise OSError(f"{path}: unexpected end of file while copying tensor bytes")
             done += copied
             on_bytes(copied)
-
-
-def iter_chunks(t: torch.Tensor, dtype: torch.dtype | None = None) -> Iterable[torch.Tensor]:
-    """Flat chunks of about CHUNK_BYTES, cast to `dtype` one chunk at a time."""
-    flat = t.contiguous().reshape(-1)
-    step = max(1, CHUNK_BYTES // max(flat.element_size(), 1))
-    for i in range(0, flat.numel(), step):
-        part = flat[i : i + step]
-        yield part if dtype is None or part.dtype == dtype else part.to(dtype)
 
 
 def _bytes_view(t: torch.Tensor) -> memoryview:
