@@ -212,7 +212,7 @@ class HFRunner(Runner):
         self._free(str(HF_MODULES["layer"]).format(k=k))
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
-        out = self.model.roberta.encoder.layer[k](x, ctx)
+        out = self.model.get_submodule(HF_MODULES["layer"].format(k=k))(x, ctx)
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ with fillers, the written tokenizer gets the fillers too so that <mask> lands on
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -109,43 +108,25 @@ def filler_token(symbol: str) -> str:
 
 
 def write_hf_tokenizer(spm_path: Path, out: Path, alignment: Alignment, max_length: int) -> None:
-    """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, <mask> on fairseq's id."""
+    """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, <mask> on fairseq's id.
+
+    transformers' own conversion of the sentencepiece model gives the vocabulary (specials, pieces with their
+    scores, <mask> last) and the normalizer's charsmap; fairseq's fillers go in before <mask>, unreachable (see
+    FILLER_MARK) and scored at the vocabulary's minimum, so the Unigram model's penalty for unknown characters
+    (derived from that minimum) is what it is without them. The tokenizer is then built once by transformers'
+    XLMRobertaTokenizer from that vocabulary (tokenizers' Unigram underneath): special-token ids are resolved
+    against it, so <mask> lands on fairseq's row without editing any file."""
     from transformers import XLMRobertaTokenizer
 
     shutil.copyfile(spm_path, out / "sentencepiece.bpe.model")
-    tok = XLMRobertaTokenizer.from_pretrained(str(out), model_max_length=max_length)
+    native = XLMRobertaTokenizer.convert_to_native_format(vocab_file=str(out / "sentencepiece.bpe.model"))
+    vocab = native["vocab"]
+    if not vocab or vocab[-1][0] != "<mask>" or vocab[3][0] != "<unk>":
+        raise RuntimeError("transformers' XLM-R conversion no longer ends its vocabulary with <mask> after <unk>=3")
     if alignment.fillers:
-        _insert_fillers(tok, alignment)
-    tok.save_pretrained(str(out))
-    if alignment.fillers:
-        _resolve_added_ids(out / "tokenizer.json", alignment.mask_id)
-
-
-def _resolve_added_ids(path: Path, mask_id: int) -> None:
-    """The saved added-token list still carries <mask>'s id from before the fillers; tokenizers re-resolves it
-    against the vocabulary when it loads the file, so load and save it once through the library."""
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_file(str(path))
-    if backend.token_to_id("<mask>") != mask_id:
-        raise RuntimeError(f"<mask> did not land on fairseq's row {mask_id}")
-    backend.save(str(path), pretty=False)
-
-
-def _insert_fillers(tok, alignment: Alignment) -> None:
-    """A new Unigram model (tokenizers API): transformers' own vocabulary with fairseq's fillers before <mask>,
-    unreachable (see FILLER_MARK), scored at the vocabulary's minimum so the unknown-piece penalty, which the
-    Unigram model derives from that minimum, stays what it is without them."""
-    from tokenizers import models
-
-    state = json.loads(tok.backend_tokenizer.model.__getstate__())
-    vocab = [(piece, float(score)) for piece, score in state["vocab"]]
-    if not vocab or vocab[-1][0] != "<mask>" or state.get("unk_id") != 3:
-        raise RuntimeError("transformers' XLM-R tokenizer no longer ends its vocabulary with <mask> after <unk>=3")
-    floor = min(score for _, score in vocab)
-    fillers = [(filler_token(symbol), floor) for symbol in alignment.filler_symbols]
-    tok.backend_tokenizer.model = models.Unigram(
-        vocab[:-1] + fillers + [vocab[-1]], unk_id=3, byte_fallback=bool(state.get("byte_fallback", False))
-    )
-    if tok.backend_tokenizer.model.token_to_id("<mask>") != alignment.mask_id:
+        floor = min(score for _, score in vocab)
+        vocab = vocab[:-1] + [(filler_token(symbol), floor) for symbol in alignment.filler_symbols] + vocab[-1:]
+    tok = XLMRobertaTokenizer(**{**native, "vocab": vocab}, model_max_length=max_length)
+    if tok.convert_tokens_to_ids("<mask>") != alignment.mask_id:
         raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")
+    tok.save_pretrained(str(out))

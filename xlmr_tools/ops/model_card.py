@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-def write_model_card(folder: Path, result: dict[str, Any], sha256: str, version: str) -> None:
+def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_version: str) -> None:
     lines = [
         "---",
         "library_name: transformers",
@@ -20,7 +20,7 @@ def write_model_card(folder: Path, result: dict[str, Any], sha256: str, version:
         "",
         f"# {result['model_class']} converted from fairseq",
         "",
-        f"Converted by xlmr-tools {version} (`xlmr convert`).",
+        f"Converted by xlmr-tools {tool_version} (`xlmr convert`).",
         "",
         "| | |",
         "|---|---|",

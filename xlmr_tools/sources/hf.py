@@ -2,7 +2,7 @@
 pytorch_model.bin, read lazily and safely, with a normalized description and warnings for known traps.
 
 Tensors are named as the *For* model names them (`mapping.weights.hf_canonical_names`: a bare-model folder's
-missing `roberta.` prefix is resolved once, here); `file_shapes` keeps the names as stored."""
+missing base-model prefix is resolved once, here); `file_shapes` keeps the names as stored."""
 
 from __future__ import annotations
 
