@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.io import torch_pickle as safe_torch_load
+from xlmr_tools.io import torch_pickle
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
     fairseq_heads,
@@ -81,7 +81,7 @@ def open_checkpoint(
     labels_path: str | Path | None = None,
 ) -> FairseqCheckpoint:
     file = find_checkpoint_file(Path(path))
-    obj, kind = safe_torch_load.load(file, trust=trust)
+    obj, kind = torch_pickle.load(file, trust=trust)
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
     args, layout, task, task_head = _model_args(obj, file)
@@ -127,8 +127,8 @@ def _asset(given: str | Path | None, *defaults: Path) -> Path | None:
 def _plain(value: Any) -> Any:
     """An omegaconf DictConfig (fairseq 0.10 pickled its cfg as one) as plain Python containers: read through
     inert stand-ins by default, or the real class with --trust-checkpoint."""
-    if isinstance(value, safe_torch_load.ConfigStandIn):
-        return safe_torch_load.config_to_plain(value)
+    if isinstance(value, torch_pickle.ConfigStandIn):
+        return torch_pickle.config_to_plain(value)
     if type(value).__module__.startswith("omegaconf."):
         from omegaconf import OmegaConf
 

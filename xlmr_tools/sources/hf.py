@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.io import torch_pickle as safe_torch_load
+from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.safetensors import SafetensorsFile
 from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
 from xlmr_tools.model import (
@@ -92,7 +92,7 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
             opened[str(f)] = st
             items = {n: (i.shape, i.dtype) for n, i in st.infos.items()}
         else:
-            sd, _ = safe_torch_load.load(f, trust=trust)
+            sd, _ = torch_pickle.load(f, trust=trust)
             if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
                 raise BadInput(f, "not a state dict of tensors")
             opened[str(f)] = sd
