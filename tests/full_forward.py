@@ -8,7 +8,10 @@ output ("lm logits" or "head <name>"). All returned as batch-first tensors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -19,6 +22,39 @@ from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_to
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import VerificationFailed
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
+
+
+@contextlib.contextmanager
+def full_unpickling() -> Iterator[None]:
+    """fairseq's loader calls torch.load without weights_only; a DictConfig cfg needs full unpickling (torch's
+    documented switch for code that cannot pass the flag)."""
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def fairseq_hub(folder: Path, trust: bool = False):
+    """fairseq's own hub loader (`RobertaModel.from_pretrained`) on a fixture folder, in eval mode."""
+    import logging
+
+    from fairseq.models.roberta import RobertaModel
+
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    ctx = full_unpickling() if trust else torch.serialization.safe_globals([argparse.Namespace])
+    with ctx:
+        model = RobertaModel.from_pretrained(
+            str(folder),
+            checkpoint_file="model.pt",
+            bpe="sentencepiece",
+            sentencepiece_model=str(folder / "sentencepiece.bpe.model"),
+        )
+    return model.eval()
 
 
 def _first(x):

@@ -8,15 +8,14 @@ and without --no-verify.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
+from full_forward import fairseq_hub, full_unpickling
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from xlmr_tools import convert, inspect_path, verify
@@ -25,34 +24,8 @@ from xlmr_tools.compare.texts import DEFAULT_TEXTS
 TEXTS = list(DEFAULT_TEXTS)[:4]
 
 
-@contextlib.contextmanager
-def _full_unpickling():
-    """fairseq's loader calls torch.load without weights_only; a DictConfig cfg needs full unpickling (torch's
-    documented switch for code that cannot pass the flag)."""
-    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
-        else:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
-
-
 def hub(folder: Path, trust: bool = False):
-    """fairseq's own hub loader on the fixture folder."""
-    from fairseq.models.roberta import RobertaModel
-
-    ctx = _full_unpickling() if trust else torch.serialization.safe_globals([argparse.Namespace])
-    with ctx:
-        model = RobertaModel.from_pretrained(
-            str(folder),
-            checkpoint_file="model.pt",
-            bpe="sentencepiece",
-            sentencepiece_model=str(folder / "sentencepiece.bpe.model"),
-        )
-    return model.eval()
+    return fairseq_hub(folder, trust)
 
 
 def hub_without_heads(folder: Path, tmp: Path):
@@ -267,7 +240,7 @@ def test_dictconfig_cfg_is_read_without_running_its_pickle(cli, tmp_path):
     assert report.details["fairseq"]["arch"] == "roberta_prenorm" and report.description["family"] == "pre-ln"
     folder = shutil.copytree(fixture("cfg_dictconfig"), tmp_path / "hostile")
     marker = tmp_path / "pwned"
-    with _full_unpickling():
+    with full_unpickling():
         state = torch.load(folder / "model.pt")
     state["extra_state"] = {"x": Payload(marker)}
     torch.save(state, folder / "model.pt")

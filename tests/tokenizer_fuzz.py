@@ -7,7 +7,6 @@ stock tokenizer shows too) are documented in docs/reliability.md.
 
 from __future__ import annotations
 
-import argparse
 import random
 import unicodedata
 from collections import Counter
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+from full_forward import fairseq_hub
 
 SPECIAL_STRINGS = ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
 WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\u200b", "\u2060", "\ufeff"]
@@ -100,18 +99,7 @@ class FuzzResult:
 
 def fairseq_encoder(folder: Path) -> Callable[[str], list[int]]:
     """fairseq's own hub interface: its sentencepiece BPE and dictionary."""
-    import logging
-
-    from fairseq.models.roberta import RobertaModel
-
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        hub = RobertaModel.from_pretrained(
-            str(folder),
-            checkpoint_file="model.pt",
-            bpe="sentencepiece",
-            sentencepiece_model=str(folder / "sentencepiece.bpe.model"),
-        )
+    hub = fairseq_hub(folder)
     return lambda text: hub.encode(text).tolist()
 
 
