@@ -31,6 +31,8 @@ CONFIGURATIONS = [
     "cfg_no_positions",
     "cfg_position_rows",
     "cfg_sentence_prediction",
+    "cfg_frequency_dict",
+    "cfg_frequency_dict_missing",
 ]
 
 

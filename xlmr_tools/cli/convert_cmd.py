@@ -34,6 +34,13 @@ def convert(
     dict_path: DictPath = None,
     spm_path: SpmPath = None,
     labels: Labels = None,
+    accept_missing_pieces: Annotated[
+        bool,
+        typer.Option(
+            "--accept-missing-pieces",
+            help="Publish although dict.txt lacks sentencepiece pieces (texts using them tokenize differently).",
+        ),
+    ] = False,
     json_: Json = False,
     trust: Trust = False,
 ) -> None:
@@ -56,6 +63,7 @@ def convert(
             dict_path=dict_path,
             spm_path=spm_path,
             labels=labels,
+            accept_missing_pieces=accept_missing_pieces,
             tol=tol,
             progress=progress,
         )
@@ -78,6 +86,8 @@ def convert(
         )
     for s in result.skipped:
         console.warn(f"not checked: {s}")
+    for s in result.accepted:
+        console.warn(f"accepted difference: {s}")
     for p in result.stale_removed:
         console.warn(f"removed {p}: the temporary folder of an earlier run that was killed")
     console.out.print(

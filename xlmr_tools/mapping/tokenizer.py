@@ -1,9 +1,16 @@
 """dict.txt vs sentencepiece vs embedding rows, and an HF tokenizer whose ids are fairseq's.
 
 fairseq ids: <s>=0 <pad>=1 </s>=2 <unk>=3, then dict.txt's symbols in order, then <mask> (appended by the
-masked_lm task at load time, *after* any `madeupwordNNNN` padding fillers). The HF XLM-R tokenizer maps piece i to
-i+1 and puts <mask> right after the pieces, so it agrees only when dict.txt lists the pieces in sentencepiece order;
-with fillers, the written tokenizer gets the fillers too so that <mask> lands on fairseq's row.
+masked_lm task at load time, *after* any `madeupwordNNNN` padding fillers). fairseq segments a text with the whole
+sentencepiece model and then looks each piece up in dict.txt (a piece it lacks becomes <unk>).
+
+The written tokenizer's Unigram vocabulary is laid out in fairseq's id order: each dict.txt symbol that is a
+sentencepiece piece keeps the piece's score (so segmentation is sentencepiece's), and gets fairseq's id. This holds
+for the releases (dict.txt in sentencepiece order, perhaps padded with fillers) and for a user's own pretraining
+(dict.txt in corpus-frequency order, as fairseq-preprocess writes it). Symbols that are no piece (fillers) are kept
+unreachable. A piece dict.txt lacks cannot be reproduced: fairseq segments with it and then maps it to <unk>, a
+Unigram model either has the piece (and an id of its own) or segments without it. Such dictionaries are reported
+(`Alignment.missing`) and converted only when the user accepts it.
 """
 
 from __future__ import annotations
@@ -23,14 +30,24 @@ _DICT_LINE = re.compile(r"^(.+?) -?\d+(?: #fairseq:overwrite)?[ \t]*$", re.M)
 @dataclass
 class Alignment:
     dict_symbols: int  # lines in dict.txt
-    pieces: int  # sentencepiece pieces (including its 3 control/unk pieces)
-    fillers: int  # madeupwordNNNN padding symbols after the pieces
+    pieces: int  # sentencepiece pieces (including its control and unknown pieces)
+    fillers: int  # dict.txt symbols that are no sentencepiece piece (madeupwordNNNN padding, mostly)
     mask_id: int  # fairseq's <mask> row
     embedding_rows: int
+    order: str = "sentencepiece"  # dict.txt lists the pieces in sentencepiece order, or "dictionary" (any other)
     filler_symbols: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # sentencepiece pieces dict.txt lacks (fairseq maps them to <unk>)
+    symbols: tuple[str, ...] = ()  # dict.txt, in order (fairseq ids 4..)
 
-    def to_dict(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items() if k != "filler_symbols"}
+    def to_dict(self) -> dict[str, int | str]:
+        return {"dict_symbols": self.dict_symbols, "pieces": self.pieces, "fillers": self.fillers,
+                "mask_id": self.mask_id, "embedding_rows": self.embedding_rows, "order": self.order,
+                "missing_pieces": len(self.missing)}  # fmt: skip
+
+    def missing_summary(self, shown: int = 5) -> str:
+        first = ", ".join(repr(p) for p in self.missing[:shown])
+        more = f", … ({len(self.missing) - shown} more)" if len(self.missing) > shown else ""
+        return f"{len(self.missing)} of the sentencepiece model's pieces ({first}{more})"
 
 
 def read_dict(path: Path) -> list[str]:
@@ -57,35 +74,20 @@ def read_dict(path: Path) -> list[str]:
 
 
 def read_pieces(path: Path) -> list[str]:
+    """The sentencepiece model's normal pieces, in its order (its control and unknown pieces are fairseq's
+    specials, and never in dict.txt)."""
     import sentencepiece as spm
 
     try:
         sp = spm.SentencePieceProcessor(model_file=str(path))
     except (RuntimeError, OSError) as e:
         raise BadInput(path, f"not a sentencepiece model ({str(e).splitlines()[0][:120]})") from e
-    return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    return [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
 
 
 def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
     symbols = read_dict(dict_path)
-    pieces = read_pieces(spm_path)
-    body = pieces[3:]  # sentencepiece ids 0..2 are <unk>, <s>, </s>: fairseq's specials cover them
-    for i, (sym, piece) in enumerate(zip(symbols, body)):
-        if sym != piece:
-            raise BadInput(
-                dict_path,
-                f"line {i + 1} is {sym!r} but sentencepiece piece {i + 3} is {piece!r}: "
-                "dict.txt is not in sentencepiece order, so HF token ids would not be fairseq's",
-            )
-    if len(symbols) < len(body):
-        raise BadInput(dict_path, f"{len(symbols)} symbols but the sentencepiece model has {len(body)} pieces")
-    extra = symbols[len(body) :]
-    bad = [s for s in extra if not FILLER.match(s)]
-    if bad:
-        raise BadInput(
-            dict_path,
-            f"{len(extra)} symbols after the sentencepiece pieces, not all padding fillers (first: {bad[0]!r})",
-        )
+    body = read_pieces(spm_path)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
     if mask_id + 1 != embedding_rows:
         raise BadInput(
@@ -93,7 +95,15 @@ def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
             f"dictionary gives {mask_id + 1} ids (4 specials + {len(symbols)} symbols + "
             f"<mask>) but the embedding has {embedding_rows} rows",
         )
-    return Alignment(len(symbols), len(pieces), len(extra), mask_id, embedding_rows, tuple(extra))
+    pieces = set(body)
+    fillers = tuple(s for s in symbols if s not in pieces)
+    in_dict = set(symbols)
+    missing = tuple(p for p in body if p not in in_dict)
+    release = symbols[: len(body)] == body and all(FILLER.match(s) for s in symbols[len(body) :])
+    return Alignment(
+        len(symbols), len(body) + 3, len(fillers), mask_id, embedding_rows,
+        "sentencepiece" if release else "dictionary", fillers, missing, tuple(symbols),
+    )  # fmt: skip
 
 
 # A filler's string in tokenizer.json: fairseq's symbol with the word-boundary mark after it. The pre-tokenizer
@@ -108,24 +118,25 @@ def filler_token(symbol: str) -> str:
 
 
 def write_hf_tokenizer(spm_path: Path, out: Path, alignment: Alignment, max_length: int) -> None:
-    """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, <mask> on fairseq's id.
+    """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, ids and <mask> fairseq's.
 
-    transformers' own conversion of the sentencepiece model gives the vocabulary (specials, pieces with their
-    scores, <mask> last) and the normalizer's charsmap; fairseq's fillers go in before <mask>, unreachable (see
-    FILLER_MARK) and scored at the vocabulary's minimum, so the Unigram model's penalty for unknown characters
-    (derived from that minimum) is what it is without them. The tokenizer is then built once by transformers'
-    XLMRobertaTokenizer from that vocabulary (tokenizers' Unigram underneath): special-token ids are resolved
-    against it, so <mask> lands on fairseq's row without editing any file."""
+    transformers' own conversion of the sentencepiece model gives the pieces' scores and the normalizer's charsmap;
+    the vocabulary is laid out in fairseq's id order (see the module docstring), symbols that are no piece are
+    unreachable (see FILLER_MARK) and scored at the vocabulary's minimum, so the Unigram model's penalty for
+    unknown characters (derived from that minimum) is what it is without them. The tokenizer is then built once by
+    transformers' XLMRobertaTokenizer from that vocabulary (tokenizers' Unigram underneath): special-token ids are
+    resolved against it, so <mask> lands on fairseq's row without editing any file."""
     from transformers import XLMRobertaTokenizer
 
     shutil.copyfile(spm_path, out / "sentencepiece.bpe.model")
     native = XLMRobertaTokenizer.convert_to_native_format(vocab_file=str(out / "sentencepiece.bpe.model"))
-    vocab = native["vocab"]
-    if not vocab or vocab[-1][0] != "<mask>" or vocab[3][0] != "<unk>":
-        raise RuntimeError("transformers' XLM-R conversion no longer ends its vocabulary with <mask> after <unk>=3")
-    if alignment.fillers:
-        floor = min(score for _, score in vocab)
-        vocab = vocab[:-1] + [(filler_token(symbol), floor) for symbol in alignment.filler_symbols] + vocab[-1:]
+    stock = native["vocab"]
+    if not stock or stock[-1][0] != "<mask>" or [p for p, _ in stock[:4]] != list(FAIRSEQ_SPECIALS):
+        raise RuntimeError("transformers' XLM-R conversion changed its vocabulary layout (specials, pieces, <mask>)")
+    score = dict(stock[4:-1])
+    floor = min(s for _, s in stock)
+    vocab = stock[:4] + [(sym, score[sym]) if sym in score else (filler_token(sym), floor) for sym in alignment.symbols]
+    vocab.append(stock[-1])
     tok = XLMRobertaTokenizer(**{**native, "vocab": vocab}, model_max_length=max_length)
     if tok.convert_tokens_to_ids("<mask>") != alignment.mask_id:
         raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")

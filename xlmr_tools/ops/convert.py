@@ -52,6 +52,7 @@ class ConvertResult:
     tokenizer: TokenizerCheck | None
     outputs: OutputReport | None
     skipped: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # known differences the user accepted (by flag)
     stale_removed: list[str] = field(default_factory=list)  # temporary folders of killed earlier runs
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +71,7 @@ class ConvertResult:
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
             "outputs": self.outputs.to_dict() if self.outputs else None,
             "skipped": self.skipped,
+            "accepted": self.accepted,
             "stale_removed": self.stale_removed,
         }
 
@@ -102,19 +104,23 @@ def convert(
     dict_path: str | Path | None = None,
     spm_path: str | Path | None = None,
     labels: str | Path | None = None,
+    accept_missing_pieces: bool = False,
     texts: list[str] | None = None,
     tol: float | None = None,
     progress: Progress | None = None,
 ) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
-    for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint)."""
+    for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint).
+    `accept_missing_pieces`: publish although dict.txt lacks sentencepiece pieces (the tokenizer then differs from
+    fairseq's on texts that use them; the differences on the sample texts are reported, not fatal)."""
     progress = progress or NoProgress()
     out = Path(out)
     ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
     sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
     try:
-        return _convert_opened(ckpt, out, head, dtype, max_shard_size, verify, force, texts, tol, progress, sha256)
+        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces)
+        return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
     finally:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
 
@@ -139,7 +145,13 @@ class _Prepared:
 
 
 def _prepare(
-    ckpt: FairseqCheckpoint, out: Path, head: str | None, dtype: str, max_shard_size: str | int, force: bool
+    ckpt: FairseqCheckpoint,
+    out: Path,
+    head: str | None,
+    dtype: str,
+    max_shard_size: str | int,
+    force: bool,
+    accept_missing_pieces: bool,
 ) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
     desc = ckpt.description
@@ -159,6 +171,13 @@ def _prepare(
             "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint (or name them with --dict/--spm)",
         )
     alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
+    if alignment.missing and not accept_missing_pieces:
+        raise BadInput(
+            ckpt.dict_path,
+            f"lacks {alignment.missing_summary()}: fairseq segments texts with them and then maps them to <unk>, "
+            "which a Hugging Face tokenizer cannot reproduce, so texts using them would get other ids; pass "
+            "--accept-missing-pieces to publish anyway (the differences on the sample texts are then reported)",
+        )
     prepared = _Prepared(
         ckpt, head, target, shard_bytes, plan, labels, ckpt.spm_path, alignment, _tensors_to_write(ckpt, plan, target)
     )
@@ -167,12 +186,9 @@ def _prepare(
     return prepared
 
 
-def _convert_opened(
-    ckpt: FairseqCheckpoint,
+def _convert_prepared(
+    job: _Prepared,
     out: Path,
-    head: str | None,
-    dtype: str,
-    max_shard_size: str | int,
     verify: bool,
     force: bool,
     texts: list[str] | None,
@@ -180,7 +196,7 @@ def _convert_opened(
     progress: Progress,
     sha256: SourceDigest,
 ) -> ConvertResult:
-    job = _prepare(ckpt, out, head, dtype, max_shard_size, force)
+    ckpt, head = job.ckpt, job.head
     stale: list[Path] = []
     with atomic_folder(out, force, stale) as tmp:
         files = _write_and_prove(job, tmp, progress, verify)
@@ -205,7 +221,13 @@ def _convert_opened(
             stale_removed=[str(p) for p in stale],
         )
         if tok_check is not None and not tok_check.equal:
-            raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
+            if not job.alignment.missing:
+                raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
+            result.accepted.append(
+                f"tokenizer: {tok_check.mismatches} of {tok_check.texts} sample texts get other ids than fairseq's "
+                f"(--accept-missing-pieces: dict.txt lacks {job.alignment.missing_summary()}); first: "
+                f"{tok_check.first_mismatch}"
+            )
         w = outputs.worst if outputs is not None else None
         if w is not None:
             raise VerificationFailed(

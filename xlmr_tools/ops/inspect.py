@@ -67,9 +67,19 @@ def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = 
             tok.update(al.to_dict())
             if al.fillers:
                 warnings.append(
-                    f"dict.txt ends with {al.fillers} padding fillers: fairseq's <mask> is row "
-                    f"{al.mask_id}, not {al.pieces + 1} as a tokenizer built from the sentencepiece "
-                    "model alone would say (xlmr convert handles this)"
+                    f"dict.txt holds {al.fillers} symbols that are no sentencepiece piece (padding fillers): "
+                    f"fairseq's <mask> is row {al.mask_id}, not {al.pieces + 1} as a tokenizer built from the "
+                    "sentencepiece model alone would say (xlmr convert handles this)"
+                )
+            if al.order == "dictionary":
+                warnings.append(
+                    "dict.txt is not in sentencepiece order (a pretraining's own dictionary): fairseq's ids are "
+                    "not the stock tokenizer's; xlmr convert writes a tokenizer in fairseq's id order"
+                )
+            if al.missing:
+                warnings.append(
+                    f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; no HF "
+                    "tokenizer reproduces that (convert needs --accept-missing-pieces)"
                 )
         except BadInput as e:
             warnings.append(f"tokenizer: {e}")

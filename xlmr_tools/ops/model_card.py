@@ -58,4 +58,6 @@ def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_ver
         lines.append("")
     for s in result.get("skipped", []):
         lines.append(f"Not checked: {s}.")
+    for s in result.get("accepted", []):
+        lines.append(f"Known difference, accepted: {s}.")
     (folder / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
