@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from xlmr_tools.cli import console
-from xlmr_tools.cli.options import Device, Head, Json, Quiet, Report, Texts, TextsFile, Trust
+from xlmr_tools.cli.options import Device, Head, Json, Quiet, Report, Revision, Texts, TextsFile, Trust
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder or an HF folder (the reference).")],
-    b: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder or an HF folder.")],
+    a: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder, an HF folder or repo id (the reference).")],
+    b: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder, an HF folder or a repo id.")],
     head: Head = None,
     tol: Annotated[float, typer.Option("--tol", help="Max |Δ| per tensor (and per stage with --outputs).")] = 0.0,
     outputs: Annotated[bool, typer.Option("--outputs", help="Also compare per-layer activations.")] = False,
@@ -36,6 +36,7 @@ def diff(
     report: Report = None,
     quiet: Quiet = False,
     trust: Trust = False,
+    revision: Revision = None,
 ) -> None:
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
     console.warn_if_trusting(trust)
@@ -55,6 +56,7 @@ def diff(
             dtype=dtype,
             device=device,
             trust=trust,
+            revision=revision,
             progress=progress,
         )
     data = result.to_dict()

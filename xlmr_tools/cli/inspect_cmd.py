@@ -9,20 +9,23 @@ import typer
 from rich.table import Table
 
 from xlmr_tools.cli import console
-from xlmr_tools.cli.options import Json, Trust
+from xlmr_tools.cli.options import Json, Revision, Trust
 
 
 def inspect(
-    path: Annotated[Path, typer.Argument(help="A fairseq folder or model.pt, or a Hugging Face model folder.")],
+    path: Annotated[
+        Path, typer.Argument(help="A fairseq folder or model.pt, a Hugging Face model folder, or a Hub repo id.")
+    ],
     json_: Json = False,
     tensors: Annotated[bool, typer.Option("--tensors", help="Also list every tensor: name, shape, dtype.")] = False,
     trust: Trust = False,
+    revision: Revision = None,
 ) -> None:
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
     console.warn_if_trusting(trust)
     from xlmr_tools.ops.inspect import inspect_path
 
-    report = inspect_path(path, trust=trust, with_tensors=tensors)
+    report = inspect_path(path, trust=trust, with_tensors=tensors, revision=revision)
     if json_:
         console.print_json(report.to_dict())
         return

@@ -40,3 +40,7 @@ Labels = Annotated[
         "sentence_prediction checkpoint).",
     ),
 ]
+Revision = Annotated[
+    str | None,
+    typer.Option("--revision", help="For a Hugging Face repo id: a branch, tag or commit (default: main)."),
+]

@@ -18,6 +18,7 @@ from xlmr_tools.cli.options import (
     Labels,
     Quiet,
     Report,
+    Revision,
     SpmPath,
     Texts,
     TextsFile,
@@ -28,7 +29,9 @@ from xlmr_tools.cli.options import (
 
 def verify(
     src: Annotated[Path, typer.Argument(help="The original fairseq folder or model.pt.")],
-    hf_folder: Annotated[Path, typer.Argument(help="Any Hugging Face folder: ours, the old script's, a download.")],
+    hf_folder: Annotated[
+        Path, typer.Argument(help="Any Hugging Face folder (ours, the old script's, a download) or a Hub repo id.")
+    ],
     head: Head = None,
     text: Texts = None,
     texts_file: TextsFile = None,
@@ -42,6 +45,7 @@ def verify(
     spm_path: SpmPath = None,
     labels: Labels = None,
     trust: Trust = False,
+    revision: Revision = None,
 ) -> None:
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
     console.warn_if_trusting(trust)
@@ -62,6 +66,7 @@ def verify(
             dict_path=dict_path,
             spm_path=spm_path,
             labels=labels,
+            revision=revision,
             progress=progress,
         )
     data = result.to_dict()
@@ -103,4 +108,4 @@ def verify(
             else f"[bold red]verification failed[/]: {len(result.failures())} problem(s)"
         )
     if not result.ok:
-        console.exit_failed(f"{hf_folder}: verification failed", result.failures())
+        console.exit_failed(f"{result.folder}: verification failed", result.failures())

@@ -20,7 +20,7 @@ from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.model import DTYPES, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
-from xlmr_tools.sources import open_source
+from xlmr_tools.sources import hub, open_source
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
 
@@ -118,10 +118,14 @@ def diff(
     dtype: str = "float32",
     device: str = "cpu",
     trust: bool = False,
+    revision: str | None = None,
     progress: Progress | None = None,
 ) -> DiffReport:
+    """`a`, `b`: fairseq checkpoints or HF folders, or Hugging Face repo ids (`revision` applies to those)."""
     progress = progress or NoProgress()
-    sa, sb = Side(open_source(a, trust=trust)), Side(open_source(b, trust=trust))
+    if revision is not None and not (hub.is_repo_id(a) or hub.is_repo_id(b)):
+        raise BadInput(None, "--revision applies to a Hugging Face repo id, and neither side is one")
+    sa, sb = (Side(open_source(hub.local(s, revision if hub.is_repo_id(s) else None), trust=trust)) for s in (a, b))
     if sa.description.family != sb.description.family:
         raise BadInput(
             sb.path,

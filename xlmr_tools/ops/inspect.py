@@ -10,6 +10,7 @@ from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import ACTIVATIONS, problems, read_labels
+from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
 from xlmr_tools.sources.locate import is_hf_folder
@@ -48,8 +49,11 @@ class InspectReport:
         return dict(vars(self))
 
 
-def inspect_path(path: str | Path, *, trust: bool = False, with_tensors: bool = False) -> InspectReport:
-    path = Path(path)
+def inspect_path(
+    path: str | Path, *, trust: bool = False, with_tensors: bool = False, revision: str | None = None
+) -> InspectReport:
+    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (at `revision`)."""
+    path = hub.local(path, revision)
     if is_hf_folder(path):
         return _inspect_hf(open_folder(path, trust=trust), with_tensors)
     if path.is_dir() and any(path.glob("*.safetensors")):

@@ -20,6 +20,7 @@ from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
 from xlmr_tools.model import HF_MODEL_TYPE, PRE_LN, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
 
@@ -224,11 +225,13 @@ def verify(
     dict_path: str | Path | None = None,
     spm_path: str | Path | None = None,
     labels: str | Path | None = None,
+    revision: str | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
+    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`), resolved from the cache first."""
     progress = progress or NoProgress()
     ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
-    folder = open_folder(hf_folder, trust=trust)
+    folder = open_folder(hub.local(hf_folder, revision), trust=trust)
     if ckpt.description.family != folder.description.family:
         raise BadInput(
             folder.path,
@@ -241,7 +244,8 @@ def verify(
         raise BadInput(ckpt.path, found[0])
     run_dtype = torch_dtype(dtype, auto=getattr(torch, folder.description.dtype))
     check_device(device, run_dtype)
-    report = VerifyReport(str(ckpt.path), str(folder.path), head)
+    shown = f"{hf_folder}@{revision}" if revision else str(hf_folder) if hub.is_repo_id(hf_folder) else str(folder.path)
+    report = VerifyReport(str(ckpt.path), shown, head)
     report.config = config_rows(ckpt, folder, head)
     progress.start("comparing weights", len(ckpt.names()))
     report.weights = weight_rows(ckpt, folder, head, progress)
