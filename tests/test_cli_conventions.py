@@ -107,3 +107,12 @@ def test_diff_accepts_dtype_auto(cli, converted):
     import json
 
     assert json.loads(r.stdout)["outputs"]["dtype"] == "float32"
+
+
+def test_log_bar_shows_error_against_the_tolerance():
+    from xlmr_tools.cli.console import BAR_WIDTH, log_bar
+
+    assert log_bar(0.0, 1e-5) == "·" * 14 + "|·"  # exact: empty, the tolerance marked
+    small, at_tol, over = log_bar(1e-12, 1e-5), log_bar(1e-5, 1e-5), log_bar(1.0, 1e-5)
+    assert small.count("█") < at_tol.count("█") < over.count("█") == BAR_WIDTH
+    assert log_bar(float("nan"), 1e-5) == "█" * BAR_WIDTH and "|" in small

@@ -228,17 +228,42 @@ class RichProgress:
         self._bars.clear()
 
 
+BAR_WIDTH = 16
+BAR_DECADES = 8  # the bar spans tol·1e-8 .. tol·10 on a log scale: error growth with depth shows at a glance
+
+
+def log_bar(value: float, tol: float, width: int = BAR_WIDTH) -> str:
+    """max|Δ| against the tolerance on a log scale: empty for an exact 0, a `|` where the tolerance sits, full past
+    ten times it (and for NaN/inf)."""
+    import math
+
+    tick = width * BAR_DECADES // (BAR_DECADES + 1)  # the tolerance's position
+    if value == 0:
+        filled = 0
+    elif not math.isfinite(value) or tol <= 0:
+        filled = width
+    else:
+        decades = math.log10(value / tol) + BAR_DECADES  # 0 at tol·1e-8, BAR_DECADES at tol
+        filled = max(1, min(width, round(decades / (BAR_DECADES + 1) * width)))
+    cells = ["█" if i < filled else "·" for i in range(width)]
+    if filled <= tick:
+        cells[tick] = "|"
+    return "".join(cells)
+
+
 def stage_table(rows: list[dict[str, Any]], title: str, texts: list[str] | None = None) -> Table:
     t = Table(title=title, title_justify="left")
     for col, justify in (
         ("stage", "left"),
         ("max |Δ|", "right"),
         ("mean |Δ|", "right"),
-        ("where (text, token)", "right"),
+        ("at text, token", "right"),
         ("tol", "right"),
+        ("log |Δ| / tol", "left"),
         ("", "center"),
     ):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+        bar = col.startswith("log")  # numbers and bars never wrap (narrow terminals squeeze the position column)
+        t.add_column(col, justify=justify, no_wrap=not col.startswith("at"), min_width=BAR_WIDTH if bar else None)  # type: ignore[arg-type]
     for r in rows:
         where = f"{r['text']}, {r['token']}" if r["token"] >= 0 else f"{r['text']}"
         t.add_row(
@@ -247,6 +272,7 @@ def stage_table(rows: list[dict[str, Any]], title: str, texts: list[str] | None 
             f"{r['mean_abs']:.3e}",
             where,
             f"{r['tol']:g}",
+            ("[green]" if r["ok"] else "[bold red]") + log_bar(r["max_abs"], r["tol"]) + "[/]",
             "[green]ok[/]" if r["ok"] else "[bold red]FAIL[/]",
         )
     return t
