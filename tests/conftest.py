@@ -33,6 +33,7 @@ CONFIGURATIONS = [
     "cfg_sentence_prediction",
     "cfg_frequency_dict",
     "cfg_frequency_dict_missing",
+    "other_transformer_lm",  # another fairseq model, for the refusal that names it
 ]
 
 

@@ -247,3 +247,13 @@ def test_dictconfig_cfg_is_read_without_running_its_pickle(cli, tmp_path):
     r = cli("convert", folder, tmp_path / "out")
     assert r.exit_code == 2 and "posix.system" in r.stderr and not marker.exists()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["inspect", "convert"])
+def test_another_fairseq_model_is_refused_naming_what_it_is(cli, tmp_path, command):
+    args = [fixture("other_transformer_lm")] + ([tmp_path / "out", "--no-verify"] if command == "convert" else [])
+    r = cli(command, *args)
+    assert r.exit_code == 2, r.output
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and "'transformer_lm'" in lines[0] and "decoder only" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -180,15 +180,36 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
     )
 
 
+# fairseq architectures by family, for a refusal that names what a checkpoint is (arch prefix -> what it is)
+OTHER_FAMILIES = [
+    ("xmod", "an X-MOD model (per-language adapters): not supported yet"),
+    ("bart", "a BART model (encoder-decoder): not a RoBERTa-family encoder"),
+    ("mbart", "an mBART model (encoder-decoder): not a RoBERTa-family encoder"),
+    ("transformer_lm", "a transformer language model (decoder only): not a RoBERTa-family encoder"),
+    ("transformer", "a translation transformer (encoder-decoder): not a RoBERTa-family encoder"),
+    ("wav2vec", "a wav2vec speech model: not a RoBERTa-family encoder"),
+    ("hubert", "a HuBERT speech model: not a RoBERTa-family encoder"),
+    ("data2vec", "a data2vec model: not supported yet"),
+]
+
+
+def _not_roberta(args: dict[str, Any]) -> str:
+    """Why a checkpoint is no XLM-R/RoBERTa encoder, naming its fairseq architecture where the args tell it."""
+    arch = str(args.get("arch") or args.get("_name") or "")
+    for prefix, what in OTHER_FAMILIES:
+        if arch.startswith(prefix):
+            return f"a fairseq '{arch}' checkpoint, {what}; xlmr converts fairseq's roberta / xlmr architectures"
+    named = f"a fairseq '{arch}' checkpoint" if arch else "not an XLM-R/RoBERTa checkpoint"
+    return f"{named}: no {FAIRSEQ_NAMES['token_embeddings']} and no encoder layers"
+
+
 def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path | str) -> ModelDescription:
     """Sizes from the tensors (the truth), hyper-parameters the tensors cannot tell from the args. What
     transformers cannot reproduce is listed in `unsupported`, each naming the fairseq option."""
     emb = tensors.get(FAIRSEQ_NAMES["token_embeddings"])
     pos = tensors.get(FAIRSEQ_NAMES["positions"])
     if emb is None or emb.dim() != 2 or fairseq_layers(tensors) == 0:
-        raise BadInput(
-            where, f"not an XLM-R/RoBERTa checkpoint (no {FAIRSEQ_NAMES['token_embeddings']} and no encoder layers)"
-        )
+        raise BadInput(where, _not_roberta(args))
     unsupported: list[str] = []
     has_final = FAIRSEQ_NAMES["final_norm"] in tensors
     has_emb_ln = FAIRSEQ_NAMES["embedding_norm"] in tensors
