@@ -35,7 +35,6 @@ class Alignment:
     mask_id: int  # fairseq's <mask> row
     embedding_rows: int
     order: str = "sentencepiece"  # dict.txt lists the pieces in sentencepiece order, or "dictionary" (any other)
-    filler_symbols: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()  # sentencepiece pieces dict.txt lacks (fairseq maps them to <unk>)
     symbols: tuple[str, ...] = ()  # dict.txt, in order (fairseq ids 4..)
 
@@ -96,13 +95,13 @@ def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
             f"<mask>) but the embedding has {embedding_rows} rows",
         )
     pieces = set(body)
-    fillers = tuple(s for s in symbols if s not in pieces)
+    fillers = sum(1 for s in symbols if s not in pieces)
     in_dict = set(symbols)
     missing = tuple(p for p in body if p not in in_dict)
     release = symbols[: len(body)] == body and all(FILLER.match(s) for s in symbols[len(body) :])
     return Alignment(
-        len(symbols), len(body) + 3, len(fillers), mask_id, embedding_rows,
-        "sentencepiece" if release else "dictionary", fillers, missing, tuple(symbols),
+        len(symbols), len(body) + 3, fillers, mask_id, embedding_rows,
+        "sentencepiece" if release else "dictionary", missing, tuple(symbols),
     )  # fmt: skip
 
 

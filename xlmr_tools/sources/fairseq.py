@@ -32,7 +32,6 @@ class FairseqCheckpoint:
     layout: str  # "cfg" (fairseq >= 0.10) or "args" (2019 releases)
     args: dict[str, Any]  # the model's training arguments
     tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (weight_map.normalize_fairseq_state)
-    original_names: dict[str, str]  # tensor name -> the file's name behind it
     description: ModelDescription
     dict_path: Path | None
     spm_path: Path | None
@@ -98,7 +97,6 @@ def open_checkpoint(
         layout=layout,
         args=args,
         tensors=state.tensors,
-        original_names=state.origin,
         description=desc,
         dict_path=_asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt"),
         spm_path=_asset(spm_path, folder / "sentencepiece.bpe.model"),
