@@ -61,7 +61,8 @@ HF_MODULES: dict[str, str] = {
     "lm_head": "lm_head",
     "head": "classifier",
 }
-_FAIRSEQ_LAYER = re.compile(r"^" + re.escape(FS) + r"layers\.(\d+)\.")
+# A tensor of fairseq encoder layer n: the prefix, n, and the rest (pruning renumbers n; groups and counts read it).
+LAYER_NUMBER = re.compile(r"^(?P<head>" + re.escape(FS) + r"layers\.)(?P<n>\d+)(?P<tail>\..*)$")
 _HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 _HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
 
@@ -184,8 +185,7 @@ IGNORED_PATTERNS = [(re.compile(r"(^|\.)version$"), "fairseq bookkeeping tensor"
 FUSED_IN_PROJ = re.compile(r"^(?P<base>.*\.self_attn\.)in_proj_(?P<kind>weight|bias)$")
 FUSED_PARTS = ("q_proj", "k_proj", "v_proj")
 # encoder_layers_to_keep (LayerDrop): fairseq's checkpoint_utils.prune_state_dict keeps the listed layers, sorted,
-# and renumbers them 0..n-1 when it loads the model.
-LAYER_NUMBER = re.compile(r"^(?P<head>encoder\.sentence_encoder\.layers\.)(?P<n>\d+)(?P<tail>\..*)$")
+# and renumbers them 0..n-1 when it loads the model (LAYER_NUMBER above).
 # --spectral-norm-classification-head: torch's spectral_norm keeps weight_orig and the power-iteration vectors
 # u, v; in eval mode the weight it uses is weight_orig / (u . (weight_orig @ v)), with u and v as stored.
 SPECTRAL = re.compile(r"^(?P<base>classification_heads\.[^.]+\.out_proj\.)weight_orig$")
@@ -353,10 +353,7 @@ class Plan:
 def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     """The full fairseq -> HF table for this model and output head (None = masked-LM head)."""
     rows: list[tuple[str, str, str]] = []
-    for fs, hf, group in TOP_TABLE[desc.family][:2]:  # token and position embeddings
-        rows += _expand(fs, hf, group)
-    made = [Mapped(None, hf, group, make) for hf, (group, make) in SYNTHESIZED.items()]
-    for fs, hf, group in TOP_TABLE[desc.family][2:]:
+    for fs, hf, group in TOP_TABLE[desc.family]:
         rows += _expand(fs, hf, group)
     for i in range(desc.layers):
         for fs, hf in LAYER_TABLE[desc.family]:
@@ -370,7 +367,8 @@ def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
         for fs, hf, group in CLASSIFIER_TABLE:
             rows += _expand(fs.format(head=head), hf, group)
     mapped = [Mapped(*r) for r in rows]
-    return mapped[:2] + made + mapped[2:]
+    made = [Mapped(None, hf, group, make) for hf, (group, make) in SYNTHESIZED.items()]
+    return mapped[:2] + made + mapped[2:]  # after the token and position embeddings, as transformers orders them
 
 
 def plan(
@@ -425,7 +423,10 @@ def _ignore_reason(name: str, desc: ModelDescription, head: str | None) -> str |
 
 def group_of(name: str) -> str:
     """Report group of any tensor name, fairseq's or transformers' ("layer 3", "embeddings", "lm head", ...)."""
-    m = _FAIRSEQ_LAYER.search(name) or _HF_LAYER.search(name)
+    fs_layer = LAYER_NUMBER.match(name)
+    if fs_layer:
+        return f"layer {fs_layer['n']}"
+    m = _HF_LAYER.search(name)
     if m:
         return f"layer {m.group(1)}"
     m = _HEAD.search(name)
@@ -466,7 +467,7 @@ def hf_canonical_names(file_names: Iterable[str]) -> dict[str, str]:
 
 
 def fairseq_layers(names: Iterable[str]) -> int:
-    return 1 + max((int(m.group(1)) for n in names if (m := _FAIRSEQ_LAYER.search(n))), default=-1)
+    return 1 + max((int(m["n"]) for n in names if (m := LAYER_NUMBER.match(n))), default=-1)
 
 
 def hf_layers(names: Iterable[str]) -> int:

@@ -179,8 +179,7 @@ def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, pro
     dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
 
     def source(hf_name: str) -> torch.Tensor:
-        row = rows[hf_name]
-        return ckpt.tensor(row.fairseq) if row.fairseq is not None else row.make(ckpt.description, dtype)  # type: ignore[misc]
+        return rows[hf_name].take(ckpt.tensor, ckpt.description, dtype)
 
     shapes = {n: folder.shape(n) for n in folder.names()}
     report = compare_weights(
