@@ -35,6 +35,9 @@ CONFIGURATIONS = [
     "cfg_frequency_dict_missing",
     "other_transformer_lm",  # another fairseq model, for the refusal that names it
 ]
+# The rest of fairseq's RoBERTa family (tests/test_families.py); no recorded outputs: fairseq runs live.
+FAMILIES = ["roberta_gpt2", "roberta_gpt2_missing", "roberta_gpt2_untied", "camembert"]
+CONFIGURATIONS += FAMILIES
 
 
 def fixture(name: str) -> Path:

@@ -40,20 +40,21 @@ def full_unpickling() -> Iterator[None]:
 
 
 def fairseq_hub(folder: Path, trust: bool = False):
-    """fairseq's own hub loader (`RobertaModel.from_pretrained`) on a fixture folder, in eval mode."""
+    """fairseq's own hub loader (`RobertaModel.from_pretrained`) on a fixture folder, in eval mode: GPT-2 BPE
+    (from the folder's encoder.json and vocab.bpe) where the folder has them, else sentencepiece."""
     import logging
 
     from fairseq.models.roberta import RobertaModel
 
     logging.getLogger("fairseq").setLevel(logging.WARNING)
     ctx = full_unpickling() if trust else torch.serialization.safe_globals([argparse.Namespace])
+    if (folder / "encoder.json").is_file():
+        bpe = {"bpe": "gpt2", "gpt2_encoder_json": str(folder / "encoder.json"),
+               "gpt2_vocab_bpe": str(folder / "vocab.bpe")}  # fmt: skip
+    else:
+        bpe = {"bpe": "sentencepiece", "sentencepiece_model": str(folder / "sentencepiece.bpe.model")}
     with ctx:
-        model = RobertaModel.from_pretrained(
-            str(folder),
-            checkpoint_file="model.pt",
-            bpe="sentencepiece",
-            sentencepiece_model=str(folder / "sentencepiece.bpe.model"),
-        )
+        model = RobertaModel.from_pretrained(str(folder), checkpoint_file="model.pt", **bpe)
     return model.eval()
 
 

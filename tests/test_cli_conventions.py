@@ -116,3 +116,16 @@ def test_log_bar_shows_error_against_the_tolerance():
     small, at_tol, over = log_bar(1e-12, 1e-5), log_bar(1e-5, 1e-5), log_bar(1.0, 1e-5)
     assert small.count("█") < at_tol.count("█") < over.count("█") == BAR_WIDTH
     assert log_bar(float("nan"), 1e-5) == "█" * BAR_WIDTH and "|" in small
+
+
+@pytest.mark.parametrize(
+    "argv,said",
+    [(["convert", "a", "b", "--nonsense"], "No such option"), (["convert"], "Missing argument"),
+     (["inspect", "x", "--debug"], "No such option")],
+)  # fmt: skip
+def test_usage_errors_exit_2_not_as_a_bug(capsys, argv, said):
+    """click's own usage errors (raised inside the command group, where our error mapping runs) are usage, exit 2,
+    with click's message: not an internal error."""
+    assert cli_app.run(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "internal error" not in err

@@ -103,15 +103,20 @@ def fairseq_encoder(folder: Path) -> Callable[[str], list[int]]:
     return lambda text: hub.encode(text).tolist()
 
 
-def stock_tokenizer(spm: Path, workdir: Path):
-    """What transformers builds from the sentencepiece model alone (its XLM-R conversion)."""
+def stock_tokenizer(folder: Path, workdir: Path):
+    """What transformers builds from the sentencepiece model alone (its XLM-R conversion, or its CamemBERT one
+    where dict.txt lists the model's own specials); None for GPT-2 BPE (transformers has no conversion from
+    encoder.json and a fairseq dictionary)."""
     import shutil
 
-    from transformers import XLMRobertaTokenizer
+    from transformers import CamembertTokenizer, XLMRobertaTokenizer
 
+    if not (folder / "sentencepiece.bpe.model").is_file():
+        return None
+    camembert = "#fairseq:overwrite" in (folder / "dict.txt").read_text(encoding="utf-8")
     workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(spm, workdir / "sentencepiece.bpe.model")
-    return XLMRobertaTokenizer.from_pretrained(str(workdir))
+    shutil.copyfile(folder / "sentencepiece.bpe.model", workdir / "sentencepiece.bpe.model")
+    return (CamembertTokenizer if camembert else XLMRobertaTokenizer).from_pretrained(str(workdir))
 
 
 def compare(fairseq_folder: Path, converted: Path, texts: list[str], workdir: Path) -> FuzzResult:
@@ -119,10 +124,10 @@ def compare(fairseq_folder: Path, converted: Path, texts: list[str], workdir: Pa
 
     encode = fairseq_encoder(fairseq_folder)
     ours = AutoTokenizer.from_pretrained(str(converted), local_files_only=True)
-    stock = stock_tokenizer(fairseq_folder / "sentencepiece.bpe.model", workdir)
+    stock = stock_tokenizer(fairseq_folder, workdir)
     result = FuzzResult(texts=len(texts))
     ours_ids = ours(texts, add_special_tokens=True)["input_ids"]
-    stock_ids = stock(texts, add_special_tokens=True)["input_ids"]
+    stock_ids = stock(texts, add_special_tokens=True)["input_ids"] if stock is not None else [None] * len(texts)
     for text, a, b in zip(texts, ours_ids, stock_ids):
         want = encode(text)
         kind = kind_of(text)

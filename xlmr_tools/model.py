@@ -13,14 +13,41 @@ if TYPE_CHECKING:
 POST_LN = "post-ln"  # xlmr.base / xlmr.large: embedding LayerNorm, norms after each block (HF: xlm-roberta)
 PRE_LN = "pre-ln"  # xlmr.xl / xlmr.xxl: norms before each block, a final LayerNorm (HF: xlm-roberta-xl)
 
-HF_MODEL_TYPE = {POST_LN: "xlm-roberta", PRE_LN: "xlm-roberta-xl"}
-FAMILY_OF_MODEL_TYPE = {v: k for k, v in HF_MODEL_TYPE.items()}
+# What a model's ids mean (fairseq's dict.txt over a subword model), which decides the tokenizer and, for post-LN
+# models, the transformers class users load:
+SENTENCEPIECE = "sentencepiece"  # XLM-R, XLM-V and a user's own sentencepiece pretraining (dict.txt in any order)
+CAMEMBERT = "camembert"  # sentencepiece whose dict.txt lists the model's own <unk>/<s>/</s> (#fairseq:overwrite)
+GPT2 = "gpt2"  # RoBERTa: GPT-2 byte-level BPE, dict.txt holding GPT-2 token ids
+VOCABULARIES = (SENTENCEPIECE, CAMEMBERT, GPT2)
+
+# transformers model_type by (layout, vocabulary); pre-LN has one class in transformers, whatever the vocabulary.
+HF_MODEL_TYPES = {
+    (POST_LN, SENTENCEPIECE): "xlm-roberta",
+    (POST_LN, CAMEMBERT): "camembert",
+    (POST_LN, GPT2): "roberta",
+    (PRE_LN, SENTENCEPIECE): "xlm-roberta-xl",
+    (PRE_LN, CAMEMBERT): "xlm-roberta-xl",
+    (PRE_LN, GPT2): "xlm-roberta-xl",
+}
+FAMILY_OF_MODEL_TYPE = {t: layout for (layout, _), t in HF_MODEL_TYPES.items()}
+VOCABULARY_OF_MODEL_TYPE = {"roberta": GPT2, "camembert": CAMEMBERT}
+
+
+def hf_model_type(family: str, vocabulary: str = SENTENCEPIECE) -> str:
+    return HF_MODEL_TYPES[(family, vocabulary)]
+
 
 KNOWN_RELEASES = {  # (family, layers, hidden) -> release name, for a friendlier `inspect`
     (POST_LN, 12, 768): "xlmr.base",
     (POST_LN, 24, 1024): "xlmr.large",
     (PRE_LN, 36, 2560): "xlmr.xl",
     (PRE_LN, 48, 4096): "xlmr.xxl",
+}
+KNOWN_RELEASES_BY_VOCABULARY = {  # the same shapes in the other vocabularies
+    (GPT2, 12, 768): "RoBERTa-base",
+    (GPT2, 24, 1024): "RoBERTa-large",
+    (CAMEMBERT, 12, 768): "CamemBERT-base",
+    (CAMEMBERT, 24, 1024): "CamemBERT-large",
 }
 
 
@@ -44,6 +71,7 @@ class ModelDescription:
     # What transformers cannot reproduce, each naming the fairseq option and why: convert and verify refuse the
     # model (exit 2, nothing written, --no-verify too); inspect shows them.
     unsupported: list[str] = field(default_factory=list)
+    vocabulary: str = SENTENCEPIECE  # SENTENCEPIECE, CAMEMBERT or GPT2 (from dict.txt; HF: from model_type)
 
     @property
     def max_positions(self) -> int:
@@ -52,12 +80,14 @@ class ModelDescription:
 
     @property
     def release(self) -> str | None:
+        if self.vocabulary != SENTENCEPIECE:
+            return KNOWN_RELEASES_BY_VOCABULARY.get((self.vocabulary, self.layers, self.hidden))
         return KNOWN_RELEASES.get((self.family, self.layers, self.hidden))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["max_positions"] = self.max_positions
-        d["hf_model_type"] = HF_MODEL_TYPE[self.family]
+        d["hf_model_type"] = hf_model_type(self.family, self.vocabulary)
         d["release"] = self.release
         return d
 

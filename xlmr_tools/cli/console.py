@@ -71,12 +71,20 @@ def errors_to_exit() -> Iterator[None]:
     except KeyboardInterrupt as e:
         _exit_interrupted(e)
     except Exception as e:
+        if _is_usage_error(e):
+            raise  # click prints the usage and the problem and exits 2, as every click program does
         interrupt = _raised_while_interrupted(e)
         if interrupt is not None:  # e.g. a lock's "release unlocked lock" while Ctrl-C unwinds a wait
             _exit_interrupted(interrupt)
         if DEBUG["on"]:
             raise
         internal_error(e)
+
+
+def _is_usage_error(e: Exception) -> bool:
+    """click's own errors (an unknown option, a missing argument): typer vendors click, so they are told by what
+    they are, a ClickException with its exit code and `show`, not by an import of a private module."""
+    return any(c.__name__ == "ClickException" for c in type(e).__mro__) and hasattr(e, "show")
 
 
 def internal_error(e: BaseException) -> NoReturn:

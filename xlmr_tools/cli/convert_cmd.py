@@ -9,7 +9,20 @@ from typing import Annotated
 import typer
 
 from xlmr_tools.cli import console
-from xlmr_tools.cli.options import DictPath, Dtype, Force, Head, Json, Labels, Quiet, SpmPath, Tol, Trust
+from xlmr_tools.cli.options import (
+    DictPath,
+    Dtype,
+    EncoderJson,
+    Force,
+    Head,
+    Json,
+    Labels,
+    Quiet,
+    SpmPath,
+    Tol,
+    Trust,
+    VocabBpe,
+)
 from xlmr_tools.errors import XlmrError
 from xlmr_tools.io.digest import start_digest
 from xlmr_tools.sources.locate import find_checkpoint_file
@@ -33,6 +46,8 @@ def convert(
     quiet: Quiet = False,
     dict_path: DictPath = None,
     spm_path: SpmPath = None,
+    encoder_json: EncoderJson = None,
+    vocab_bpe: VocabBpe = None,
     labels: Labels = None,
     accept_missing_pieces: Annotated[
         bool,
@@ -62,6 +77,8 @@ def convert(
             trust=trust,
             dict_path=dict_path,
             spm_path=spm_path,
+            encoder_json=encoder_json,
+            vocab_bpe=vocab_bpe,
             labels=labels,
             accept_missing_pieces=accept_missing_pieces,
             tol=tol,
@@ -81,9 +98,10 @@ def convert(
     if result.tokenizer is not None:
         t = result.tokenizer
         console.out.print(
-            f"tokenizer: ids equal fairseq's on {t.texts} texts; <mask> = {t.mask_id}"
-            + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else "")
-        )
+            (f"tokenizer: ids equal fairseq's on {t.texts} texts" if t.equal else
+             f"tokenizer: ids differ from fairseq's on {t.mismatches} of {t.texts} texts (accepted, below)")
+            + f"; <mask> = {t.mask_id}" + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else "")
+        )  # fmt: skip
     for s in result.skipped:
         console.warn(f"not checked: {s}")
     for s in result.accepted:

@@ -11,6 +11,8 @@ from rich.table import Table
 from xlmr_tools.cli import console
 from xlmr_tools.cli.options import Json, Revision, Trust
 
+ASSET_NAMES = ("dict.txt", "sentencepiece.bpe.model", "encoder.json", "vocab.bpe")  # shown by file name
+
 
 def inspect(
     path: Annotated[
@@ -56,15 +58,14 @@ def inspect(
                 (
                     "dictionary",
                     f"{tok['dict_symbols']} symbols ({tok['fillers']} padding fillers) vs "
-                    f"{tok['pieces']} sentencepiece pieces vs {tok['embedding_rows']} embedding "
-                    f"rows; <mask> = {tok['mask_id']}",
+                    f"{tok['pieces']} {'GPT-2 BPE tokens' if tok['vocabulary'] == 'gpt2' else 'sentencepiece pieces'}"
+                    f" vs {tok['embedding_rows']} embedding rows; <mask> = {tok['mask_id']}",
                 )
             )
         items.append(
             (
                 "tokenizer assets",
-                ", ".join(Path(v).name for k, v in tok.items() if k in ("dict.txt", "sentencepiece.bpe.model") and v)
-                or "none",
+                ", ".join(Path(v).name for k, v in tok.items() if k in ASSET_NAMES and v) or "none",
             )
         )
     else:

@@ -28,6 +28,14 @@ DictPath = Annotated[Path | None, typer.Option("--dict", help="fairseq dict.txt 
 SpmPath = Annotated[
     Path | None, typer.Option("--spm", help="sentencepiece.bpe.model (default: beside the checkpoint).")
 ]
+EncoderJson = Annotated[
+    Path | None,
+    typer.Option("--encoder-json", help="GPT-2 BPE encoder.json, for RoBERTa (default: beside the checkpoint)."),
+]
+VocabBpe = Annotated[
+    Path | None,
+    typer.Option("--vocab-bpe", help="GPT-2 BPE vocab.bpe (merges), for RoBERTa (default: beside the checkpoint)."),
+]
 Texts = Annotated[list[str] | None, typer.Option("--text", help="A sample text (repeatable).")]
 TextsFile = Annotated[Path | None, typer.Option("--texts-file", help="Sample texts, one per line.")]
 Report = Annotated[Path | None, typer.Option("--report", help="Also write the JSON result to this file.")]

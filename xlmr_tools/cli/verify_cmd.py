@@ -13,6 +13,7 @@ from xlmr_tools.cli.options import (
     Device,
     DictPath,
     Dtype,
+    EncoderJson,
     Head,
     Json,
     Labels,
@@ -24,6 +25,7 @@ from xlmr_tools.cli.options import (
     TextsFile,
     Tol,
     Trust,
+    VocabBpe,
 )
 
 
@@ -43,6 +45,8 @@ def verify(
     quiet: Quiet = False,
     dict_path: DictPath = None,
     spm_path: SpmPath = None,
+    encoder_json: EncoderJson = None,
+    vocab_bpe: VocabBpe = None,
     labels: Labels = None,
     trust: Trust = False,
     revision: Revision = None,
@@ -65,6 +69,8 @@ def verify(
             trust=trust,
             dict_path=dict_path,
             spm_path=spm_path,
+            encoder_json=encoder_json,
+            vocab_bpe=vocab_bpe,
             labels=labels,
             revision=revision,
             progress=progress,

@@ -11,12 +11,13 @@ import argparse
 import contextlib
 import io
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.model import GPT2
 
 if TYPE_CHECKING:
     from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -52,19 +53,14 @@ class FairseqOracle:
         time from `self.state`)."""
         with _quiet():
             from fairseq.data import Dictionary
-            from fairseq.data.encoders.sentencepiece_bpe import (
-                SentencepieceBPE,
-                SentencepieceConfig,
-            )
             from fairseq.models import ARCH_CONFIG_REGISTRY
             from fairseq.models.roberta import RobertaModel
             from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
-            if ckpt.dict_path is None or ckpt.spm_path is None:
-                raise BadInput(ckpt.folder, "fairseq needs dict.txt and sentencepiece.bpe.model beside the checkpoint")
-            self.dictionary = Dictionary.load(str(ckpt.dict_path))
+            dict_path, files = ckpt.tokenizer_files()
+            self.dictionary = Dictionary.load(str(dict_path))
             self.task = MaskedLMTask(MaskedLMConfig(data=str(ckpt.folder)), dictionary=self.dictionary)
-            self.bpe = SentencepieceBPE(SentencepieceConfig(sentencepiece_model=str(ckpt.spm_path)))
+            self.bpe = _bpe(ckpt.description.vocabulary, files)
             args = argparse.Namespace(**ckpt.args)
             args.load_checkpoint_heads = True
             arch = getattr(args, "arch", "roberta")
@@ -111,13 +107,26 @@ class FairseqOracle:
         """fairseq's RobertaHubInterface.encode, truncated to the model's maximum (keeping the final </s>)."""
         line = "<s> " + self.bpe.encode(text) + " </s>"
         ids = self.dictionary.encode_line(line, append_eos=False, add_if_not_exist=False).long()
-        if len(ids) > self.max_positions:
-            ids = torch.cat([ids[: self.max_positions - 1], ids.new_tensor([self.dictionary.eos()])])
+        if len(ids) > self.max_positions:  # keep the text's own </s> (CamemBERT's dict.txt moves it off eos())
+            ids = torch.cat([ids[: self.max_positions - 1], ids[-1:]])
         return ids
 
     @property
     def mask_id(self) -> int:
         return self.dictionary.index("<mask>")
+
+
+def _bpe(vocabulary: str, files: dict[str, Path]) -> Any:
+    """fairseq's own encoder for the vocabulary, from local files only (fairseq would download GPT-2's)."""
+    if vocabulary == GPT2:
+        from fairseq.data.encoders.gpt2_bpe import GPT2BPE, GPT2BPEConfig
+
+        return GPT2BPE(
+            GPT2BPEConfig(gpt2_encoder_json=str(files["encoder.json"]), gpt2_vocab_bpe=str(files["vocab.bpe"]))
+        )
+    from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
+
+    return SentencepieceBPE(SentencepieceConfig(sentencepiece_model=str(files["sentencepiece.bpe.model"])))
 
 
 @contextlib.contextmanager

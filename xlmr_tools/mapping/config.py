@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import PRE_LN, ModelDescription
+from xlmr_tools.model import CAMEMBERT, GPT2, POST_LN, PRE_LN, SENTENCEPIECE, ModelDescription
 
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
@@ -23,8 +23,21 @@ ACTIVATIONS = {
 }
 
 
+# transformers' class family by (layout, vocabulary): the same modules under the same names (the `roberta.` base
+# model), told apart by model_type. Pre-LN has one class, XLMRobertaXL, whatever the vocabulary; its tokenizer is
+# named apart in tokenizer_config.json.
+CLASS_PREFIX = {
+    (POST_LN, SENTENCEPIECE): "XLMRoberta",
+    (POST_LN, CAMEMBERT): "Camembert",
+    (POST_LN, GPT2): "Roberta",
+    (PRE_LN, SENTENCEPIECE): "XLMRobertaXL",
+    (PRE_LN, CAMEMBERT): "XLMRobertaXL",
+    (PRE_LN, GPT2): "XLMRobertaXL",
+}
+
+
 def model_class_name(desc: ModelDescription, head: str | None) -> str:
-    base = "XLMRobertaXL" if desc.family == PRE_LN else "XLMRoberta"
+    base = CLASS_PREFIX[(desc.family, desc.vocabulary)]
     return base + ("ForMaskedLM" if head is None else "ForSequenceClassification")
 
 
@@ -62,11 +75,14 @@ def build_config(
     dtype: torch.dtype,
     where: str,
     labels: list[str] | None = None,
+    specials: dict[str, int] | None = None,
 ):
-    from transformers import XLMRobertaConfig, XLMRobertaXLConfig
+    """`specials`: fairseq's ids for <s>, <pad>, </s> (the tokenizer's; CamemBERT's dict.txt moves <s> and </s>)."""
+    import transformers
 
     validate(desc, args, head, where)
-    cls = XLMRobertaXLConfig if desc.family == PRE_LN else XLMRobertaConfig
+    cls = getattr(transformers, CLASS_PREFIX[(desc.family, desc.vocabulary)] + "Config")
+    ids = specials or {"<s>": 0, "</s>": 2}
     kwargs: dict[str, Any] = dict(
         vocab_size=desc.vocab_rows,
         hidden_size=desc.hidden,
@@ -80,8 +96,8 @@ def build_config(
         type_vocab_size=1,
         layer_norm_eps=desc.layer_norm_eps,
         pad_token_id=desc.padding_idx,
-        bos_token_id=0,
-        eos_token_id=2,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
         tie_word_embeddings=desc.tied_lm_head or head is not None,
         architectures=[model_class_name(desc, head)],
     )

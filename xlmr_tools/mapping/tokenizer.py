@@ -1,52 +1,98 @@
-"""dict.txt vs sentencepiece vs embedding rows, and an HF tokenizer whose ids are fairseq's.
+"""dict.txt vs the subword model vs embedding rows, and an HF tokenizer whose ids are fairseq's.
 
 fairseq ids: <s>=0 <pad>=1 </s>=2 <unk>=3, then dict.txt's symbols in order, then <mask> (appended by the
 masked_lm task at load time, *after* any `madeupwordNNNN` padding fillers). fairseq segments a text with the whole
-sentencepiece model and then looks each piece up in dict.txt (a piece it lacks becomes <unk>).
+subword model (sentencepiece, or GPT-2's byte-level BPE whose token ids dict.txt lists as numbers) and then looks each
+piece up in dict.txt: a piece it lacks becomes <unk>; a symbol listed twice (`#fairseq:overwrite`, as CamemBERT's
+dict.txt lists the model's own <unk>, <s> and </s>) takes the later id.
 
-The written tokenizer's Unigram vocabulary is laid out in fairseq's id order: each dict.txt symbol that is a
-sentencepiece piece keeps the piece's score (so segmentation is sentencepiece's), and gets fairseq's id. This holds
-for the releases (dict.txt in sentencepiece order, perhaps padded with fillers) and for a user's own pretraining
-(dict.txt in corpus-frequency order, as fairseq-preprocess writes it). Symbols that are no piece (fillers) are kept
-unreachable. A piece dict.txt lacks cannot be reproduced: fairseq segments with it and then maps it to <unk>, a
-Unigram model either has the piece (and an id of its own) or segments without it. Such dictionaries are reported
-(`Alignment.missing`) and converted only when the user accepts it.
+The written tokenizer's vocabulary is laid out in fairseq's id order: each dict.txt symbol that is a piece of the
+subword model keeps the piece (its sentencepiece score; its BPE merges), so segmentation is the subword model's, and
+gets fairseq's id. This holds for the releases (dict.txt in the model's order, perhaps padded with fillers) and for
+a user's own pretraining (dict.txt in corpus-frequency order, as fairseq-preprocess writes it). Symbols that are no
+piece (fillers) are kept unreachable. A piece dict.txt lacks cannot be reproduced: fairseq segments with it and then
+maps it to <unk>; a Unigram or BPE model either has the piece (and an id of its own) or segments without it (a BPE
+vocabulary cannot give two strings one id either: tokenizers serializes it by id, and the merges with it). Such
+dictionaries are reported (`Alignment.missing`) and converted only when the user accepts it; the tokenizer then
+segments without the missing pieces.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 FILLER = re.compile(r"^madeupword\d+$")
 _DICT_LINE = re.compile(r"^(.+?) -?\d+(?: #fairseq:overwrite)?[ \t]*$", re.M)
+# The files each vocabulary's tokenizer is made from, by the names fairseq's releases give them.
+MODEL_FILES = {
+    SENTENCEPIECE: ("sentencepiece.bpe.model",),
+    CAMEMBERT: ("sentencepiece.bpe.model",),
+    GPT2: ("encoder.json", "vocab.bpe"),
+}
+# The transformers tokenizer class written for each vocabulary (tokenizer_config.json names it for AutoTokenizer).
+TOKENIZER_CLASS = {SENTENCEPIECE: "XLMRobertaTokenizer", CAMEMBERT: "CamembertTokenizer", GPT2: "RobertaTokenizer"}
+# A name for a special fairseq's dictionary keeps at ids 0-3 while dict.txt gives the symbol a later id (CamemBERT):
+# the string is then the later id's; the early id keeps the name transformers' CamemBERT gives it.
+NOT_USED = "NOTUSED"
+LOOKED_UP = ("<s>", "</s>")  # specials fairseq's hub encoder writes into the text (and so looks up in dict.txt)
 
 
 @dataclass
 class Alignment:
     dict_symbols: int  # lines in dict.txt
-    pieces: int  # sentencepiece pieces (including its control and unknown pieces)
-    fillers: int  # dict.txt symbols that are no sentencepiece piece (madeupwordNNNN padding, mostly)
+    pieces: int  # the subword model's vocabulary (sentencepiece: with its control and unknown pieces)
+    fillers: int  # dict.txt symbols that are no piece of the subword model (madeupwordNNNN padding, mostly)
     mask_id: int  # fairseq's <mask> row
     embedding_rows: int
-    order: str = "sentencepiece"  # dict.txt lists the pieces in sentencepiece order, or "dictionary" (any other)
-    missing: tuple[str, ...] = ()  # sentencepiece pieces dict.txt lacks (fairseq maps them to <unk>)
+    order: str = "sentencepiece"  # dict.txt lists the pieces in the subword model's order, or "dictionary"
+    missing: tuple[str, ...] = ()  # pieces of the subword model dict.txt lacks (fairseq maps them to <unk>)
     symbols: tuple[str, ...] = ()  # dict.txt, in order (fairseq ids 4..)
+    vocabulary: str = SENTENCEPIECE
+    files: dict[str, Path] = field(default_factory=dict)  # the subword model's files, by MODEL_FILES name
 
-    def to_dict(self) -> dict[str, int | str]:
-        return {"dict_symbols": self.dict_symbols, "pieces": self.pieces, "fillers": self.fillers,
-                "mask_id": self.mask_id, "embedding_rows": self.embedding_rows, "order": self.order,
-                "missing_pieces": len(self.missing)}  # fmt: skip
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
+                "fillers": self.fillers, "mask_id": self.mask_id, "embedding_rows": self.embedding_rows,
+                "order": self.order, "missing_pieces": len(self.missing),
+                "specials": self.specials}  # fmt: skip
+
+    @property
+    def specials(self) -> dict[str, int]:
+        """fairseq's id for each special as its encoder uses it. <s> and </s> are written into the text and looked
+        up, so a later dict.txt line wins (CamemBERT: 5 and 6); <pad> and <unk> are the dictionary's own indices
+        (padding; any piece not in dict.txt), 1 and 3 whatever dict.txt lists."""
+        ids = {s: i for i, s in enumerate(FAIRSEQ_SPECIALS)}
+        for i, s in enumerate(self.symbols):
+            if s in LOOKED_UP:
+                ids[s] = len(FAIRSEQ_SPECIALS) + i
+        return ids
+
+    def token_names(self) -> list[str]:
+        """The tokenizer's string for ids 0.. of fairseq's specials and dict.txt's specials: a special is named
+        as itself at the id fairseq uses for it (see `specials`), and "<s>NOTUSED"-style at its other id."""
+        used = self.specials
+        names = [s if used[s] == i else s + NOT_USED for i, s in enumerate(FAIRSEQ_SPECIALS)]
+        for i, s in enumerate(self.symbols, start=len(FAIRSEQ_SPECIALS)):
+            if s in FAIRSEQ_SPECIALS:
+                names.append(s if used[s] == i else s + NOT_USED)
+            else:
+                names.append(s)
+        return names
 
     def missing_summary(self, shown: int = 5) -> str:
         first = ", ".join(repr(p) for p in self.missing[:shown])
         more = f", … ({len(self.missing) - shown} more)" if len(self.missing) > shown else ""
-        return f"{len(self.missing)} of the sentencepiece model's pieces ({first}{more})"
+        kind = "GPT-2 BPE tokens" if self.vocabulary == GPT2 else "sentencepiece model's pieces"
+        return f"{len(self.missing)} of the {kind} ({first}{more})"
 
 
 def read_dict(path: Path) -> list[str]:
@@ -72,9 +118,20 @@ def read_dict(path: Path) -> list[str]:
     return symbols
 
 
+def vocabulary_of(symbols: list[str]) -> str:
+    """Which subword model a dict.txt indexes: GPT-2 BPE lists token ids as numbers; a dictionary that lists
+    fairseq's own specials (#fairseq:overwrite, else fairseq refuses the duplicate) is CamemBERT's layout."""
+    body = [s for s in symbols if not FILLER.match(s) and s not in FAIRSEQ_SPECIALS]
+    if body and sum(s.isdigit() for s in body) >= 0.9 * len(body):
+        return GPT2
+    if any(s in FAIRSEQ_SPECIALS for s in symbols):
+        return CAMEMBERT
+    return SENTENCEPIECE
+
+
 def read_pieces(path: Path) -> list[str]:
     """The sentencepiece model's normal pieces, in its order (its control and unknown pieces are fairseq's
-    specials, and never in dict.txt)."""
+    specials)."""
     import sentencepiece as spm
 
     try:
@@ -84,9 +141,57 @@ def read_pieces(path: Path) -> list[str]:
     return [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
 
 
-def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
+def read_gpt2_encoder(path: Path) -> dict[str, int]:
+    """GPT-2's encoder.json: {byte-level token string: GPT-2 id}."""
+    try:
+        encoder = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(path, f"not GPT-2's encoder.json ({e})") from e
+    if not isinstance(encoder, dict) or not all(isinstance(v, int) for v in encoder.values()):
+        raise BadInput(path, "not GPT-2's encoder.json (a JSON object of token -> id)")
+    return encoder
+
+
+def read_gpt2_merges(path: Path) -> list[tuple[str, str]]:
+    """GPT-2's vocab.bpe: a `#version` line, then one merge (`a b`) per line, in priority order."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise BadInput(path, f"not GPT-2's vocab.bpe (not UTF-8: {e.reason})") from e
+    merges = []
+    for n, line in enumerate(lines, 1):
+        if n == 1 and line.startswith("#version"):
+            continue
+        if not line:
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2:
+            raise BadInput(path, f"line {n} is not a merge '<a> <b>': {line[:60]!r}")
+        merges.append((parts[0], parts[1]))
+    return merges
+
+
+def model_files(vocabulary: str, folder: Path, given: dict[str, Path | None]) -> dict[str, Path]:
+    """The subword model's files for this vocabulary: the ones given (--spm, --encoder-json, --vocab-bpe) or the
+    ones beside the checkpoint; BadInput naming what is missing."""
+    found: dict[str, Path] = {}
+    for name in MODEL_FILES[vocabulary]:
+        path = given.get(name) or folder / name
+        if not path.is_file():
+            flag = {"sentencepiece.bpe.model": "--spm", "encoder.json": "--encoder-json", "vocab.bpe": "--vocab-bpe"}
+            raise BadInput(
+                folder,
+                f"{name} is needed beside the checkpoint for its {vocabulary} vocabulary (or name it with "
+                f"{flag[name]}); xlmr never downloads it",
+            )
+        found[name] = path
+    return found
+
+
+def align(dict_path: Path, files: dict[str, Path], embedding_rows: int) -> Alignment:
+    """dict.txt against the subword model (`files`, from model_files) and the embedding's rows."""
     symbols = read_dict(dict_path)
-    body = read_pieces(spm_path)
+    vocabulary = vocabulary_of(symbols)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
     if mask_id + 1 != embedding_rows:
         raise BadInput(
@@ -94,49 +199,114 @@ def align(dict_path: Path, spm_path: Path, embedding_rows: int) -> Alignment:
             f"dictionary gives {mask_id + 1} ids (4 specials + {len(symbols)} symbols + "
             f"<mask>) but the embedding has {embedding_rows} rows",
         )
+    specials = [s for s in symbols if s in FAIRSEQ_SPECIALS]
+    twice = next((s for s in specials if specials.count(s) > 1), None)
+    if twice is not None:
+        raise BadInput(dict_path, f"lists {twice} twice")
+    plain = [s for s in symbols if s not in FAIRSEQ_SPECIALS]
+    shown: dict[str, str] = {}  # how a missing piece is named to the user
+    if vocabulary == GPT2:
+        encoder = read_gpt2_encoder(files["encoder.json"])
+        body = [str(i) for i in sorted(encoder.values())]
+        shown = {str(i): t for t, i in encoder.items()}
+        size = len(encoder)
+    else:
+        body = read_pieces(files["sentencepiece.bpe.model"])
+        size = len(body) + 3
     pieces = set(body)
-    fillers = sum(1 for s in symbols if s not in pieces)
     in_dict = set(symbols)
-    missing = tuple(p for p in body if p not in in_dict)
-    release = symbols[: len(body)] == body and all(FILLER.match(s) for s in symbols[len(body) :])
+    model_order = plain[: len(body)] == body and all(FILLER.match(s) for s in plain[len(body) :])
     return Alignment(
-        len(symbols), len(body) + 3, fillers, mask_id, embedding_rows,
-        "sentencepiece" if release else "dictionary", missing, tuple(symbols),
+        len(symbols), size, sum(1 for s in plain if s not in pieces), mask_id, embedding_rows,
+        ("encoder" if vocabulary == GPT2 else "sentencepiece") if model_order else "dictionary",
+        tuple(shown.get(p, p) for p in body if p not in in_dict), tuple(symbols), vocabulary,
+        {name: files[name] for name in MODEL_FILES[vocabulary]},
     )  # fmt: skip
 
 
-# A filler's string in tokenizer.json: fairseq's symbol with the word-boundary mark after it. The pre-tokenizer
-# (Metaspace, split=True) cuts text into words that carry "▁" only as their first character, so a piece with "▁"
-# anywhere else can never match any input: the fillers keep their ids (and <mask> its row) but are unreachable,
-# as they are in fairseq, whose sentencepiece has no such pieces. "madeupword0005" in text is spelled out in pieces.
-FILLER_MARK = "\u2581"
+# A filler's string in tokenizer.json: fairseq's symbol with a character after it that no input word can end in.
+# sentencepiece: the pre-tokenizer (Metaspace, split=True) cuts text into words that carry "▁" only as their first
+# character, so a piece with "▁" anywhere else can never match. GPT-2 BPE: a token is only ever made by merges, and
+# a plain space is no character of the byte-level alphabet. The fillers keep their ids (and <mask> its row) but are
+# unreachable, as they are in fairseq, whose subword model has no such pieces.
+FILLER_MARK = {SENTENCEPIECE: "\u2581", CAMEMBERT: "\u2581", GPT2: " "}
 
 
-def filler_token(symbol: str) -> str:
-    return symbol + FILLER_MARK
+def filler_token(symbol: str, vocabulary: str = SENTENCEPIECE) -> str:
+    return symbol + FILLER_MARK[vocabulary]
 
 
-def write_hf_tokenizer(spm_path: Path, out: Path, alignment: Alignment, max_length: int) -> None:
-    """tokenizer.json, tokenizer_config.json and sentencepiece.bpe.model in `out`, ids and <mask> fairseq's.
+def write_hf_tokenizer(out: Path, alignment: Alignment, max_length: int) -> None:
+    """The tokenizer files in `out` (tokenizer.json, tokenizer_config.json, the subword model's own files), ids,
+    specials and <mask> fairseq's; built by transformers' own tokenizer class for the vocabulary, from a vocabulary
+    laid out in fairseq's id order (see the module docstring), so special-token ids are resolved against it and
+    nothing is edited after."""
+    tok = _BUILDERS[alignment.vocabulary](out, alignment, max_length)
+    if tok.convert_tokens_to_ids("<mask>") != alignment.mask_id:
+        raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")
+    for name, fairseq_id in alignment.specials.items():
+        if tok.convert_tokens_to_ids(name) != fairseq_id:
+            raise RuntimeError(f"{name} did not land on fairseq's id {fairseq_id}")
+    tok.save_pretrained(str(out))
 
-    transformers' own conversion of the sentencepiece model gives the pieces' scores and the normalizer's charsmap;
-    the vocabulary is laid out in fairseq's id order (see the module docstring), symbols that are no piece are
-    unreachable (see FILLER_MARK) and scored at the vocabulary's minimum, so the Unigram model's penalty for
-    unknown characters (derived from that minimum) is what it is without them. The tokenizer is then built once by
-    transformers' XLMRobertaTokenizer from that vocabulary (tokenizers' Unigram underneath): special-token ids are
-    resolved against it, so <mask> lands on fairseq's row without editing any file."""
-    from transformers import XLMRobertaTokenizer
 
-    shutil.copyfile(spm_path, out / "sentencepiece.bpe.model")
+def _sentencepiece(out: Path, alignment: Alignment, max_length: int):
+    """transformers' own conversion of the sentencepiece model gives the pieces' scores and the normalizer's
+    charsmap; symbols that are no piece are scored at the vocabulary's minimum, so the Unigram model's penalty for
+    unknown characters (derived from that minimum) is what it is without them. The Unigram unknown id is 3, as in
+    fairseq: sentencepiece hands out an unknown character as itself, which dict.txt lacks (CamemBERT's listed
+    "<unk>", id 4, is never produced)."""
+    from transformers import CamembertTokenizer, XLMRobertaTokenizer
+
+    shutil.copyfile(alignment.files["sentencepiece.bpe.model"], out / "sentencepiece.bpe.model")
     native = XLMRobertaTokenizer.convert_to_native_format(vocab_file=str(out / "sentencepiece.bpe.model"))
     stock = native["vocab"]
     if not stock or stock[-1][0] != "<mask>" or [p for p, _ in stock[:4]] != list(FAIRSEQ_SPECIALS):
         raise RuntimeError("transformers' XLM-R conversion changed its vocabulary layout (specials, pieces, <mask>)")
     score = dict(stock[4:-1])
     floor = min(s for _, s in stock)
-    vocab = stock[:4] + [(sym, score[sym]) if sym in score else (filler_token(sym), floor) for sym in alignment.symbols]
+    names = alignment.token_names()
+    vocab = [(name, 0.0) for name in names[: len(FAIRSEQ_SPECIALS)]]
+    for sym, name in zip(alignment.symbols, names[len(FAIRSEQ_SPECIALS) :]):
+        if sym in FAIRSEQ_SPECIALS:
+            vocab.append((name, 0.0))
+        elif sym in score:
+            vocab.append((sym, score[sym]))
+        else:
+            vocab.append((filler_token(sym, alignment.vocabulary), floor))
     vocab.append(stock[-1])
-    tok = XLMRobertaTokenizer(**{**native, "vocab": vocab}, model_max_length=max_length)
-    if tok.convert_tokens_to_ids("<mask>") != alignment.mask_id:
-        raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")
-    tok.save_pretrained(str(out))
+    if alignment.vocabulary == CAMEMBERT:
+        return CamembertTokenizer(
+            vocab=vocab,
+            _spm_precompiled_charsmap=native.get("_spm_precompiled_charsmap"),
+            vocab_file=str(out / "sentencepiece.bpe.model"),
+            additional_special_tokens=[n for n in alignment.token_names() if n.endswith(NOT_USED)],
+            model_max_length=max_length,
+        )
+    return XLMRobertaTokenizer(**{**native, "vocab": vocab}, model_max_length=max_length)
+
+
+def _gpt2(out: Path, alignment: Alignment, max_length: int):
+    """transformers' RobertaTokenizer (byte-level BPE) with GPT-2's merges and a vocabulary mapping each token's
+    string to fairseq's id for it. Tokens dict.txt lacks (accepted by the user) are left out with the merges that
+    make them or use them."""
+    from transformers import RobertaTokenizer
+
+    encoder = read_gpt2_encoder(alignment.files["encoder.json"])
+    merges = read_gpt2_merges(alignment.files["vocab.bpe"])
+    token_of = {str(i): t for t, i in encoder.items()}
+    vocab: dict[str, int] = {}
+    names = alignment.token_names()
+    for i, name in enumerate(names[: len(FAIRSEQ_SPECIALS)]):
+        vocab[name] = i
+    for i, (sym, name) in enumerate(zip(alignment.symbols, names[len(FAIRSEQ_SPECIALS) :]), len(FAIRSEQ_SPECIALS)):
+        vocab[token_of.get(sym) or (name if sym in FAIRSEQ_SPECIALS else filler_token(sym, GPT2))] = i
+    vocab["<mask>"] = alignment.mask_id
+    merges = [(a, b) for a, b in merges if a in vocab and b in vocab and a + b in vocab]
+    for name in MODEL_FILES[GPT2]:
+        shutil.copyfile(alignment.files[name], out / name)
+    # tokenizers takes merges as (a, b) pairs; transformers' annotation says strings, which tokenizers rejects
+    return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)  # type: ignore[arg-type]
+
+
+_BUILDERS = {SENTENCEPIECE: _sentencepiece, CAMEMBERT: _sentencepiece, GPT2: _gpt2}

@@ -103,6 +103,8 @@ def convert(
     trust: bool = False,
     dict_path: str | Path | None = None,
     spm_path: str | Path | None = None,
+    encoder_json: str | Path | None = None,
+    vocab_bpe: str | Path | None = None,
     labels: str | Path | None = None,
     accept_missing_pieces: bool = False,
     texts: list[str] | None = None,
@@ -116,7 +118,10 @@ def convert(
     fairseq's on texts that use them; the differences on the sample texts are reported, not fatal)."""
     progress = progress or NoProgress()
     out = Path(out)
-    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
+    ckpt = open_checkpoint(
+        src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
+        encoder_json=encoder_json, vocab_bpe=vocab_bpe,
+    )  # fmt: skip
     sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
     try:
         job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces)
@@ -135,7 +140,6 @@ class _Prepared:
     shard_bytes: int
     plan: weight_map.Plan
     labels: list[str] | None
-    spm_path: Path
     alignment: tokenizer_assets.Alignment
     to_write: list[TensorToWrite]
 
@@ -165,21 +169,17 @@ def _prepare(
     weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
-    if ckpt.dict_path is None or ckpt.spm_path is None:
-        raise BadInput(
-            ckpt.folder,
-            "dict.txt and sentencepiece.bpe.model are needed beside the checkpoint (or name them with --dict/--spm)",
-        )
-    alignment = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
+    dict_path, files = ckpt.tokenizer_files()
+    alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows)
     if alignment.missing and not accept_missing_pieces:
         raise BadInput(
-            ckpt.dict_path,
+            dict_path,
             f"lacks {alignment.missing_summary()}: fairseq segments texts with them and then maps them to <unk>, "
             "which a Hugging Face tokenizer cannot reproduce, so texts using them would get other ids; pass "
             "--accept-missing-pieces to publish anyway (the differences on the sample texts are then reported)",
         )
     prepared = _Prepared(
-        ckpt, head, target, shard_bytes, plan, labels, ckpt.spm_path, alignment, _tensors_to_write(ckpt, plan, target)
+        ckpt, head, target, shard_bytes, plan, labels, alignment, _tensors_to_write(ckpt, plan, target)
     )
     check_target(out, force)
     check_free_space(out, prepared.total + 50_000_000)
@@ -225,7 +225,7 @@ def _convert_prepared(
                 raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
             result.accepted.append(
                 f"tokenizer: {tok_check.mismatches} of {tok_check.texts} sample texts get other ids than fairseq's "
-                f"(--accept-missing-pieces: dict.txt lacks {job.alignment.missing_summary()}); first: "
+                f"(--accept-missing-pieces: dict.txt lacks {job.alignment.missing_summary()}); "
                 f"{tok_check.first_mismatch}"
             )
         w = outputs.worst if outputs is not None else None
@@ -281,8 +281,9 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress, verify: bool
             shards = pool.submit(write)
             checked = pool.submit(check.run)
             torch.set_num_threads(1)  # the check's sums and casts must not spin a second core hash and copy need
-            build_config(desc, ckpt.args, job.head, job.dtype, where, job.labels).save_pretrained(str(tmp))
-            tokenizer_assets.write_hf_tokenizer(job.spm_path, tmp, job.alignment, desc.max_positions)
+            config = build_config(desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials)
+            config.save_pretrained(str(tmp))
+            tokenizer_assets.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
             if verify:  # the class AutoModel* builds from the written config, its keys and shapes (meta device).
                 # Measured at XL width: +1.2 s and +0.7 GB (transformers' modeling code) on a 5.5 s --no-verify run,
                 # so --no-verify keeps the transformers-free checks instead: named refusals, the name plan and

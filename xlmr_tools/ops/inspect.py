@@ -9,7 +9,8 @@ from typing import Any
 from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import ACTIVATIONS, problems, read_labels
+from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
+from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
@@ -49,6 +50,35 @@ class InspectReport:
         return dict(vars(self))
 
 
+def _tokenizer_notes(al: tokenizer_assets.Alignment) -> list[str]:
+    """What a user should know about how dict.txt indexes the subword model."""
+    notes = []
+    model = "GPT-2 BPE" if al.vocabulary == GPT2 else "sentencepiece"
+    if al.fillers:
+        notes.append(
+            f"dict.txt holds {al.fillers} symbols that are no {model} piece (padding fillers): fairseq's <mask> is "
+            f"row {al.mask_id}" + (f", not {al.pieces + 1} as a tokenizer built from the sentencepiece model alone "
+            "would say" if al.vocabulary == SENTENCEPIECE else "") + " (xlmr convert handles this)"
+        )  # fmt: skip
+    if al.order == "dictionary":
+        notes.append(
+            f"dict.txt is not in {model} order (a pretraining's own dictionary): fairseq's ids are not the "
+            "subword model's; xlmr convert writes a tokenizer in fairseq's id order"
+        )
+    if al.vocabulary == CAMEMBERT:
+        notes.append(
+            "dict.txt lists the model's own " + ", ".join(n for n in ("<unk>", "<s>", "</s>") if al.specials[n] > 3)
+            + f" (#fairseq:overwrite): fairseq encodes them as {al.specials}; xlmr convert writes a CamemBERT "
+            "tokenizer with those ids"
+        )  # fmt: skip
+    if al.missing:
+        notes.append(
+            f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; no HF "
+            "tokenizer reproduces that (convert needs --accept-missing-pieces)"
+        )
+    return notes
+
+
 def inspect_path(
     path: str | Path, *, trust: bool = False, with_tensors: bool = False, revision: str | None = None
 ) -> InspectReport:
@@ -61,36 +91,15 @@ def inspect_path(
     ckpt = open_checkpoint(path, trust=trust)
     desc = ckpt.description
     warnings: list[str] = []
-    tok: dict[str, Any] = {
-        "dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None,
-        "sentencepiece.bpe.model": str(ckpt.spm_path) if ckpt.spm_path else None,
-    }
-    if ckpt.dict_path and ckpt.spm_path:
-        try:
-            al = tokenizer_assets.align(ckpt.dict_path, ckpt.spm_path, desc.vocab_rows)
-            tok.update(al.to_dict())
-            if al.fillers:
-                warnings.append(
-                    f"dict.txt holds {al.fillers} symbols that are no sentencepiece piece (padding fillers): "
-                    f"fairseq's <mask> is row {al.mask_id}, not {al.pieces + 1} as a tokenizer built from the "
-                    "sentencepiece model alone would say (xlmr convert handles this)"
-                )
-            if al.order == "dictionary":
-                warnings.append(
-                    "dict.txt is not in sentencepiece order (a pretraining's own dictionary): fairseq's ids are "
-                    "not the stock tokenizer's; xlmr convert writes a tokenizer in fairseq's id order"
-                )
-            if al.missing:
-                warnings.append(
-                    f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; no HF "
-                    "tokenizer reproduces that (convert needs --accept-missing-pieces)"
-                )
-        except BadInput as e:
-            warnings.append(f"tokenizer: {e}")
-    else:
-        warnings.append(
-            "no dict.txt and sentencepiece.bpe.model beside the checkpoint: convert needs both (or --dict/--spm)"
-        )
+    tok: dict[str, Any] = {"dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None}
+    try:
+        dict_path, files = ckpt.tokenizer_files()
+        tok.update({name: str(path) for name, path in files.items()})
+        al = tokenizer_assets.align(dict_path, files, desc.vocab_rows)
+        tok.update(al.to_dict())
+        warnings += _tokenizer_notes(al)
+    except BadInput as e:
+        warnings.append(f"tokenizer: {e}")
     for problem in problems(desc, ckpt.args, None):
         warnings.append(
             f"convert refuses this model: {problem}" if problem.startswith("cannot") else f"masked-LM head: {problem}"
@@ -119,6 +128,10 @@ def inspect_path(
         "layout": ckpt.layout,
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
+    details["converts to"] = (
+        f"{model_class_name(desc, None)} + {tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]} "
+        f"({desc.vocabulary} vocabulary)"
+    )
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:

@@ -18,7 +18,7 @@ from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_dif
 from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
-from xlmr_tools.model import HF_MODEL_TYPE, PRE_LN, torch_dtype
+from xlmr_tools.model import PRE_LN, hf_model_type, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
@@ -118,7 +118,7 @@ def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
 def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> list[ConfigRow]:
     """The folder's config.json against what the checkpoint needs (labels too, when a label dictionary is known)."""
     d, cfg = ckpt.description, folder.config
-    want_type = HF_MODEL_TYPE[d.family]
+    want_type = hf_model_type(d.family, d.vocabulary)
     rows = []
     mt = cfg.get("model_type")
     note = ""
@@ -223,13 +223,18 @@ def verify(
     trust: bool = False,
     dict_path: str | Path | None = None,
     spm_path: str | Path | None = None,
+    encoder_json: str | Path | None = None,
+    vocab_bpe: str | Path | None = None,
     labels: str | Path | None = None,
     revision: str | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`), resolved from the cache first."""
     progress = progress or NoProgress()
-    ckpt = open_checkpoint(src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels)
+    ckpt = open_checkpoint(
+        src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
+        encoder_json=encoder_json, vocab_bpe=vocab_bpe,
+    )  # fmt: skip
     folder = open_folder(hub.local(hf_folder, revision), trust=trust)
     if ckpt.description.family != folder.description.family:
         raise BadInput(

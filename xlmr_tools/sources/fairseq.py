@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io import torch_pickle
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
     fairseq_heads,
@@ -34,7 +36,7 @@ class FairseqCheckpoint:
     tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (weight_map.normalize_fairseq_state)
     description: ModelDescription
     dict_path: Path | None
-    spm_path: Path | None
+    spm_path: Path | None  # as given (--spm) or found beside the checkpoint
     raw: dict[str, torch.Tensor] = field(default_factory=dict)  # the file's state dict as stored (fairseq's input)
     derived: set[str] = field(default_factory=set)  # tensors computed at load (no bytes in the file to copy)
     dropped: dict[str, str] = field(default_factory=dict)  # file tensors fairseq discards at load, and why
@@ -43,6 +45,14 @@ class FairseqCheckpoint:
     task_head: str | None = None  # the classification head a sentence_prediction task trained
     labels_path: Path | None = None  # the label dictionary fairseq's sentence_prediction task reads
     labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
+    given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
+
+    def tokenizer_files(self) -> tuple[Path, dict[str, Path]]:
+        """dict.txt and the subword model's files its vocabulary needs (BadInput naming what is missing)."""
+        if self.dict_path is None:
+            raise BadInput(self.folder, "dict.txt is needed beside the checkpoint (or name it with --dict)")
+        given = {"sentencepiece.bpe.model": self.spm_path, **self.given_files}
+        return self.dict_path, tokenizer_assets.model_files(self.description.vocabulary, self.folder, given)
 
     def labels_file(self, head: str | None) -> Path | None:
         """The label dictionary for this head: the one given, or the one found for the head its task trained."""
@@ -78,6 +88,8 @@ def open_checkpoint(
     dict_path: str | Path | None = None,
     spm_path: str | Path | None = None,
     labels_path: str | Path | None = None,
+    encoder_json: str | Path | None = None,
+    vocab_bpe: str | Path | None = None,
 ) -> FairseqCheckpoint:
     file = find_checkpoint_file(Path(path))
     obj, kind = torch_pickle.load(file, trust=trust)
@@ -91,6 +103,11 @@ def open_checkpoint(
     state = normalize_fairseq_state(raw, args, str(file))
     desc = describe(state.tensors, args, file)
     folder = file.parent
+    dictionary = _asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt")
+    if dictionary is not None:
+        # a bad dict.txt is reported where it is read for the tokenizer (inspect warns, convert refuses)
+        with contextlib.suppress(BadInput):
+            desc.vocabulary = tokenizer_assets.vocabulary_of(tokenizer_assets.read_dict(dictionary))
     return FairseqCheckpoint(
         path=file,
         serialization=kind,
@@ -98,7 +115,7 @@ def open_checkpoint(
         args=args,
         tensors=state.tensors,
         description=desc,
-        dict_path=_asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt"),
+        dict_path=dictionary,
         spm_path=_asset(spm_path, folder / "sentencepiece.bpe.model"),
         raw=dict(raw),
         derived=state.derived,
@@ -110,6 +127,7 @@ def open_checkpoint(
         if task == "sentence_prediction" or labels_path is not None
         else None,
         labels_given=labels_path is not None,
+        given_files={"encoder.json": _asset(encoder_json), "vocab.bpe": _asset(vocab_bpe)},
     )
 
 

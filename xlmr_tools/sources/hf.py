@@ -20,13 +20,16 @@ from xlmr_tools.io.safetensors import SafetensorsFile
 from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
 from xlmr_tools.model import (
     FAMILY_OF_MODEL_TYPE,
-    HF_MODEL_TYPE,
     POST_LN,
     PRE_LN,
+    SENTENCEPIECE,
+    VOCABULARY_OF_MODEL_TYPE,
     ModelDescription,
+    hf_model_type,
 )
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json",
+                   "vocab.json", "merges.txt")  # fmt: skip
 
 
 @dataclass
@@ -148,15 +151,17 @@ def _describe(
         family = FAMILY_OF_MODEL_TYPE[model_type]
     else:
         raise BadInput(where, f"cannot tell the family: model_type {model_type!r} and no recognisable norm tensors")
-    if model_type != HF_MODEL_TYPE[family]:
+    vocabulary = VOCABULARY_OF_MODEL_TYPE.get(str(model_type), SENTENCEPIECE)
+    want = hf_model_type(family, vocabulary)
+    if FAMILY_OF_MODEL_TYPE.get(str(model_type)) != family:
         warnings.append(
             f"config.json says model_type '{model_type}' but the weights are the {family} layout, which "
-            f"transformers loads only as '{HF_MODEL_TYPE[family]}': AutoModel* would build the wrong class, "
+            f"transformers loads only as '{want}': AutoModel* would build the wrong class, "
             "leave norm weights missing/unexpected and return wrong outputs without an error "
-            f"(fix: set model_type to '{HF_MODEL_TYPE[family]}' and architectures to the XL class)"
+            f"(fix: set model_type to '{want}' and architectures to the XL class)"
             if family == PRE_LN
             else f"config.json says model_type '{model_type}' but the weights are the {family} layout "
-            f"(expected '{HF_MODEL_TYPE[family]}')"
+            f"(expected '{want}')"
         )
     emb = shapes.get(HF_NAMES["token_embeddings"])
     pos = shapes.get(HF_NAMES["positions"])
@@ -191,5 +196,6 @@ def _describe(
         lm_head=HF_NAMES["lm_head"] in shapes,
         tied_lm_head=HF_NAMES["lm_decoder"] not in shapes and bool(config.get("tie_word_embeddings", True)),
         parameters=sum(math.prod(s) for s, _ in shapes.values()),
+        vocabulary=vocabulary,
     )
     return desc, warnings
