@@ -36,7 +36,8 @@ CONFIGURATIONS = [
     "other_transformer_lm",  # another fairseq model, for the refusal that names it
 ]
 # The rest of fairseq's RoBERTa family (tests/test_families.py); no recorded outputs: fairseq runs live.
-FAMILIES = ["roberta_gpt2", "roberta_gpt2_missing", "roberta_gpt2_untied", "camembert"]
+FAMILIES = ["roberta_gpt2", "roberta_gpt2_missing", "roberta_gpt2_untied", "camembert", "xmod_base",
+            "xmod_large_prenorm"]  # fmt: skip
 CONFIGURATIONS += FAMILIES
 
 

@@ -40,11 +40,15 @@ def full_unpickling() -> Iterator[None]:
 
 
 def fairseq_hub(folder: Path, trust: bool = False):
-    """fairseq's own hub loader (`RobertaModel.from_pretrained`) on a fixture folder, in eval mode: GPT-2 BPE
-    (from the folder's encoder.json and vocab.bpe) where the folder has them, else sentencepiece."""
+    """fairseq's own hub loader (`RobertaModel.from_pretrained`; `XMODModel`'s for X-MOD) on a fixture folder, in
+    eval mode: GPT-2 BPE (from the folder's encoder.json and vocab.bpe) where the folder has them, else
+    sentencepiece."""
     import logging
 
     from fairseq.models.roberta import RobertaModel
+    from fairseq.models.xmod import XMODModel
+
+    from xlmr_tools.sources.fairseq import open_checkpoint
 
     logging.getLogger("fairseq").setLevel(logging.WARNING)
     ctx = full_unpickling() if trust else torch.serialization.safe_globals([argparse.Namespace])
@@ -53,8 +57,9 @@ def fairseq_hub(folder: Path, trust: bool = False):
                "gpt2_vocab_bpe": str(folder / "vocab.bpe")}  # fmt: skip
     else:
         bpe = {"bpe": "sentencepiece", "sentencepiece_model": str(folder / "sentencepiece.bpe.model")}
+    cls = XMODModel if open_checkpoint(folder, trust=trust).description.adapters else RobertaModel
     with ctx:
-        model = RobertaModel.from_pretrained(str(folder), checkpoint_file="model.pt", **bpe)
+        model = cls.from_pretrained(str(folder), checkpoint_file="model.pt", **bpe)
     return model.eval()
 
 

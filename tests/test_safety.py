@@ -60,3 +60,18 @@ def test_trust_checkpoint_runs_it_and_says_so_loudly(cli, tmp_path):
     r = cli("inspect", path, "--trust-checkpoint")
     assert "can run code" in r.stderr
     assert marker.exists()  # the documented consequence: that is exactly why it is opt-in
+
+
+def test_loading_leaves_the_callers_allowed_globals_alone():
+    """torch's safe_globals block removes its globals on exit even where the caller had allowed them: a library
+    user's own allow-list must survive our load (found when fairseq's loader ran after ours in one block)."""
+    import argparse
+
+    import torch
+
+    from xlmr_tools.sources.fairseq import open_checkpoint
+
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        open_checkpoint(fixture("postln_legacy"))
+        assert argparse.Namespace in torch.serialization.get_safe_globals()
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()

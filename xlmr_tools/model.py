@@ -33,8 +33,23 @@ FAMILY_OF_MODEL_TYPE = {t: layout for (layout, _), t in HF_MODEL_TYPES.items()}
 VOCABULARY_OF_MODEL_TYPE = {"roberta": GPT2, "camembert": CAMEMBERT}
 
 
-def hf_model_type(family: str, vocabulary: str = SENTENCEPIECE) -> str:
-    return HF_MODEL_TYPES[(family, vocabulary)]
+XMOD_MODEL_TYPE = "xmod"  # X-MOD (per-language adapters), pre- or post-LN: one transformers class
+
+
+def hf_model_type(family: str, vocabulary: str = SENTENCEPIECE, xmod: bool = False) -> str:
+    return XMOD_MODEL_TYPE if xmod else HF_MODEL_TYPES[(family, vocabulary)]
+
+
+@dataclass
+class Adapters:
+    """X-MOD's per-language adapters (fairseq's xmod_* architectures): after each layer's FFN, the language's own
+    bottleneck (fc1, activation, fc2) with a residual around it."""
+
+    languages: list[str]  # adapter names, in the model's order (transformers' lang_ids index them)
+    reduction_factor: int  # hidden // adapter size (fairseq's `bottleneck`)
+    layer_norm: bool  # adapter_layer_norm: the adapters' own LayerNorm before them
+    reuse_layer_norm: bool  # adapter_reuse_layer_norm: else the FFN's final_layer_norm before them
+    ln_before_adapter: bool  # the residual is taken after that norm (else before it)
 
 
 KNOWN_RELEASES = {  # (family, layers, hidden) -> release name, for a friendlier `inspect`
@@ -72,6 +87,11 @@ class ModelDescription:
     # model (exit 2, nothing written, --no-verify too); inspect shows them.
     unsupported: list[str] = field(default_factory=list)
     vocabulary: str = SENTENCEPIECE  # SENTENCEPIECE, CAMEMBERT or GPT2 (from dict.txt; HF: from model_type)
+    adapters: Adapters | None = None  # X-MOD
+
+    @property
+    def hf_model_type(self) -> str:
+        return hf_model_type(self.family, self.vocabulary, self.adapters is not None)
 
     @property
     def max_positions(self) -> int:
@@ -87,7 +107,7 @@ class ModelDescription:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["max_positions"] = self.max_positions
-        d["hf_model_type"] = hf_model_type(self.family, self.vocabulary)
+        d["hf_model_type"] = self.hf_model_type
         d["release"] = self.release
         return d
 

@@ -81,6 +81,14 @@ def errors_to_exit() -> Iterator[None]:
         internal_error(e)
 
 
+def languages_note(languages: list[str]) -> str:
+    """X-MOD: which language adapters the compared texts ran through."""
+    if not languages:
+        return ""
+    shown = ", ".join(languages[:8]) + (f", … ({len(languages) - 8} more)" if len(languages) > 8 else "")
+    return f"; adapters: {shown}"
+
+
 def _is_usage_error(e: Exception) -> bool:
     """click's own errors (an unknown option, a missing argument): typer vendors click, so they are told by what
     they are, a ClickException with its exit code and `show`, not by an import of a private module."""

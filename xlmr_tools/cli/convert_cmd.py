@@ -17,6 +17,7 @@ from xlmr_tools.cli.options import (
     Head,
     Json,
     Labels,
+    Lang,
     Quiet,
     SpmPath,
     Tol,
@@ -49,6 +50,7 @@ def convert(
     encoder_json: EncoderJson = None,
     vocab_bpe: VocabBpe = None,
     labels: Labels = None,
+    lang: Lang = None,
     accept_missing_pieces: Annotated[
         bool,
         typer.Option(
@@ -80,6 +82,7 @@ def convert(
             encoder_json=encoder_json,
             vocab_bpe=vocab_bpe,
             labels=labels,
+            language=lang,
             accept_missing_pieces=accept_missing_pieces,
             tol=tol,
             progress=progress,
@@ -92,7 +95,8 @@ def convert(
         console.out.print(
             console.stage_table(
                 [r.to_dict() for r in o.rows],
-                f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded)",
+                f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded"
+                f"{console.languages_note(o.languages)})",
             )
         )
     if result.tokenizer is not None:

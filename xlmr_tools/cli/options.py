@@ -36,6 +36,14 @@ VocabBpe = Annotated[
     Path | None,
     typer.Option("--vocab-bpe", help="GPT-2 BPE vocab.bpe (merges), for RoBERTa (default: beside the checkpoint)."),
 ]
+Lang = Annotated[
+    str | None,
+    typer.Option(
+        "--lang",
+        help="X-MOD: check through this language's adapters (convert: also the folder's default_language). "
+        "Default: every language's adapters run.",
+    ),
+]
 Texts = Annotated[list[str] | None, typer.Option("--text", help="A sample text (repeatable).")]
 TextsFile = Annotated[Path | None, typer.Option("--texts-file", help="Sample texts, one per line.")]
 Report = Annotated[Path | None, typer.Option("--report", help="Also write the JSON result to this file.")]

@@ -17,6 +17,7 @@ from xlmr_tools.cli.options import (
     Head,
     Json,
     Labels,
+    Lang,
     Quiet,
     Report,
     Revision,
@@ -48,6 +49,7 @@ def verify(
     encoder_json: EncoderJson = None,
     vocab_bpe: VocabBpe = None,
     labels: Labels = None,
+    lang: Lang = None,
     trust: Trust = False,
     revision: Revision = None,
 ) -> None:
@@ -72,6 +74,7 @@ def verify(
             encoder_json=encoder_json,
             vocab_bpe=vocab_bpe,
             labels=labels,
+            language=lang,
             revision=revision,
             progress=progress,
         )
@@ -100,7 +103,8 @@ def verify(
             console.out.print(
                 console.stage_table(
                     [r.to_dict() for r in o.rows],
-                    f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded)",
+                    f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded"
+                    f"{console.languages_note(o.languages)})",
                 )
             )
         for s in result.skipped:

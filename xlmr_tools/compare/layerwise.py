@@ -33,6 +33,7 @@ class Batch:
     ids: torch.Tensor  # [B, T] padded with the pad id
     texts: list[int]  # text index of each row
     lengths: list[int]  # non-pad length of each row
+    languages: list[str] | None = None  # X-MOD: the language adapter each row runs through
 
 
 class Runner(ABC):
@@ -72,7 +73,8 @@ class Runner(ABC):
     def free_layer(self, k: int) -> None: ...
 
     @abstractmethod
-    def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor: ...
+    def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
+        """Layer k on x; `languages`: X-MOD's adapter for each row (None for other models)."""
 
     @abstractmethod
     def final_norm(self, x: torch.Tensor) -> torch.Tensor: ...
@@ -125,8 +127,10 @@ class FairseqRunner(Runner):
     def free_layer(self, k: int) -> None:
         self._free(str(FAIRSEQ_MODULES["layer"]).format(k=k))
 
-    def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
-        out = self.model.encoder.sentence_encoder.layers[k](x, encoder_padding_mask=ctx)
+    def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
+        layer = self.model.encoder.sentence_encoder.layers[k]
+        extra = {"lang_id": languages} if languages is not None else {}  # fairseq's XMOD layers: names per row
+        out = layer(x, encoder_padding_mask=ctx, **extra)
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,32 +154,28 @@ class FairseqRunner(Runner):
 
 class HFRunner(Runner):
     def __init__(self, folder: HFFolder, dtype: torch.dtype, device: str, head: str | None) -> None:
-        from transformers import (
-            XLMRobertaConfig,
-            XLMRobertaForMaskedLM,
-            XLMRobertaForSequenceClassification,
-            XLMRobertaXLConfig,
-            XLMRobertaXLForMaskedLM,
-            XLMRobertaXLForSequenceClassification,
-        )
+        import transformers
 
         super().__init__(folder.tensor, dtype, device)  # the folder names tensors as the *For* model does
         names = set(folder.names())
         desc = folder.description
-        xl = desc.family == PRE_LN
         cfg = {
             k: v for k, v in folder.config.items() if k not in ("model_type", "architectures", "transformers_version")
         }
-        config = (XLMRobertaXLConfig if xl else XLMRobertaConfig)(**cfg)
+        # The class the weights are (not what config.json claims: verify reports that): XLM-R's classes compute
+        # RoBERTa's and CamemBERT's too, under the same module names.
+        prefix = "Xmod" if desc.adapters is not None else "XLMRobertaXL" if desc.family == PRE_LN else "XLMRoberta"
+        config = getattr(transformers, prefix + "Config")(**cfg)
         config._attn_implementation = "sdpa"
         self.head = head
+        self.languages = list(desc.adapters.languages) if desc.adapters is not None else []
         cls: Any
         if head is None:
-            cls = XLMRobertaXLForMaskedLM if xl else XLMRobertaForMaskedLM
+            cls = getattr(transformers, prefix + "ForMaskedLM")
             if HF_NAMES["lm_head"] not in names:
                 raise BadInput(folder.path, "folder has no masked-LM head (lm_head.*); pass --head for a classifier")
         else:
-            cls = XLMRobertaXLForSequenceClassification if xl else XLMRobertaForSequenceClassification
+            cls = getattr(transformers, prefix + "ForSequenceClassification")
             classes = hf_classifier_classes({n: folder.shape(n) for n in names})
             if classes is None:
                 raise BadInput(folder.path, "folder has no classification head (classifier.*)")
@@ -185,7 +185,7 @@ class HFRunner(Runner):
         self.names = names
         self.tied = desc.tied_lm_head
         self.layers = config.num_hidden_layers
-        self.has_final_norm = xl
+        self.has_final_norm = desc.family == PRE_LN
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = int(config.pad_token_id if config.pad_token_id is not None else 1)
 
@@ -211,8 +211,13 @@ class HFRunner(Runner):
     def free_layer(self, k: int) -> None:
         self._free(str(HF_MODULES["layer"]).format(k=k))
 
-    def layer(self, k: int, x: torch.Tensor, ctx: Any) -> torch.Tensor:
-        out = self.model.get_submodule(HF_MODULES["layer"].format(k=k))(x, ctx)
+    def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
+        layer = self.model.get_submodule(HF_MODULES["layer"].format(k=k))
+        if self.languages:  # XmodLayer(hidden, lang_ids, attention_mask): adapter indices per row
+            ids = torch.tensor([self.languages.index(lang) for lang in languages or []], device=x.device)
+            out = layer(x, ids, ctx)
+        else:
+            out = layer(x, ctx)
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,8 +254,10 @@ def compare_streamed(
     tol: float,
     dtype: torch.dtype,
     on_stage: Callable[[str], None] = lambda s: None,
+    languages: list[str] | None = None,
 ) -> OutputReport:
-    """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded)."""
+    """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded).
+    `languages`: X-MOD's adapter for each text."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
     lengths = [len(t) for t in ids]
@@ -258,7 +265,8 @@ def compare_streamed(
     batches = []
     for idx in micro_batches(lengths):
         padded = torch.nn.utils.rnn.pad_sequence([ids[i] for i in idx], batch_first=True, padding_value=pad)
-        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx]))
+        langs = [languages[i] for i in idx] if languages is not None else None
+        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs))
     acc: dict[str, StageAccumulator] = {}
 
     def compare(stage: str, xa: list[torch.Tensor], xb: list[torch.Tensor], per_token: bool = True) -> None:
@@ -278,8 +286,8 @@ def compare_streamed(
             on_stage(f"layer {k}")
             a.load_layer(k)
             b.load_layer(k)
-            xa = [a.layer(k, x, s[1]) for x, s in zip(xa, sa)]
-            xb = [b.layer(k, x, s[1]) for x, s in zip(xb, sb)]
+            xa = [a.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xa, sa, batches)]
+            xb = [b.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xb, sb, batches)]
             a.free_layer(k)
             b.free_layer(k)
             compare(f"layer {k}", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
@@ -310,7 +318,13 @@ def compare_streamed(
                         )
         else:
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
-    return OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(ids), sum(lengths))
+    return OutputReport(
+        [s.row() for s in acc.values()],
+        str(dtype).removeprefix("torch."),
+        len(ids),
+        sum(lengths),
+        sorted(set(languages), key=languages.index) if languages else [],
+    )
 
 
 def check_device(device: str, dtype: torch.dtype) -> None:
@@ -331,15 +345,22 @@ def compare_outputs_streamed(
     tol: float | None,
     device: str = "cpu",
     on_stage: Callable[[str], None] = lambda s: None,
+    language: str | None = None,
 ) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
-    compared when the folder has one (None otherwise)."""
+    compared when the folder has one (None otherwise). X-MOD: every text through `language`'s adapters, or, by
+    default, every language's adapters run, each on some of the texts (see language_plan)."""
     oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
     tok_check = None
     if folder.tokenizer_assets():
         on_stage("tokenizer")
         tok_check = check_tokenizer(oracle, folder.path, texts)
     ids = [oracle.encode(t) for t in texts]
+    languages = None
+    adapters = ckpt.description.adapters
+    if adapters is not None:
+        pairs = language_plan(len(ids), adapters.languages if language is None else [language])
+        ids, languages = [ids[t] for t, _ in pairs], [lang for _, lang in pairs]
     tolerance = tol if tol is not None else default_tol(dtype, device)
     report = compare_streamed(
         FairseqRunner(oracle, dtype, device, head),
@@ -349,5 +370,12 @@ def compare_outputs_streamed(
         tolerance,
         dtype,
         on_stage=on_stage,
+        languages=languages,
     )
     return tok_check, report
+
+
+def language_plan(texts: int, languages: list[str]) -> list[tuple[int, str]]:
+    """(text, language) pairs so that every text and every language's adapters run at least once: max(texts,
+    languages) pairs, the k-th being text k mod texts through language k mod languages."""
+    return [(k % texts, languages[k % len(languages)]) for k in range(max(texts, len(languages)))]

@@ -67,9 +67,12 @@ class FairseqOracle:
             if arch in ARCH_CONFIG_REGISTRY:
                 ARCH_CONFIG_REGISTRY[arch](args)
             from fairseq.checkpoint_utils import prune_state_dict
+            from fairseq.models.xmod import XMODModel
 
+            # X-MOD: fairseq's own model, adapters and all
+            cls = XMODModel if ckpt.description.adapters is not None else RobertaModel
             with torch.device("meta"), _meta_safe_init():
-                model = RobertaModel.build_model(args, self.task)
+                model = cls.build_model(args, self.task)
                 state = dict(ckpt.raw)  # the file's tensors under the file's names: fairseq applies its own rules
                 # fairseq's upgrade_state_dict_named reads each head's out_proj.weight, which a
                 # spectral-norm head stores as weight_orig: it raises KeyError on its own checkpoints. Keep the heads
@@ -134,6 +137,7 @@ def _meta_safe_init():
     """fairseq's init_bert_params copies through `.cpu()`, which meta tensors cannot do. The values are replaced by
     the checkpoint's anyway, so skip initialising meta tensors (and only those) while the model is built."""
     from fairseq.models.roberta import model as roberta_model
+    from fairseq.models.xmod import model as xmod_model
 
     original = roberta_model.init_bert_params
 
@@ -141,11 +145,13 @@ def _meta_safe_init():
         if not any(p.is_meta for p in module.parameters()):
             original(module)
 
-    roberta_model.init_bert_params = init_unless_meta
+    for builder in (roberta_model, xmod_model):  # each imported fairseq's init_bert_params under its own name
+        builder.init_bert_params = init_unless_meta
     try:
         yield
     finally:
-        roberta_model.init_bert_params = original
+        for builder in (roberta_model, xmod_model):
+            builder.init_bert_params = original
 
 
 def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -43,6 +43,7 @@ class OutputReport:
     dtype: str = "float32"
     texts: int = 0
     tokens: int = 0
+    languages: list[str] = field(default_factory=list)  # X-MOD: the language adapters the texts ran through
 
     @property
     def ok(self) -> bool:
@@ -59,6 +60,7 @@ class OutputReport:
             "dtype": self.dtype,
             "texts": self.texts,
             "tokens": self.tokens,
+            "languages": self.languages,
             "stages": [r.to_dict() for r in self.rows],
         }
 

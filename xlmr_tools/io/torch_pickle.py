@@ -87,8 +87,12 @@ def load(path: str | Path, *, trust: bool = False) -> tuple[Any, str]:
 def _load(path: Path, kind: str, trust: bool, extra: list[Any]) -> Any:
     if trust:
         return torch.load(path, map_location="cpu", weights_only=False, mmap=kind == "zip")
+    # torch's safe_globals removes its globals on exit even where the caller had allowed them already (a library
+    # user inside their own safe_globals block): add only what is not allowed yet, so only that is removed
+    have = torch.serialization.get_safe_globals()
+    ours = [g for g in [*ALLOWED_GLOBALS, *extra] if g not in have]
     try:
-        with torch.serialization.safe_globals([*ALLOWED_GLOBALS, *extra]):
+        with torch.serialization.safe_globals(ours):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "zip")
     except pickle.UnpicklingError as e:
         m = _UNSUPPORTED.search(str(e))

@@ -37,7 +37,7 @@ CLASS_PREFIX = {
 
 
 def model_class_name(desc: ModelDescription, head: str | None) -> str:
-    base = CLASS_PREFIX[(desc.family, desc.vocabulary)]
+    base = "Xmod" if desc.adapters is not None else CLASS_PREFIX[(desc.family, desc.vocabulary)]
     return base + ("ForMaskedLM" if head is None else "ForSequenceClassification")
 
 
@@ -61,6 +61,18 @@ def problems(desc: ModelDescription, args: dict[str, Any], head: str | None) -> 
     return out
 
 
+def check_language(desc: ModelDescription, language: str | None, where: str) -> None:
+    """--lang names one of an X-MOD model's adapters, and only for X-MOD."""
+    if language is None:
+        return
+    if desc.adapters is None:
+        raise BadInput(where, f"--lang {language}: not an X-MOD model (it has no language adapters)")
+    if language not in desc.adapters.languages:
+        raise BadInput(
+            where, f"--lang {language}: no adapter for it; the model's languages: {', '.join(desc.adapters.languages)}"
+        )
+
+
 def validate(desc: ModelDescription, args: dict[str, Any], head: str | None, where: str) -> None:
     """Refuse what transformers' XLM-R classes cannot reproduce (cheap: no transformers import)."""
     found = problems(desc, args, head)
@@ -76,12 +88,14 @@ def build_config(
     where: str,
     labels: list[str] | None = None,
     specials: dict[str, int] | None = None,
+    language: str | None = None,
 ):
-    """`specials`: fairseq's ids for <s>, <pad>, </s> (the tokenizer's; CamemBERT's dict.txt moves <s> and </s>)."""
+    """`specials`: fairseq's ids for <s>, <pad>, </s> (the tokenizer's; CamemBERT's dict.txt moves <s> and </s>).
+    `language`: X-MOD's default_language (else fairseq's own default, en_XX, where the model has it)."""
     import transformers
 
     validate(desc, args, head, where)
-    cls = getattr(transformers, CLASS_PREFIX[(desc.family, desc.vocabulary)] + "Config")
+    cls = getattr(transformers, model_class_name(desc, head).removesuffix(_SUFFIX[head is None]) + "Config")
     ids = specials or {"<s>": 0, "</s>": 2}
     kwargs: dict[str, Any] = dict(
         vocab_size=desc.vocab_rows,
@@ -110,9 +124,41 @@ def build_config(
             label2id={name: i for i, name in enumerate(names)},
             classifier_dropout=float(args.get("pooler_dropout", 0.0)),
         )
+    if desc.adapters is not None:
+        kwargs.update(xmod_settings(desc, language))
     config = cls(**kwargs)
     config.dtype = dtype
     return config
+
+
+_SUFFIX = {True: "ForMaskedLM", False: "ForSequenceClassification"}
+
+
+def default_language(desc: ModelDescription, language: str | None = None) -> str:
+    """The X-MOD language a folder runs when none is given: the chosen one, else fairseq's own default (en_XX, what
+    fairseq's XMOD layers use when no lang_id is passed) where the model has it, else its first."""
+    if desc.adapters is None:
+        raise ValueError("not an X-MOD model")
+    langs = desc.adapters.languages
+    if language is not None:
+        return language
+    return "en_XX" if "en_XX" in langs else langs[0]
+
+
+def xmod_settings(desc: ModelDescription, language: str | None = None) -> dict[str, Any]:
+    """XmodConfig's adapter settings for this model (fairseq's names on the right)."""
+    if desc.adapters is None:
+        raise ValueError("not an X-MOD model")
+    a = desc.adapters
+    return {
+        "pre_norm": desc.family == PRE_LN,  # encoder_normalize_before
+        "adapter_reduction_factor": a.reduction_factor,  # bottleneck
+        "adapter_layer_norm": a.layer_norm,  # adapter_layer_norm
+        "adapter_reuse_layer_norm": a.reuse_layer_norm,  # adapter_reuse_layer_norm
+        "ln_before_adapter": a.ln_before_adapter,  # ln_before_adapter
+        "languages": list(a.languages),  # languages
+        "default_language": default_language(desc, language),
+    }
 
 
 def read_labels(path: Path, classes: int) -> list[str]:

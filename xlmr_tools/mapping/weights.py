@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
+from xlmr_tools.model import POST_LN, PRE_LN, XMOD_MODEL_TYPE, ModelDescription
 
 FS = "encoder.sentence_encoder."  # fairseq's encoder body
 HF = "roberta."  # transformers' base model inside a *ForMaskedLM / *ForSequenceClassification
@@ -30,6 +30,7 @@ FAIRSEQ_NAMES = {
     "embedding_norm": FS + "layernorm_embedding.weight",
     "final_norm": FS + "layer_norm.weight",
     "first_ffn": FS + "layers.0.fc1.weight",
+    "first_adapter_norm": FS + "layers.0.adapter_layer_norm.weight",
     "quant_noise": FS + "quant_noise.weight",
     "lm_head": "encoder.lm_head.dense.weight",
 }
@@ -65,6 +66,8 @@ HF_MODULES: dict[str, str] = {
 LAYER_NUMBER = re.compile(r"^(?P<head>" + re.escape(FS) + r"layers\.)(?P<n>\d+)(?P<tail>\..*)$")
 _HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 _HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
+# X-MOD: a language's adapter in layer 0 (its name, and the adapter's size from fc1's rows).
+ADAPTER = re.compile(r"^" + re.escape(FS) + r"layers\.0\.adapter_modules\.(?P<lang>[^.]+)\.fc1\.weight$")
 
 # (fairseq suffix, HF suffix) inside one layer; each expands to .weight and .bias
 _LAYER_SHARED = [
@@ -76,6 +79,12 @@ _LAYER_SHARED = [
     ("fc2", "output.dense"),
 ]
 LAYER_TABLE = {
+    # X-MOD (transformers' Xmod): norms named as post-LN's in either layout; the adapters follow (ADAPTER_TABLE)
+    XMOD_MODEL_TYPE: _LAYER_SHARED
+    + [
+        ("self_attn_layer_norm", "attention.output.LayerNorm"),
+        ("final_layer_norm", "output.LayerNorm"),
+    ],
     POST_LN: _LAYER_SHARED
     + [
         ("self_attn_layer_norm", "attention.output.LayerNorm"),
@@ -88,11 +97,21 @@ LAYER_TABLE = {
     ],
 }
 
+# X-MOD, per layer and language; and the adapters' own LayerNorm (adapter_layer_norm=True), per layer
+ADAPTER_TABLE = [
+    ("adapter_modules.{lang}.fc1", "output.adapter_modules.{lang}.dense1"),
+    ("adapter_modules.{lang}.fc2", "output.adapter_modules.{lang}.dense2"),
+]
+ADAPTER_NORM = ("adapter_layer_norm", "output.adapter_layer_norm")
+
 # The shape transformers builds for each fairseq tensor (by the name's ending), in the description's sizes:
-# H hidden, F ffn, V vocabulary rows, P position rows, C the head's classes. A checkpoint whose tensors do not fit
-# cannot be represented; the hint names the fairseq option that made it so.
+# H hidden, F ffn, V vocabulary rows, P position rows, C the head's classes, A X-MOD's adapter size. A checkpoint
+# whose tensors do not fit cannot be represented; the hint names the fairseq option that made it so.
 SHAPES: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(r"embed_tokens\.weight$"), ("V", "H"), ""),
+    (re.compile(r"adapter_modules\.[^.]+\.fc1\.weight$"), ("A", "H"), "X-MOD adapters of different sizes"),
+    (re.compile(r"adapter_modules\.[^.]+\.fc1\.bias$"), ("A",), "X-MOD adapters of different sizes"),
+    (re.compile(r"adapter_modules\.[^.]+\.fc2\.weight$"), ("H", "A"), "X-MOD adapters of different sizes"),
     (re.compile(r"embed_positions\.weight$"), ("P", "H"), ""),
     (
         re.compile(r"self_attn\.[qkv]_proj\.weight$"),
@@ -297,6 +316,8 @@ def check_shapes(
     """Every tensor (or those named) has the shape transformers builds from the description; else refuse, naming
     the option behind it. Cheap: shapes only, no transformers import."""
     dims = {"H": desc.hidden, "F": desc.ffn, "V": desc.vocab_rows, "P": desc.position_rows}
+    if desc.adapters is not None:
+        dims["A"] = desc.hidden // desc.adapters.reduction_factor
     for name in names if names is not None else list(tensors):
         shape = tuple(tensors[name].shape)
         for pattern, template, hint in SHAPES:
@@ -353,10 +374,18 @@ class Plan:
 def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     """The full fairseq -> HF table for this model and output head (None = masked-LM head)."""
     rows: list[tuple[str, str, str]] = []
-    for fs, hf, group in TOP_TABLE[desc.family]:
+    top = TOP_TABLE[desc.family]
+    if desc.adapters is not None:  # X-MOD: the embedding LayerNorm in both layouts, and pre-LN's final one
+        top = TOP_TABLE[POST_LN] + (TOP_TABLE[PRE_LN][2:] if desc.family == PRE_LN else [])
+    for fs, hf, group in top:
         rows += _expand(fs, hf, group)
+    per_layer = LAYER_TABLE[XMOD_MODEL_TYPE if desc.adapters is not None else desc.family]
+    if desc.adapters is not None:
+        per_layer = per_layer + [ADAPTER_NORM] * desc.adapters.layer_norm
+        per_layer += [(fs.format(lang=lang), hf.format(lang=lang)) for lang in desc.adapters.languages
+                      for fs, hf in ADAPTER_TABLE]  # fmt: skip
     for i in range(desc.layers):
-        for fs, hf in LAYER_TABLE[desc.family]:
+        for fs, hf in per_layer:
             rows += _expand(f"{FS}layers.{i}.{fs}.", f"{HF}encoder.layer.{i}.{hf}.", f"layer {i}")
     if head is None:
         for fs, hf, group in LM_HEAD_TABLE:
@@ -472,6 +501,11 @@ def fairseq_layers(names: Iterable[str]) -> int:
 
 def hf_layers(names: Iterable[str]) -> int:
     return 1 + max((int(m.group(1)) for n in names if (m := _HF_LAYER.search(n))), default=-1)
+
+
+def fairseq_adapters(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """X-MOD: {language: adapter size} from layer 0's adapters, in the model's order."""
+    return {m["lang"]: int(shape[0]) for n, shape in shapes.items() if (m := ADAPTER.match(n))}
 
 
 def fairseq_heads(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:

@@ -28,7 +28,7 @@ from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import build_config, model_class_name, read_labels, validate
+from xlmr_tools.mapping.config import build_config, check_language, model_class_name, read_labels, validate
 from xlmr_tools.model import dtype_name, torch_dtype
 from xlmr_tools.ops.model_card import write_model_card
 from xlmr_tools.progress import NoProgress, Progress
@@ -107,6 +107,7 @@ def convert(
     vocab_bpe: str | Path | None = None,
     labels: str | Path | None = None,
     accept_missing_pieces: bool = False,
+    language: str | None = None,
     texts: list[str] | None = None,
     tol: float | None = None,
     progress: Progress | None = None,
@@ -115,7 +116,9 @@ def convert(
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
     for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint).
     `accept_missing_pieces`: publish although dict.txt lacks sentencepiece pieces (the tokenizer then differs from
-    fairseq's on texts that use them; the differences on the sample texts are reported, not fatal)."""
+    fairseq's on texts that use them; the differences on the sample texts are reported, not fatal).
+    `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
+    folder's default_language."""
     progress = progress or NoProgress()
     out = Path(out)
     ckpt = open_checkpoint(
@@ -124,7 +127,7 @@ def convert(
     )  # fmt: skip
     sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
     try:
-        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces)
+        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language)
         return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
     finally:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
@@ -140,6 +143,7 @@ class _Prepared:
     shard_bytes: int
     plan: weight_map.Plan
     labels: list[str] | None
+    language: str | None
     alignment: tokenizer_assets.Alignment
     to_write: list[TensorToWrite]
 
@@ -156,6 +160,7 @@ def _prepare(
     max_shard_size: str | int,
     force: bool,
     accept_missing_pieces: bool,
+    language: str | None = None,
 ) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
     desc = ckpt.description
@@ -165,6 +170,7 @@ def _prepare(
     if head is not None and head not in desc.classification_heads:
         weight_map.plan(ckpt.names(), desc, head, where)  # names the heads there are
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
+    check_language(desc, language, where)
     plan = weight_map.plan(ckpt.names(), desc, head, where, ckpt.dropped)
     weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
     labels_file = ckpt.labels_file(head)
@@ -179,7 +185,7 @@ def _prepare(
             "--accept-missing-pieces to publish anyway (the differences on the sample texts are then reported)",
         )
     prepared = _Prepared(
-        ckpt, head, target, shard_bytes, plan, labels, alignment, _tensors_to_write(ckpt, plan, target)
+        ckpt, head, target, shard_bytes, plan, labels, language, alignment, _tensors_to_write(ckpt, plan, target)
     )
     check_target(out, force)
     check_free_space(out, prepared.total + 50_000_000)
@@ -281,7 +287,9 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress, verify: bool
             shards = pool.submit(write)
             checked = pool.submit(check.run)
             torch.set_num_threads(1)  # the check's sums and casts must not spin a second core hash and copy need
-            config = build_config(desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials)
+            config = build_config(
+                desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
+            )
             config.save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
             if verify:  # the class AutoModel* builds from the written config, its keys and shapes (meta device).
@@ -324,7 +332,9 @@ def _verify_outputs(
         skipped.append("output check: fairseq is not importable here (weights were still checked)")
         return None, None
     progress.stage("running fairseq and transformers side by side, one layer at a time")
-    return compare_outputs_streamed(job.ckpt, open_folder(tmp), job.head, job.dtype, texts or list(DEFAULT_TEXTS), tol)
+    return compare_outputs_streamed(
+        job.ckpt, open_folder(tmp), job.head, job.dtype, texts or list(DEFAULT_TEXTS), tol, language=job.language
+    )
 
 
 def _same(t: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,15 @@ from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
-from xlmr_tools.model import PRE_LN, hf_model_type, torch_dtype
+from xlmr_tools.mapping.config import (
+    ACTIVATIONS,
+    check_language,
+    model_class_name,
+    problems,
+    read_labels,
+    xmod_settings,
+)
+from xlmr_tools.model import PRE_LN, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
@@ -118,7 +125,7 @@ def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
 def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> list[ConfigRow]:
     """The folder's config.json against what the checkpoint needs (labels too, when a label dictionary is known)."""
     d, cfg = ckpt.description, folder.config
-    want_type = hf_model_type(d.family, d.vocabulary)
+    want_type = d.hf_model_type
     rows = []
     mt = cfg.get("model_type")
     note = ""
@@ -146,6 +153,8 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
     }
     if head is not None:
         expected["num_labels"] = d.classification_heads[head]
+    if d.adapters is not None:  # X-MOD: the adapters' settings; default_language may be any of the languages
+        expected.update({k: v for k, v in xmod_settings(d).items() if k != "default_language"})
     for key, want in expected.items():
         got = cfg.get(key)
         if key == "num_labels":
@@ -227,9 +236,11 @@ def verify(
     vocab_bpe: str | Path | None = None,
     labels: str | Path | None = None,
     revision: str | None = None,
+    language: str | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`), resolved from the cache first."""
+    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`), resolved from the cache first.
+    `language`: X-MOD only: compare through this language's adapters (default: every language's)."""
     progress = progress or NoProgress()
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
@@ -243,6 +254,7 @@ def verify(
             f"folder's weights are {folder.description.family}",
         )
     head = choose_head(ckpt, folder, head)
+    check_language(ckpt.description, language, str(ckpt.path))
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
         raise BadInput(ckpt.path, found[0])
@@ -268,6 +280,7 @@ def verify(
         tol,
         device,
         on_stage=lambda s: progress.stage(f"comparing {s}"),
+        language=language,
     )
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")

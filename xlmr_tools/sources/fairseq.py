@@ -16,12 +16,13 @@ from xlmr_tools.io import torch_pickle
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
+    fairseq_adapters,
     fairseq_heads,
     fairseq_layers,
     is_bookkeeping,
     normalize_fairseq_state,
 )
-from xlmr_tools.model import POST_LN, PRE_LN, ModelDescription
+from xlmr_tools.model import POST_LN, PRE_LN, Adapters, ModelDescription
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 
@@ -198,7 +199,6 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
 
 # fairseq architectures by family, for a refusal that names what a checkpoint is (arch prefix -> what it is)
 OTHER_FAMILIES = [
-    ("xmod", "an X-MOD model (per-language adapters): not supported yet"),
     ("bart", "a BART model (encoder-decoder): not a RoBERTa-family encoder"),
     ("mbart", "an mBART model (encoder-decoder): not a RoBERTa-family encoder"),
     ("transformer_lm", "a transformer language model (decoder only): not a RoBERTa-family encoder"),
@@ -231,7 +231,15 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     has_emb_ln = FAIRSEQ_NAMES["embedding_norm"] in tensors
     normalize_before = bool(args.get("encoder_normalize_before", has_final))
     family = PRE_LN if (has_final if has_final != has_emb_ln else normalize_before) else POST_LN
-    if has_final and has_emb_ln:
+    adapters = _adapters(tensors, args, int(emb.shape[1]), unsupported)
+    if adapters is not None:  # X-MOD (transformers' Xmod): the embedding LayerNorm always, pre-LN's final one too
+        family = PRE_LN if has_final else POST_LN
+        if not has_emb_ln:
+            unsupported.append(
+                "X-MOD without an embedding LayerNorm (layernorm_embedding=False): transformers' Xmod always "
+                "normalizes the embeddings"
+            )
+    elif has_final and has_emb_ln:
         unsupported.append(
             "pre-LN (encoder_normalize_before=True) with an embedding LayerNorm "
             "(layernorm_embedding=True): transformers' XLMRobertaXL has no embedding LayerNorm"
@@ -303,4 +311,29 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
         tied_lm_head=not bool(args.get("untie_weights_roberta", False)),
         parameters=sum(unique.values()),
         unsupported=unsupported,
+        adapters=adapters,
+    )
+
+
+def _adapters(
+    tensors: dict[str, torch.Tensor], args: dict[str, Any], hidden: int, unsupported: list[str]
+) -> Adapters | None:
+    """X-MOD's adapters: the languages and their size from the tensors, the norms around them from the args (the
+    xmod_* architectures' defaults where the args lack them)."""
+    sizes = fairseq_adapters({n: tuple(t.shape) for n, t in tensors.items()})
+    if not sizes:
+        return None
+    size = next(iter(sizes.values()))
+    factor = hidden // size if size else 0
+    if set(sizes.values()) != {size} or not factor or hidden // factor != size:
+        unsupported.append(
+            f"X-MOD adapters of sizes {sorted(set(sizes.values()))} for hidden size {hidden}: transformers' Xmod "
+            "builds every adapter as hidden // adapter_reduction_factor"
+        )
+    return Adapters(
+        languages=list(sizes),
+        reduction_factor=max(factor, 1),
+        layer_norm=FAIRSEQ_NAMES["first_adapter_norm"] in tensors,
+        reuse_layer_norm=bool(args.get("adapter_reuse_layer_norm", True)),
+        ln_before_adapter=bool(args.get("ln_before_adapter", True)),
     )

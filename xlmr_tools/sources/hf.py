@@ -24,6 +24,8 @@ from xlmr_tools.model import (
     PRE_LN,
     SENTENCEPIECE,
     VOCABULARY_OF_MODEL_TYPE,
+    XMOD_MODEL_TYPE,
+    Adapters,
     ModelDescription,
     hf_model_type,
 )
@@ -143,7 +145,10 @@ def _describe(
     has_emb_ln = HF_NAMES["embedding_norm"] in shapes
     model_type = config.get("model_type")
     warnings: list[str] = []
-    if has_final and not has_emb_ln:
+    adapters = _adapters(config) if model_type == XMOD_MODEL_TYPE else None
+    if adapters is not None:  # X-MOD has the embedding LayerNorm in both layouts
+        family = PRE_LN if has_final else POST_LN
+    elif has_final and not has_emb_ln:
         family = PRE_LN
     elif has_emb_ln and not has_final:
         family = POST_LN
@@ -152,8 +157,8 @@ def _describe(
     else:
         raise BadInput(where, f"cannot tell the family: model_type {model_type!r} and no recognisable norm tensors")
     vocabulary = VOCABULARY_OF_MODEL_TYPE.get(str(model_type), SENTENCEPIECE)
-    want = hf_model_type(family, vocabulary)
-    if FAMILY_OF_MODEL_TYPE.get(str(model_type)) != family:
+    want = hf_model_type(family, vocabulary, adapters is not None)
+    if adapters is None and FAMILY_OF_MODEL_TYPE.get(str(model_type)) != family:
         warnings.append(
             f"config.json says model_type '{model_type}' but the weights are the {family} layout, which "
             f"transformers loads only as '{want}': AutoModel* would build the wrong class, "
@@ -197,5 +202,17 @@ def _describe(
         tied_lm_head=HF_NAMES["lm_decoder"] not in shapes and bool(config.get("tie_word_embeddings", True)),
         parameters=sum(math.prod(s) for s, _ in shapes.values()),
         vocabulary=vocabulary,
+        adapters=adapters,
     )
     return desc, warnings
+
+
+def _adapters(config: dict[str, Any]) -> Adapters:
+    """X-MOD's adapter settings, as XmodConfig names them."""
+    return Adapters(
+        languages=[str(x) for x in config.get("languages", ["en_XX"])],
+        reduction_factor=int(config.get("adapter_reduction_factor", 2)),
+        layer_norm=bool(config.get("adapter_layer_norm", False)),
+        reuse_layer_norm=bool(config.get("adapter_reuse_layer_norm", True)),
+        ln_before_adapter=bool(config.get("ln_before_adapter", True)),
+    )
