@@ -7,7 +7,7 @@ pieces, scored below every trained piece, so texts made of them segment into the
 Dictionary in sentencepiece order (as XLM-R's and XLM-V's), the model is built and saved by fairseq's own code
 (never committed). Then, in one run: `xlmr inspect`, `xlmr convert --no-verify`, and `xlmr convert` (verification:
 tokenizer ids against fairseq's own encoder on texts that use the synthetic pieces, <mask> at row 901,628, every
-layer against fairseq), each with wall time and peak memory.
+layer against fairseq), `xlmr verify` and `xlmr diff`, each with wall time and peak memory.
 
     .venv/bin/python benchmarks/xlmv_scale.py [--work DIR]
 
@@ -121,6 +121,7 @@ def main() -> None:
             "xlmr verify",
             [xlmr, "verify", str(ckpt), str(work / "out"), "-q", *texts_file, "--report", str(work / "v.json")],
         ),
+        measure("xlmr diff", [xlmr, "diff", str(ckpt), str(work / "out"), "-q"]),
     ]
     report = json.loads((work / "v.json").read_text())
     tok = report["tokenizer"]
@@ -136,6 +137,14 @@ def main() -> None:
     print(
         f"\ntokenizer: {tok['texts']} texts, ids equal fairseq's: {tok['equal']}; <mask> = {tok['mask_id']} "
         f"(fairseq's row {ROWS - 1}); worst stage max|Δ| {worst:.3g}"
+    )
+    from transformers import AutoTokenizer
+
+    written = AutoTokenizer.from_pretrained(str(work / "out"))
+    ids = [i for t in texts for i in written(t)["input_ids"]]
+    print(
+        f"the texts' {len(ids)} tokens: {sum(i > 4 + 240 for i in ids)} are synthetic pieces (ids above the 240 "
+        f"trained ones), highest id {max(ids):,}"
     )
     if not (tok["equal"] and tok["mask_id"] == ROWS - 1 and all(r.rc == 0 for r in runs)):
         raise SystemExit("XLM-V scale check failed")

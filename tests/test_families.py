@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
 from full_forward import fairseq_hub
-from test_configurations import _assert_head_matches, _assert_mlm_matches, _head_logits
+from test_configurations import TEXTS, _assert_head_matches, _assert_mlm_matches, _head_logits
 from test_tokenizer_fuzz import DOCUMENTED
 from tokenizer_fuzz import compare, texts_sample
 from transformers import AutoTokenizer, pipeline
@@ -69,7 +69,22 @@ def test_verify_diff_and_inspect(tmp_path, cli, name):
     assert inspect_path(out).description["vocabulary"] == report.description["vocabulary"]
 
 
-@pytest.mark.parametrize("name", ["roberta_gpt2", "camembert"])
+def test_gpt2_folder_has_transformers_vocab_and_merges_files(tmp_path):
+    """vocab.json (fairseq's ids) and merges.txt beside tokenizer.json, as roberta-base on the Hub: a
+    RobertaTokenizer built from them alone gives the same ids; GPT-2's own encoder.json (GPT-2's ids) is not there."""
+    from transformers import RobertaTokenizer
+
+    out = tmp_path / "out"
+    convert(fixture("roberta_gpt2"), out, verify=False)
+    assert not (out / "encoder.json").exists() and not (out / "vocab.bpe").exists()
+    files = RobertaTokenizer(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"))
+    auto = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
+    hub = fairseq_hub(fixture("roberta_gpt2"))
+    for text in TEXTS:
+        assert files(text)["input_ids"] == auto(text)["input_ids"] == hub.encode(text).tolist()
+
+
+@pytest.mark.parametrize("name", ["roberta_gpt2", "camembert", "xmod_base"])
 def test_fill_mask_pipeline_predicts_what_fairseq_predicts(tmp_path, name):
     out = tmp_path / "out"
     convert(fixture(name), out, verify=False)
@@ -78,8 +93,9 @@ def test_fill_mask_pipeline_predicts_what_fairseq_predicts(tmp_path, name):
     text = f"The quick brown fox {fill.tokenizer.mask_token} over the lazy dog."
     ids = fill.tokenizer(text, return_tensors="pt")["input_ids"]
     at = int((ids[0] == fill.tokenizer.mask_token_id).nonzero()[0, 0])
+    extra = {"lang_id": ["en_XX"]} if name.startswith("xmod") else {}  # X-MOD: the folder's default_language
     with torch.no_grad():
-        want = hub.model(ids)[0][0, at].topk(3).indices.tolist()
+        want = hub.model(ids, **extra)[0][0, at].topk(3).indices.tolist()
     assert [p["token"] for p in fill(text, top_k=3)] == want
 
 
@@ -146,3 +162,12 @@ def test_gpt2_files_are_named_when_missing_and_taken_from_flags(cli, tmp_path):
 def test_half_precision_verifies(tmp_path, dtype):
     result = convert(fixture("roberta_gpt2"), tmp_path / "out", dtype=dtype)
     assert result.dtype == dtype and result.outputs is not None and result.outputs.worst is None
+
+
+def test_convert_takes_the_users_texts(cli, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one text\nand another one\n")
+    r = cli("convert", fixture("roberta_gpt2"), tmp_path / "out", "--texts-file", texts, "--text", "a third", "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["outputs"]["texts"] == 3 and result["tokenizer"]["texts"] == 3

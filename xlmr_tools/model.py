@@ -20,24 +20,28 @@ CAMEMBERT = "camembert"  # sentencepiece whose dict.txt lists the model's own <u
 GPT2 = "gpt2"  # RoBERTa: GPT-2 byte-level BPE, dict.txt holding GPT-2 token ids
 VOCABULARIES = (SENTENCEPIECE, CAMEMBERT, GPT2)
 
-# transformers model_type by (layout, vocabulary); pre-LN has one class in transformers, whatever the vocabulary.
-HF_MODEL_TYPES = {
-    (POST_LN, SENTENCEPIECE): "xlm-roberta",
-    (POST_LN, CAMEMBERT): "camembert",
-    (POST_LN, GPT2): "roberta",
-    (PRE_LN, SENTENCEPIECE): "xlm-roberta-xl",
-    (PRE_LN, CAMEMBERT): "xlm-roberta-xl",
-    (PRE_LN, GPT2): "xlm-roberta-xl",
+# transformers' class family by (layout, vocabulary): its model_type and class-name prefix. The classes share module
+# names (the `roberta.` base model); pre-LN has one class, XLMRobertaXL, whatever the vocabulary (its tokenizer is
+# named apart in tokenizer_config.json); X-MOD (adapters) has its own, in either layout.
+HF_CLASSES = {
+    (POST_LN, SENTENCEPIECE): ("xlm-roberta", "XLMRoberta"),
+    (POST_LN, CAMEMBERT): ("camembert", "Camembert"),
+    (POST_LN, GPT2): ("roberta", "Roberta"),
+    **{(PRE_LN, vocabulary): ("xlm-roberta-xl", "XLMRobertaXL") for vocabulary in VOCABULARIES},
 }
-FAMILY_OF_MODEL_TYPE = {t: layout for (layout, _), t in HF_MODEL_TYPES.items()}
+XMOD_MODEL_TYPE = "xmod"
+XMOD_CLASSES = (XMOD_MODEL_TYPE, "Xmod")
+FAMILY_OF_MODEL_TYPE = {t: layout for (layout, _), (t, _) in HF_CLASSES.items()}
 VOCABULARY_OF_MODEL_TYPE = {"roberta": GPT2, "camembert": CAMEMBERT}
 
 
-XMOD_MODEL_TYPE = "xmod"  # X-MOD (per-language adapters), pre- or post-LN: one transformers class
+def hf_classes(family: str, vocabulary: str = SENTENCEPIECE, xmod: bool = False) -> tuple[str, str]:
+    """(model_type, class-name prefix) transformers has for this model."""
+    return XMOD_CLASSES if xmod else HF_CLASSES[(family, vocabulary)]
 
 
 def hf_model_type(family: str, vocabulary: str = SENTENCEPIECE, xmod: bool = False) -> str:
-    return XMOD_MODEL_TYPE if xmod else HF_MODEL_TYPES[(family, vocabulary)]
+    return hf_classes(family, vocabulary, xmod)[0]
 
 
 @dataclass
@@ -91,7 +95,12 @@ class ModelDescription:
 
     @property
     def hf_model_type(self) -> str:
-        return hf_model_type(self.family, self.vocabulary, self.adapters is not None)
+        return self.hf_classes[0]
+
+    @property
+    def hf_classes(self) -> tuple[str, str]:
+        """(model_type, class-name prefix) in transformers."""
+        return hf_classes(self.family, self.vocabulary, self.adapters is not None)
 
     @property
     def max_positions(self) -> int:

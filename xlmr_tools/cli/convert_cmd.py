@@ -20,6 +20,8 @@ from xlmr_tools.cli.options import (
     Lang,
     Quiet,
     SpmPath,
+    Texts,
+    TextsFile,
     Tol,
     Trust,
     VocabBpe,
@@ -51,6 +53,8 @@ def convert(
     vocab_bpe: VocabBpe = None,
     labels: Labels = None,
     lang: Lang = None,
+    text: Texts = None,
+    texts_file: TextsFile = None,
     accept_missing_pieces: Annotated[
         bool,
         typer.Option(
@@ -65,7 +69,10 @@ def convert(
     console.warn_if_trusting(trust)
     with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
         start_digest(find_checkpoint_file(src))
+    from xlmr_tools.compare.texts import read_texts
     from xlmr_tools.ops.convert import convert as convert_checkpoint
+
+    texts = read_texts(text, texts_file)
 
     with console.progress(quiet or json_) as progress:
         result = convert_checkpoint(
@@ -83,6 +90,7 @@ def convert(
             vocab_bpe=vocab_bpe,
             labels=labels,
             language=lang,
+            texts=texts,
             accept_missing_pieces=accept_missing_pieces,
             tol=tol,
             progress=progress,

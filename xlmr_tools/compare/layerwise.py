@@ -21,7 +21,7 @@ from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_to
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.mapping.weights import FAIRSEQ_MODULES, HF_MODULES, HF_NAMES, TIED_COPIES, hf_classifier_classes
-from xlmr_tools.model import PRE_LN
+from xlmr_tools.model import PRE_LN, hf_classes
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
 
@@ -164,7 +164,7 @@ class HFRunner(Runner):
         }
         # The class the weights are (not what config.json claims: verify reports that): XLM-R's classes compute
         # RoBERTa's and CamemBERT's too, under the same module names.
-        prefix = "Xmod" if desc.adapters is not None else "XLMRobertaXL" if desc.family == PRE_LN else "XLMRoberta"
+        prefix = hf_classes(desc.family, xmod=desc.adapters is not None)[1]
         config = getattr(transformers, prefix + "Config")(**cfg)
         config._attn_implementation = "sdpa"
         self.head = head

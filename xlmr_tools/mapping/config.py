@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import CAMEMBERT, GPT2, POST_LN, PRE_LN, SENTENCEPIECE, ModelDescription
+from xlmr_tools.model import PRE_LN, ModelDescription
 
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
@@ -23,22 +23,8 @@ ACTIVATIONS = {
 }
 
 
-# transformers' class family by (layout, vocabulary): the same modules under the same names (the `roberta.` base
-# model), told apart by model_type. Pre-LN has one class, XLMRobertaXL, whatever the vocabulary; its tokenizer is
-# named apart in tokenizer_config.json.
-CLASS_PREFIX = {
-    (POST_LN, SENTENCEPIECE): "XLMRoberta",
-    (POST_LN, CAMEMBERT): "Camembert",
-    (POST_LN, GPT2): "Roberta",
-    (PRE_LN, SENTENCEPIECE): "XLMRobertaXL",
-    (PRE_LN, CAMEMBERT): "XLMRobertaXL",
-    (PRE_LN, GPT2): "XLMRobertaXL",
-}
-
-
 def model_class_name(desc: ModelDescription, head: str | None) -> str:
-    base = "Xmod" if desc.adapters is not None else CLASS_PREFIX[(desc.family, desc.vocabulary)]
-    return base + ("ForMaskedLM" if head is None else "ForSequenceClassification")
+    return desc.hf_classes[1] + ("ForMaskedLM" if head is None else "ForSequenceClassification")
 
 
 def problems(desc: ModelDescription, args: dict[str, Any], head: str | None) -> list[str]:
@@ -95,7 +81,7 @@ def build_config(
     import transformers
 
     validate(desc, args, head, where)
-    cls = getattr(transformers, model_class_name(desc, head).removesuffix(_SUFFIX[head is None]) + "Config")
+    cls = getattr(transformers, desc.hf_classes[1] + "Config")
     ids = specials or {"<s>": 0, "</s>": 2}
     kwargs: dict[str, Any] = dict(
         vocab_size=desc.vocab_rows,
@@ -129,9 +115,6 @@ def build_config(
     config = cls(**kwargs)
     config.dtype = dtype
     return config
-
-
-_SUFFIX = {True: "ForMaskedLM", False: "ForSequenceClassification"}
 
 
 def default_language(desc: ModelDescription, language: str | None = None) -> str:

@@ -303,8 +303,10 @@ def _gpt2(out: Path, alignment: Alignment, max_length: int):
         vocab[token_of.get(sym) or (name if sym in FAIRSEQ_SPECIALS else filler_token(sym, GPT2))] = i
     vocab["<mask>"] = alignment.mask_id
     merges = [(a, b) for a, b in merges if a in vocab and b in vocab and a + b in vocab]
-    for name in MODEL_FILES[GPT2]:
-        shutil.copyfile(alignment.files[name], out / name)
+    # transformers' own file pair beside tokenizer.json (what roberta-base on the Hub has): the vocabulary in fairseq's
+    # ids and the merges kept; GPT-2's encoder.json (GPT-2's ids) is not copied, it would mislead
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
     # tokenizers takes merges as (a, b) pairs; transformers' annotation says strings, which tokenizers rejects
     return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)  # type: ignore[arg-type]
 
