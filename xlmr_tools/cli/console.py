@@ -81,6 +81,18 @@ def errors_to_exit() -> Iterator[None]:
         internal_error(e)
 
 
+def performance_line(perf: Any) -> str:
+    """The output check's compute against the FLOP bound of its real tokens (compare/flops.py)."""
+    if perf is None:
+        return ""
+    padding = perf.padded_tokens / perf.tokens - 1 if perf.tokens else 0.0
+    return (
+        f"compute: {perf.flops / 1e9:,.1f} GFLOP on {perf.tokens:,} real tokens ({padding:.0%} padding run) in "
+        f"{perf.seconds:.1f} s = {perf.achieved_flops / 1e9:,.1f} GFLOPS; GEMM peak measured now "
+        f"{perf.peak_flops / 1e9:,.0f} GFLOPS: {perf.seconds / perf.bound_seconds:.2f}× the FLOP bound"
+    )
+
+
 def languages_note(languages: list[str]) -> str:
     """X-MOD: which language adapters the compared texts ran through."""
     if not languages:

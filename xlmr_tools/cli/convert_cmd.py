@@ -107,6 +107,7 @@ def convert(
                 f"{console.languages_note(o.languages)})",
             )
         )
+        console.out.print(console.performance_line(o.performance))
     if result.tokenizer is not None:
         t = result.tokenizer
         console.out.print(

@@ -107,6 +107,7 @@ def verify(
                     f"{console.languages_note(o.languages)})",
                 )
             )
+            console.out.print(console.performance_line(o.performance))
         for s in result.skipped:
             console.warn(f"not checked: {s}")
         for r in result.config:

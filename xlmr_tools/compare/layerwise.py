@@ -8,15 +8,19 @@ between modules mirrors each library's own forward (fairseq: `TransformerEncoder
 
 from __future__ import annotations
 
+import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare.flops import Performance, gemm_peak, text_flops
 from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import BadInput, VerificationFailed
@@ -25,7 +29,7 @@ from xlmr_tools.model import PRE_LN, hf_classes
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
 
-HEAD_ROWS = 128  # tokens per LM-head chunk: 128 x 250880 logits = 128 MB in fp32
+VOCAB_BLOCK = 8192  # LM-head rows per block: 8192 x 2560 (XL) = 84 MB of weight, x 1024 tokens = 34 MB of logits
 
 
 @dataclass
@@ -41,6 +45,9 @@ class Runner(ABC):
 
     model: Any  # fairseq's RobertaModel or a transformers *For* model, built on the meta device
     layers: int
+    vocab_rows: int
+    hidden: int
+    ffn: int
     has_final_norm: bool
     head: str | None  # None: masked-LM; else the classification head's name
     head_stage: str
@@ -87,7 +94,16 @@ class Runner(ABC):
     def load_head(self) -> None: ...
 
     @abstractmethod
-    def run_head(self, features: torch.Tensor) -> torch.Tensor: ...
+    def run_head(self, features: torch.Tensor) -> torch.Tensor:
+        """A classification head on the final features."""
+
+    @abstractmethod
+    def lm_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The masked-LM head up to its decoder (dense, activation, LayerNorm), as the library's head computes it."""
+
+    @abstractmethod
+    def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The decoder for vocabulary rows start..end (the logits of those words), as the library computes it."""
 
 
 def _persistent(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -104,6 +120,8 @@ class FairseqRunner(Runner):
         self.model, self.head = oracle.model, head
         enc = self.model.encoder.sentence_encoder
         self.layers = len(enc.layers)
+        self.vocab_rows = enc.embed_tokens.num_embeddings
+        self.hidden, self.ffn = enc.embed_tokens.embedding_dim, enc.layers[0].fc1.out_features
         self.has_final_norm = enc.layer_norm is not None
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = enc.padding_idx
@@ -147,9 +165,16 @@ class FairseqRunner(Runner):
             self._load(str(FAIRSEQ_MODULES["head"]).format(head=self.head))
 
     def run_head(self, features: torch.Tensor) -> torch.Tensor:
-        if self.head is None:
-            return self.model.encoder.lm_head(features)
         return self.model.classification_heads[self.head](features)
+
+    def lm_features(self, features: torch.Tensor) -> torch.Tensor:
+        head = self.model.encoder.lm_head  # RobertaLMHead.forward, up to its projection
+        return head.layer_norm(head.activation_fn(head.dense(features)))
+
+    def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        head = self.model.encoder.lm_head
+        weight, bias = head.weight[start:end], head.bias[start:end]
+        return lambda x: F.linear(x, weight) + bias  # fairseq's own form: the bias added after the product
 
 
 class HFRunner(Runner):
@@ -185,6 +210,8 @@ class HFRunner(Runner):
         self.names = names
         self.tied = desc.tied_lm_head
         self.layers = config.num_hidden_layers
+        self.vocab_rows = desc.vocab_rows
+        self.hidden, self.ffn = config.hidden_size, config.intermediate_size
         self.has_final_norm = desc.family == PRE_LN
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = int(config.pad_token_id if config.pad_token_id is not None else 1)
@@ -243,7 +270,17 @@ class HFRunner(Runner):
         self._load(module, state)
 
     def run_head(self, features: torch.Tensor) -> torch.Tensor:
-        return (self.model.lm_head if self.head is None else self.model.classifier)(features)
+        return self.model.classifier(features)
+
+    def lm_features(self, features: torch.Tensor) -> torch.Tensor:
+        head = self.model.lm_head  # XLMRobertaLMHead.forward (and its siblings'), up to the decoder
+        gelu = sys.modules[type(head).__module__].gelu  # the gelu the head's own module calls
+        return head.layer_norm(gelu(head.dense(features)))
+
+    def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        decoder = self.model.lm_head.decoder
+        weight, bias = decoder.weight[start:end], decoder.bias[start:end]
+        return lambda x: F.linear(x, weight, bias)  # nn.Linear's own form: the bias fused into the product
 
 
 def compare_streamed(
@@ -268,6 +305,8 @@ def compare_streamed(
         langs = [languages[i] for i in idx] if languages is not None else None
         batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs))
     acc: dict[str, StageAccumulator] = {}
+    peak = gemm_peak(device, dtype, a.hidden)
+    started = time.perf_counter()
 
     def compare(stage: str, xa: list[torch.Tensor], xb: list[torch.Tensor], per_token: bool = True) -> None:
         s = acc.setdefault(stage, StageAccumulator(stage, tol))
@@ -305,25 +344,33 @@ def compare_streamed(
         a.load_head()
         b.load_head()
         if a.head is None and b.head is None:
+            # Vocabulary blocks outside, tokens inside: each page of the (memory-mapped) decoder matrix is read once
+            # per model, not once per token chunk, so a memory cap below its size costs no re-reads.
             s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
-            for batch, u, v in zip(batches, fa, fb):
-                for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
-                    for start in range(0, n, HEAD_ROWS):  # position-wise head: exact in chunks
-                        end = min(n, start + HEAD_ROWS)
-                        s.update(
-                            a.run_head(u[row : row + 1, start:end])[0].cpu(),
-                            b.run_head(v[row : row + 1, start:end])[0].cpu(),
-                            text,
-                            start,
-                        )
+            ha, hb = [a.lm_features(u) for u in fa], [b.lm_features(v) for v in fb]
+            rows = a.vocab_rows
+            if rows != b.vocab_rows:
+                raise BadInput(None, f"the two models have {rows} and {b.vocab_rows} vocabulary rows")
+            for start in range(0, rows, VOCAB_BLOCK):
+                end = min(rows, start + VOCAB_BLOCK)
+                la, lb = a.lm_block(start, end), b.lm_block(start, end)
+                for batch, u, v in zip(batches, ha, hb):
+                    ya, yb = la(u), lb(v)
+                    for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
+                        s.update(ya[row, :n].cpu(), yb[row, :n].cpu(), text)
         else:
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
+    seconds = time.perf_counter() - started
+    vocab = a.vocab_rows if a.head is None else None
+    flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
+    run_tokens = sum(len(b.lengths) * int(b.ids.shape[1]) for b in batches)
     return OutputReport(
         [s.row() for s in acc.values()],
         str(dtype).removeprefix("torch."),
         len(ids),
         sum(lengths),
         sorted(set(languages), key=languages.index) if languages else [],
+        Performance(sum(lengths), run_tokens, flops, seconds, peak),
     )
 
 

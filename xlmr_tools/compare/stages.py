@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from xlmr_tools.compare.flops import Performance
+
 # Default output tolerances by the dtype the models run in (fp32 default 1e-5, as promised in the docs).
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-2, torch.bfloat16: 1.5e-1}
 
@@ -44,6 +46,7 @@ class OutputReport:
     texts: int = 0
     tokens: int = 0
     languages: list[str] = field(default_factory=list)  # X-MOD: the language adapters the texts ran through
+    performance: Performance | None = None  # compute against the FLOP bound (streamed comparisons)
 
     @property
     def ok(self) -> bool:
@@ -61,6 +64,7 @@ class OutputReport:
             "texts": self.texts,
             "tokens": self.tokens,
             "languages": self.languages,
+            "performance": self.performance.to_dict() if self.performance else None,
             "stages": [r.to_dict() for r in self.rows],
         }
 
@@ -109,12 +113,12 @@ class StageAccumulator:
 
 
 def micro_batches(lengths: list[int], size: int = 2) -> list[list[int]]:
-    """Group text indices so each batch pairs long with short texts: every batch is padded, memory stays bounded."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches = []
-    while order:
-        batch = [order.pop()]
-        while order and len(batch) < size:
-            batch.append(order.pop(0))
-        batches.append(sorted(batch))
-    return batches
+    """Group text indices by length (sorted, `size` per batch) so padding stays small: the work is the real tokens'.
+    Padding is still tested: if no batch would hold texts of different lengths, the longest text swaps places with
+    the last of the shortest batch."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    padded = any(len({lengths[i] for i in b}) > 1 for b in batches)
+    if not padded and len(batches) > 1 and len(batches[0]) > 1 and len(set(lengths)) > 1:
+        batches[0][-1], batches[-1][-1] = batches[-1][-1], batches[0][-1]
+    return [sorted(b) for b in batches]

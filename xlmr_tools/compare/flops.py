@@ -1,0 +1,68 @@
+"""How far a verification is from the hardware's limit: the FLOPs of the real (non-pad) tokens against a GEMM peak
+measured on the same device, dtype and threads, in the same run.
+
+Per model, per text of n tokens, per layer (hidden H, FFN F): q/k/v/out projections 8·n·H², FFN 4·n·H·F, attention
+scores and mix 4·n²·H; the masked-LM head 2·n·H² + 2·n·H·V. Norms, activations and X-MOD's adapters (2 % of a
+layer) are left out, so the bound is a floor. A verification runs two models.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+
+def text_flops(n: int, hidden: int, ffn: int, layers: int, vocab: int | None) -> float:
+    """One model's forward FLOPs on one text of n tokens (vocab: the masked-LM head's rows, None for a classifier)."""
+    per_layer = 8 * n * hidden * hidden + 4 * n * hidden * ffn + 4 * n * n * hidden
+    head = 2 * n * hidden * hidden + 2 * n * hidden * vocab if vocab else 2 * hidden * hidden
+    return float(layers * per_layer + head)
+
+
+def gemm_peak(device: str, dtype: torch.dtype, hidden: int, seconds: float = 0.3) -> float:
+    """FLOP/s of a large matrix product in the model's shapes ([1024, H] x [H, 4H]) on this device, dtype and
+    thread count: the roof the verification is measured against."""
+    n = max(hidden, 256)
+    a = torch.randn(1024, n, device=device).to(dtype)
+    b = torch.randn(n, 4 * n, device=device).to(dtype)
+    torch.mm(a, b)  # warm-up (kernel selection, page faults)
+    _sync(device)
+    runs, start = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        runs += 1
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return runs * 2.0 * 1024 * n * 4 * n / elapsed
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@dataclass
+class Performance:
+    """The output comparison's compute against the FLOP bound of its real tokens."""
+
+    tokens: int  # real (non-pad) tokens, every text once
+    padded_tokens: int  # tokens the micro-batches ran, pads included
+    flops: float  # both models, real tokens only
+    seconds: float  # wall time of the streamed comparison (loading modules included)
+    peak_flops: float  # the GEMM peak measured in the same run
+
+    @property
+    def bound_seconds(self) -> float:
+        return self.flops / self.peak_flops if self.peak_flops else 0.0
+
+    @property
+    def achieved_flops(self) -> float:
+        return self.flops / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bound_seconds": self.bound_seconds, "achieved_flops": self.achieved_flops,
+                "ratio_to_bound": self.seconds / self.bound_seconds if self.bound_seconds else None}  # fmt: skip
