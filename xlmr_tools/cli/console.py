@@ -136,14 +136,17 @@ def _raised_while_interrupted(e: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
-def print_json(data: Any, report: Path | None = None) -> None:
-    text = json.dumps(data, indent=2, default=str)
-    if report is not None:
-        write_report(report, data)
-    print(text)
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
 
 
-def write_report(report: Path, data: Any) -> None:
+def write_report(report: Path, data: Any, kind: str) -> None:
+    """--report FILE: JSON, or a self-contained HTML page when FILE ends in .html."""
+    if report.suffix.lower() in (".html", ".htm"):
+        from xlmr_tools.ops.html_report import provenance, write_html_report
+
+        write_html_report(report, kind, data, provenance(["xlmr", *sys.argv[1:]]))
+        return
     report.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 

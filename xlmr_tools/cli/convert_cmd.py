@@ -19,6 +19,7 @@ from xlmr_tools.cli.options import (
     Labels,
     Lang,
     Quiet,
+    Report,
     SpmPath,
     Texts,
     TextsFile,
@@ -55,6 +56,7 @@ def convert(
     lang: Lang = None,
     text: Texts = None,
     texts_file: TextsFile = None,
+    report: Report = None,
     accept_missing_pieces: Annotated[
         bool,
         typer.Option(
@@ -95,6 +97,8 @@ def convert(
             tol=tol,
             progress=progress,
         )
+    if report is not None:
+        console.write_report(report, result.to_dict(), "convert")
     if json_:
         console.print_json(result.to_dict())
         return

@@ -61,7 +61,7 @@ def diff(
         )
     data = result.to_dict()
     if report is not None:
-        console.write_report(report, data)
+        console.write_report(report, data, "diff")
     if json_:
         console.print_json(data)
     else:

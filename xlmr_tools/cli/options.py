@@ -46,7 +46,13 @@ Lang = Annotated[
 ]
 Texts = Annotated[list[str] | None, typer.Option("--text", help="A sample text (repeatable).")]
 TextsFile = Annotated[Path | None, typer.Option("--texts-file", help="Sample texts, one per line.")]
-Report = Annotated[Path | None, typer.Option("--report", help="Also write the JSON result to this file.")]
+Report = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Also write the result to this file: JSON, or a self-contained HTML page (per-stage chart) for *.html.",
+    ),
+]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda: where the models run.")]
 Labels = Annotated[
     Path | None,

@@ -80,7 +80,7 @@ def verify(
         )
     data = result.to_dict()
     if report is not None:
-        console.write_report(report, data)
+        console.write_report(report, data, "verify")
     if json_:
         console.print_json(data)
     else:

@@ -54,6 +54,7 @@ class ConvertResult:
     skipped: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)  # known differences the user accepted (by flag)
     stale_removed: list[str] = field(default_factory=list)  # temporary folders of killed earlier runs
+    source_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class ConvertResult:
             "skipped": self.skipped,
             "accepted": self.accepted,
             "stale_removed": self.stale_removed,
+            "source_sha256": self.source_sha256,
         }
 
 
@@ -242,7 +244,8 @@ def _convert_prepared(
                 f"tol {w.tol:g} (text {w.text}, token {w.token}); not written",
             )
         progress.stage("writing model card")
-        write_model_card(tmp, result.to_dict(), sha256.result(), __version__)
+        result.source_sha256 = sha256.result()
+        write_model_card(tmp, result.to_dict(), result.source_sha256, __version__)
     return result
 
 
