@@ -37,15 +37,21 @@ ROWS = 250_880
 
 def values(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """Seeded values for one tensor, by its name alone (so any layer count gives the same layer k): norm weights
-    around 1, biases around 0.05, matrices N(0, 0.02) — far from 1/0, small enough to keep 48 layers finite."""
+    around 1, biases around 0.05, matrices N(0, 0.02) — far from 1/0, small enough to keep 48 layers finite. Made in
+    row blocks straight into the tensor, so the peak is the tensor itself (in its dtype) and one block."""
     g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    if name.endswith("weight") and len(shape) == 1:
-        t = torch.rand(shape, generator=g) * 0.8 + 0.6
-    elif name.endswith("bias"):
-        t = torch.rand(shape, generator=g) * 0.4 - 0.15
-    else:
-        t = torch.randn(shape, generator=g) * 0.02
-    return t.to(dtype)
+    out = torch.empty(shape, dtype=dtype)
+    rows = out.view(-1, shape[-1]) if len(shape) > 1 else out.view(1, -1)
+    for start in range(0, rows.shape[0], 4096):
+        block = torch.empty(rows[start : start + 4096].shape)
+        if name.endswith("weight") and len(shape) == 1:
+            block.uniform_(0.6, 1.4, generator=g)
+        elif name.endswith("bias"):
+            block.uniform_(-0.15, 0.25, generator=g)
+        else:
+            block.normal_(0.0, 0.02, generator=g)
+        rows[start : start + 4096] = block
+    return out
 
 
 def fairseq_state(folder: Path, arch: str, args: list[str], dims: list[str], half: bool) -> tuple[dict, dict]:

@@ -52,8 +52,9 @@ class Performance:
     tokens: int  # real (non-pad) tokens, every text once
     padded_tokens: int  # tokens the micro-batches ran, pads included
     flops: float  # both models, real tokens only
-    seconds: float  # wall time of the streamed comparison (loading modules included)
+    seconds: float  # wall time of the streamed forward comparison (loading modules, so reading them, included)
     peak_flops: float  # the GEMM peak measured in the same run
+    weights_seconds: float = 0.0  # verify's weight comparison run between the stages (not in `seconds`)
 
     @property
     def bound_seconds(self) -> float:

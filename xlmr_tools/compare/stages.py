@@ -112,12 +112,22 @@ class StageAccumulator:
         )  # NaN never passes
 
 
-def micro_batches(lengths: list[int], size: int = 2) -> list[list[int]]:
-    """Group text indices by length (sorted, `size` per batch) so padding stays small: the work is the real tokens'.
-    Padding is still tested: if no batch would hold texts of different lengths, the longest text swaps places with
-    the last of the shortest batch."""
+BATCH_TOKENS = 2048  # padded tokens per micro-batch: big enough for efficient matrix products (every batch
+# streams all of a layer's weights through the CPU once), small enough that activations stay small (XL: 84 MB)
+
+
+def micro_batches(lengths: list[int], budget: int = BATCH_TOKENS) -> list[list[int]]:
+    """Group text indices by length (sorted, as many per batch as `budget` padded tokens allow) so padding stays
+    small and the matrix products are large: the work is the real tokens', at GEMM speed. Padding is still tested:
+    if no batch would hold texts of different lengths, the longest text swaps places with the last of the first
+    batch."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    batches: list[list[int]] = []
+    for i in order:  # sorted: the newest text is the batch's longest
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
     padded = any(len({lengths[i] for i in b}) > 1 for b in batches)
     if not padded and len(batches) > 1 and len(batches[0]) > 1 and len(set(lengths)) > 1:
         batches[0][-1], batches[-1][-1] = batches[-1][-1], batches[0][-1]

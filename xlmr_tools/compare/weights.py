@@ -69,12 +69,13 @@ def tensor_diff(
     faithful cast compares equal."""
     mx = peak = 0.0
     for x, y in zip(iter_chunks(a, b.dtype if cast_to_b else None), iter_chunks(b)):
-        if not x.numel():
+        if not x.numel() or (x.dtype == y.dtype and torch.equal(x, y)):  # the usual case, in one pass (NaN: never)
             continue
-        x, y = x.float(), y.float()
-        d = (x - y).abs().max().item()
+        d = (x.float() - y.float()).abs().max().item()
         mx = d if d != d or mx != mx else max(mx, d)  # a NaN anywhere is kept: it never compares equal
-        peak = max(peak, x.abs().max().item())
+    if mx != 0:  # only a differing tensor needs its peak, for the relative figure: a second pass, rarely taken
+        for x in iter_chunks(a, b.dtype if cast_to_b else None):
+            peak = max(peak, x.float().abs().max().item()) if x.numel() else peak
     rel = mx / peak if peak else (0.0 if mx == 0 else float("inf"))
     return TensorDiff(
         name,

@@ -165,6 +165,11 @@ def _performance(p: dict[str, Any] | None) -> str:
         f"run, pads included) in {p['seconds']:.1f} s: {p['achieved_flops'] / 1e9:,.1f} GFLOPS against a GEMM peak "
         f"of {p['peak_flops'] / 1e9:,.0f} GFLOPS measured in the same run"
         + (f", <b>{ratio:.2f}× the FLOP bound</b>" if ratio else "")
+        + (
+            f"; the weights were compared between the stages in {p['weights_seconds']:.1f} s more"
+            if p.get("weights_seconds")
+            else ""
+        )
         + ".</p>"
     )
 

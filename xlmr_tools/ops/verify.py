@@ -180,44 +180,73 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
     return rows
 
 
-def weight_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress) -> WeightReport:
-    """Every mapped (and synthesized) tensor against the folder's, after casting to the folder's dtype; tied copies
-    a writer kept must equal their source; anything else in the folder is extra unless known to be harmless."""
-    plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
-    rows = {m.hf: m for m in plan.mapped}
-    dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+class WeightPass:
+    """Every mapped (and synthesized) tensor against the folder's, after casting to the folder's dtype; tied copies a
+    writer kept must equal their source; anything else in the folder is extra unless known to be harmless.
 
-    def source(hf_name: str) -> torch.Tensor:
-        return rows[hf_name].take(ckpt.tensor, ckpt.description, dtype)
+    Runnable whole, or report group by report group ("embeddings", "layer 3", ...) as the streamed forward loads
+    that part: each layer's pages are then read from disk once, not once for the weights and again for the outputs
+    (at XL-36, 28 GB that do not fit the page cache: the second read was most of the output check's time)."""
 
-    shapes = {n: folder.shape(n) for n in folder.names()}
-    report = compare_weights(
-        [(n, n) for n in rows],
-        source,
-        folder.tensor,
-        shapes,
-        weight_map.group_of,
-        0.0,
-        cast_to_b=True,
-        on_tensor=lambda: progress.advance(1),
-    )
-    known = set(rows)
-    if head is None and ckpt.description.tied_lm_head:
-        for name, (fairseq_source, _) in weight_map.TIED_COPIES.items():
-            if name in shapes:
-                known.add(name)
-                report.diffs.append(
-                    tensor_diff(
-                        name,
-                        weight_map.group_of(name),
-                        ckpt.tensor(fairseq_source),
-                        folder.tensor(name),
-                        0.0,
-                        cast_to_b=True,
+    def __init__(self, ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress) -> None:
+        plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
+        self.ckpt, self.folder, self.head, self.progress = ckpt, folder, head, progress
+        self.rows = {m.hf: m for m in plan.mapped}
+        self.dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+        self.shapes = {n: folder.shape(n) for n in folder.names()}
+        self.report = WeightReport(tol=0.0)
+        self.pending = {n: weight_map.group_of(n) for n in self.rows}
+
+    def source(self, hf_name: str) -> torch.Tensor:
+        return self.rows[hf_name].take(self.ckpt.tensor, self.ckpt.description, self.dtype)
+
+    def structure_ok(self) -> bool:
+        """Every tensor the model needs is in the folder with its shape (shapes only: no data read)."""
+        return all(tuple(self.source(n).shape) == tuple(self.shapes.get(n, ())) for n in self.rows)
+
+    def run(self, groups: list[str] | None = None) -> None:
+        """Compare the tensors of these report groups (all that are left when None)."""
+        names = [n for n, g in self.pending.items() if groups is None or g in groups]
+        part = compare_weights(
+            [(n, n) for n in names],
+            self.source,
+            self.folder.tensor,
+            self.shapes,
+            weight_map.group_of,
+            0.0,
+            cast_to_b=True,
+            on_tensor=lambda: self.progress.advance(1),
+        )
+        for n in names:
+            del self.pending[n]
+        self.report.diffs += part.diffs
+        self.report.missing += part.missing
+        self.report.misshaped += part.misshaped
+
+    def finish(self) -> WeightReport:
+        self.run()
+        known = set(self.rows)
+        if self.head is None and self.ckpt.description.tied_lm_head:
+            for name, (fairseq_source, _) in weight_map.TIED_COPIES.items():
+                if name in self.shapes:
+                    known.add(name)
+                    self.report.diffs.append(
+                        tensor_diff(
+                            name,
+                            weight_map.group_of(name),
+                            self.ckpt.tensor(fairseq_source),
+                            self.folder.tensor(name),
+                            0.0,
+                            cast_to_b=True,
+                        )
                     )
-                )
-    report.extra = sorted(n for n in shapes if n not in known and weight_map.hf_ignorable(n) is None)
-    return report
+        self.report.extra = sorted(n for n in self.shapes if n not in known and weight_map.hf_ignorable(n) is None)
+        return self.report
+
+
+# The weight groups a streamed stage has just loaded (compare_streamed's on_loaded); the head stage takes the rest.
+def _groups_of_stage(stage: str) -> list[str] | None:
+    return [stage] if stage == "embeddings" or stage.startswith("layer ") or stage == "final norm" else None
 
 
 def verify(
@@ -263,13 +292,15 @@ def verify(
     shown = f"{hf_folder}@{revision}" if revision else str(hf_folder) if hub.is_repo_id(hf_folder) else str(folder.path)
     report = VerifyReport(str(ckpt.path), shown, head)
     report.config = config_rows(ckpt, folder, head)
-    progress.start("comparing weights", len(ckpt.names()))
-    report.weights = weight_rows(ckpt, folder, head, progress)
-    if report.weights.missing or report.weights.misshaped:
-        report.skipped.append("tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs")
-        return report
-    if not fairseq_oracle.available():
-        report.skipped.append("tokenizer and outputs: fairseq is not importable here")
+    weights = WeightPass(ckpt, folder, head, progress)
+    if not weights.structure_ok() or not fairseq_oracle.available():
+        progress.start("comparing weights", len(ckpt.names()))
+        report.weights = weights.finish()
+        report.skipped.append(
+            "tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs"
+            if report.weights.missing or report.weights.misshaped
+            else "tokenizer and outputs: fairseq is not importable here"
+        )
         return report
     report.tokenizer, report.outputs = compare_outputs_streamed(
         ckpt,
@@ -281,7 +312,9 @@ def verify(
         device,
         on_stage=lambda s: progress.stage(f"comparing {s}"),
         language=language,
+        on_loaded=lambda stage: weights.run(_groups_of_stage(stage)),  # each part's weights while its pages are hot
     )
+    report.weights = weights.finish()
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
     return report
