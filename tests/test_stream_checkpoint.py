@@ -58,10 +58,11 @@ def test_streamed_file_is_fairseqs_own_save(tmp_path):
     reference = tmp_path / "fairseq.pt"
     _fairseq_save(folder, reference)
     state, buffers = stream_checkpoint.fairseq_state(folder, "roberta_prenorm", [], DIMS, half=False)
-    with open(folder / "model.pt", "wb") as f:
-        stream_checkpoint.stream_save(
-            state, f, lambda n, s, d: buffers[n].to(d) if n in buffers else stream_checkpoint.values(n, s, d)
-        )
+    stream_checkpoint.stream_save(
+        state,
+        folder / "model.pt",
+        lambda n, s, d: buffers[n].to(d) if n in buffers else stream_checkpoint.values(n, s, d),
+    )
     ours, theirs = _records(folder / "model.pt"), _records(reference)
     assert list(ours) == list(theirs) and len(ours) > 40
     for name in ours:

@@ -55,12 +55,19 @@ class Runner(ABC):
     def __init__(self, tensor: Callable[[str], torch.Tensor], dtype: torch.dtype, device: str) -> None:
         self._tensor, self.dtype, self.device = tensor, dtype, device
 
-    def _load(self, name: str, state: dict[str, torch.Tensor] | None = None) -> Any:
+    def _load(
+        self, name: str, state: dict[str, torch.Tensor] | None = None, raw: tuple[str, ...] = (), rows: Any = None
+    ) -> Any:
+        """Module `name` given its tensors, cast to the run's dtype — except `raw` keys, kept as stored (the LM
+        head's decoder, cast one vocabulary block at a time) and, for `rows` (key, token ids), only those rows of
+        that matrix cast: an embedding lookup reads no other row, and a cast XXL embedding would be 4 GB a model."""
         module = self.model.get_submodule(name)
         if state is None:
             keys = [k for k, _ in _persistent(module)]
             state = {k: self._tensor(f"{name}.{k}") for k in keys}
-        state = {k: _cast(v, self.dtype).to(self.device) for k, v in state.items()}
+        if rows is not None and state[rows[0]].dtype != self.dtype:
+            state[rows[0]] = _rows_cast(state[rows[0]], rows[1], self.dtype)
+        state = {k: v.to(self.device) if k in raw else _cast(v, self.dtype).to(self.device) for k, v in state.items()}
         missing, unexpected = nn.Module.load_state_dict(module, state, strict=False, assign=True)
         if missing or unexpected:
             raise VerificationFailed(None, f"{name}: missing {missing[:3]} unexpected {unexpected[:3]}")
@@ -68,6 +75,13 @@ class Runner(ABC):
 
     def _free(self, name: str) -> None:
         self.model.get_submodule(name).to_empty(device="meta")
+
+    @abstractmethod
+    def load_embeddings(self, ids: torch.Tensor) -> None:
+        """Load the embedding modules for a run over these token ids (all of the run's)."""
+
+    @abstractmethod
+    def free_embeddings(self) -> None: ...
 
     @abstractmethod
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -114,6 +128,15 @@ def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t
 
 
+def _rows_cast(t: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`t` in `dtype` where only rows `ids` hold values: an uninitialised tensor (its pages are not committed until
+    written) with those rows cast in. Exact for a lookup of `ids`, which reads nothing else."""
+    out = torch.empty(t.shape, dtype=dtype)
+    rows = ids.unique()
+    out[rows] = t[rows].to(dtype)
+    return out
+
+
 class FairseqRunner(Runner):
     def __init__(self, oracle: fairseq_oracle.FairseqOracle, dtype: torch.dtype, device: str, head: str | None) -> None:
         super().__init__(lambda n: oracle.state[n], dtype, device)
@@ -129,10 +152,16 @@ class FairseqRunner(Runner):
         if enc.layernorm_embedding is not None:
             self._emb.append(str(FAIRSEQ_MODULES["embedding_norm"]))
 
+    def load_embeddings(self, ids: torch.Tensor) -> None:
+        for i, name in enumerate(self._emb):
+            self._load(name, rows=("weight", ids) if i == 0 else None)  # embed_tokens first
+
+    def free_embeddings(self) -> None:
+        for name in self._emb:
+            self._free(name)
+
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         enc = self.model.encoder.sentence_encoder
-        for name in self._emb:
-            self._load(name)
         pad = ids.eq(self.pad)
         has_pads = pad.any()
         x, _ = enc.forward_embedding(ids)
@@ -160,7 +189,7 @@ class FairseqRunner(Runner):
 
     def load_head(self) -> None:
         if self.head is None:
-            self._load(str(FAIRSEQ_MODULES["lm_head"]))
+            self._load(str(FAIRSEQ_MODULES["lm_head"]), raw=("weight",))  # the decoder: cast block by block
         else:
             self._load(str(FAIRSEQ_MODULES["head"]).format(head=self.head))
 
@@ -173,7 +202,7 @@ class FairseqRunner(Runner):
 
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         head = self.model.encoder.lm_head
-        weight, bias = head.weight[start:end], head.bias[start:end]
+        weight, bias = _cast(head.weight[start:end], self.dtype), head.bias[start:end]
         return lambda x: F.linear(x, weight) + bias  # fairseq's own form: the bias added after the product
 
 
@@ -216,10 +245,16 @@ class HFRunner(Runner):
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = int(config.pad_token_id if config.pad_token_id is not None else 1)
 
+    def load_embeddings(self, ids: torch.Tensor) -> None:
+        self._load(str(HF_MODULES["embeddings"]), rows=("word_embeddings.weight", ids))
+
+    def free_embeddings(self) -> None:
+        self._free(str(HF_MODULES["embeddings"]))
+
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         from transformers.masking_utils import create_bidirectional_mask
 
-        emb = self._load(str(HF_MODULES["embeddings"]))
+        emb = self.model.get_submodule(str(HF_MODULES["embeddings"]))
         n = emb.position_embeddings.num_embeddings
         emb.register_buffer("position_ids", torch.arange(n, device=self.device).expand((1, -1)), persistent=False)
         emb.register_buffer(
@@ -267,7 +302,7 @@ class HFRunner(Runner):
         untied = HF_NAMES["lm_decoder"] in self.names and not self.tied
         for name, (_, tied_to) in TIED_COPIES.items():
             state[name.removeprefix(module + ".")] = self._tensor(name if untied else tied_to)
-        self._load(module, state)
+        self._load(module, state, raw=("decoder.weight",))  # cast block by block (lm_block)
 
     def run_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.model.classifier(features)
@@ -279,7 +314,7 @@ class HFRunner(Runner):
 
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         decoder = self.model.lm_head.decoder
-        weight, bias = decoder.weight[start:end], decoder.bias[start:end]
+        weight, bias = _cast(decoder.weight[start:end], self.dtype), decoder.bias[start:end]
         return lambda x: F.linear(x, weight, bias)  # nn.Linear's own form: the bias fused into the product
 
 
@@ -325,8 +360,13 @@ def compare_streamed(
 
     with torch.no_grad():
         on_stage("embeddings")
+        every = torch.cat([batch.ids.reshape(-1) for batch in batches])
+        a.load_embeddings(every)
+        b.load_embeddings(every)
         sa = [a.embed(batch.ids) for batch in batches]
         sb = [b.embed(batch.ids) for batch in batches]
+        a.free_embeddings()  # not needed again (the LM head takes the decoder matrix as stored)
+        b.free_embeddings()
         xa, xb = [s[0] for s in sa], [s[0] for s in sb]
         compare("embeddings", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
         loaded("embeddings")
