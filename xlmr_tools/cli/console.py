@@ -90,7 +90,11 @@ def performance_line(perf: Any) -> str:
         f"compute: {perf.flops / 1e9:,.1f} GFLOP on {perf.tokens:,} real tokens ({padding:.0%} padding run) in "
         f"{perf.seconds:.1f} s = {perf.achieved_flops / 1e9:,.1f} GFLOPS; GEMM peak measured now "
         f"{perf.peak_flops / 1e9:,.0f} GFLOPS: {perf.seconds / perf.bound_seconds:.2f}× the FLOP bound"
-        + (f" (+ {perf.weights_seconds:.1f} s comparing weights between stages)" if perf.weights_seconds else "")
+        + (
+            f" (+ {perf.weights_seconds:.1f} s comparing weights between stages)"
+            if perf.weights_seconds >= 0.05
+            else ""
+        )
     )
 
 
