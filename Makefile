@@ -23,9 +23,9 @@ test: lint browser
 # A real headless browser for the HTML report's test (tests/test_html_report.py): Debian's chromium, installed
 # when missing and possible (root, Debian's registry); without it that test says so and the structural checks run.
 browser:
-	@command -v chromium >/dev/null 2>&1 || ( (apt-get install -y -q --no-install-recommends chromium || \
-	  (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)) >/dev/null 2>&1 || \
-	  echo "chromium not installable here: the HTML report is checked structurally only" )
+	@command -v chromium >/dev/null 2>&1 || ( (timeout 300 apt-get install -y -q --no-install-recommends chromium || \
+	  (timeout 120 apt-get update -q && timeout 300 apt-get install -y -q --no-install-recommends chromium)) \
+	  >/dev/null 2>&1 || echo "chromium not installable here: the HTML report is checked structurally only" )
 
 lint: $(STAMP)
 	$(BIN)/ruff check xlmr_tools tests benchmarks
