@@ -76,11 +76,14 @@ def run_size(work: Path, preset: str, layers: int, dtype: str, verify_dtype: str
     capped = cgroup_available()
     free = lambda: shutil.disk_usage(work).free
 
-    def run(label: str, cmd: list[str], cap: int | None = None, note: str = "", out: Path | None = None) -> Run:
+    def run(label: str, cmd: list[str], cap: int | None = None, out: Path | None = None, report: Path | None = None,
+            note: str = "") -> Run:  # fmt: skip
         for p in [ckpt, *(out.glob("*.safetensors") if out and out.is_dir() else [])]:
             evict(p)
         r = measure(label, cmd, cap=cap, cold=ckpt)
-        lines.append(row(r, size, floor, note))
+        if r.rc in (-9, 137):
+            note = "exit 137: killed for memory"
+        lines.append(row(r, size, floor, performance(report) if report and r.rc == 0 else note))
         print(lines[-1], flush=True)
         return r
 
@@ -96,26 +99,19 @@ def run_size(work: Path, preset: str, layers: int, dtype: str, verify_dtype: str
         lines.append(f"| convert | skipped: {free() / GB:.0f} GB free, an output needs {size / GB:.0f} | | | | | | | |")
         shutil.rmtree(src, ignore_errors=True)
         return lines + [""]
+    caps = [None, size // 4] if capped else [None]
     nv = outs / "nv"
-    run("xlmr convert --no-verify", [xlmr, "convert", str(src), str(nv), "--no-verify", "-q", "--force"])
-    if capped:
-        run("xlmr convert --no-verify", [xlmr, "convert", str(src), str(nv), "--no-verify", "-q", "--force"],
-            cap=size // 4)  # fmt: skip
+    for cap in caps:
+        run("xlmr convert --no-verify", [xlmr, "convert", str(src), str(nv), "--no-verify", "-q", "--force"], cap)
     v = outs / "v"
-    vargs = ["--dtype", verify_dtype] if verify_dtype != dtype else []
-    if dtype == verify_dtype:
-        run("xlmr convert (verify)", [xlmr, "convert", str(src), str(v), "-q", "--force"])
-        if capped:
-            run("xlmr convert (verify)", [xlmr, "convert", str(src), str(v), "-q", "--force"], cap=size // 4)
+    if dtype == verify_dtype:  # convert's output check runs in the folder's dtype (fp16 on a CPU: slow kernels)
+        for cap in caps:
+            run("xlmr convert (verify)", [xlmr, "convert", str(src), str(v), "-q", "--force"], cap)
         shutil.rmtree(v, ignore_errors=True)
-    report = work / f"verify-{preset}-{layers}.json"
-    run("xlmr verify", [xlmr, "verify", str(src), str(nv), "-q", *vargs, "--report", str(report)], out=nv)
-    lines[-1] = lines[-1].rstrip("|").rstrip() + " " + performance(report) + " |"
-    if capped:
-        capped_report = work / f"verify-{preset}-{layers}-capped.json"
-        run("xlmr verify", [xlmr, "verify", str(src), str(nv), "-q", *vargs, "--report", str(capped_report)],
-            cap=size // 4, out=nv)  # fmt: skip
-        lines[-1] = lines[-1].rstrip("|").rstrip() + " " + performance(capped_report) + " |"
+    vargs = ["--dtype", verify_dtype] if verify_dtype != dtype else []
+    for cap in caps:
+        report = work / f"verify-{preset}-{layers}{'-capped' if cap else ''}.json"
+        run("xlmr verify", [xlmr, "verify", str(src), str(nv), "-q", *vargs, "--report", str(report)], cap, nv, report)
     shutil.rmtree(nv, ignore_errors=True)
     if "old" not in skip and capped:
         run(
@@ -123,7 +119,6 @@ def run_size(work: Path, preset: str, layers: int, dtype: str, verify_dtype: str
             [sys.executable, str(ROOT / "tests/peers/run_seed.py"), "--roberta_checkpoint_path", str(src),
              "--pytorch_dump_folder_path", str(outs / "seed")],
             cap=20 * 10**9,
-            note="exit 137: killed for memory",
         )  # fmt: skip
         shutil.rmtree(outs / "seed", ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)

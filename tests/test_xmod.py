@@ -80,6 +80,9 @@ def test_verify_diff_inspect(tmp_path, cli, name):
     assert any(r.item == "languages" and r.ok for r in report.config)
     assert cli("verify", fixture(name), out, "--lang", LANGUAGES[name][1], "-q").exit_code == 0
     assert cli("diff", fixture(name), out, "-q").exit_code == 0
+    # outputs through every language's adapters: checkpoint vs folder, and folder vs folder (no fairseq side)
+    assert cli("diff", fixture(name), out, "--outputs", "-q").exit_code == 0
+    assert cli("diff", out, out, "--outputs", "-q").exit_code == 0
     desc = inspect_path(fixture(name)).description
     assert desc["hf_model_type"] == "xmod" and desc["adapters"]["languages"] == LANGUAGES[name]
     assert inspect_path(out).description["adapters"]["languages"] == LANGUAGES[name]

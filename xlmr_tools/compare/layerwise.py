@@ -51,12 +51,17 @@ class Runner(ABC):
     has_final_norm: bool
     head: str | None  # None: masked-LM; else the classification head's name
     head_stage: str
+    languages: list[str]  # X-MOD: the language adapters, in the model's order; [] for other models
 
     def __init__(self, tensor: Callable[[str], torch.Tensor], dtype: torch.dtype, device: str) -> None:
         self._tensor, self.dtype, self.device = tensor, dtype, device
 
     def _load(
-        self, name: str, state: dict[str, torch.Tensor] | None = None, raw: tuple[str, ...] = (), rows: Any = None
+        self,
+        name: str,
+        state: dict[str, torch.Tensor] | None = None,
+        raw: tuple[str, ...] = (),
+        rows: tuple[str, torch.Tensor] | None = None,
     ) -> Any:
         """Module `name` given its tensors, cast to the run's dtype — except `raw` keys, kept as stored (the LM
         head's decoder, cast one vocabulary block at a time) and, for `rows` (key, token ids), only those rows of
@@ -148,6 +153,7 @@ class FairseqRunner(Runner):
         self.has_final_norm = enc.layer_norm is not None
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = enc.padding_idx
+        self.languages = list(getattr(enc.layers[0], "adapter_modules", None) or [])  # fairseq's XMOD layers
         self._emb = list(FAIRSEQ_MODULES["embeddings"])
         if enc.layernorm_embedding is not None:
             self._emb.append(str(FAIRSEQ_MODULES["embedding_norm"]))
@@ -330,10 +336,18 @@ def compare_streamed(
     on_loaded: Callable[[str], None] = lambda s: None,
 ) -> OutputReport:
     """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded).
-    `languages`: X-MOD's adapter for each text. `on_loaded(stage)`: called once a stage has run, while its
-    tensors' pages are still in memory (verify compares that part's weights then)."""
+    X-MOD: the texts run through `languages`' adapters (default: every language's; see language_plan).
+    `on_loaded(stage)`: called once a stage has run, while its tensors' pages are still in memory (verify compares
+    that part's weights then)."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
+    if a.languages != b.languages:
+        raise BadInput(None, f"the two models have language adapters {a.languages} and {b.languages}")
+    if a.languages:
+        pairs = language_plan(len(ids), languages or a.languages)
+        ids, languages = [ids[t] for t, _ in pairs], [lang for _, lang in pairs]
+    else:
+        languages = None
     lengths = [len(t) for t in ids]
     device = a.device
     batches = []
@@ -342,7 +356,10 @@ def compare_streamed(
         langs = [languages[i] for i in idx] if languages is not None else None
         batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs))
     acc: dict[str, StageAccumulator] = {}
-    peak = gemm_peak(device, dtype, a.hidden)
+    vocab = a.vocab_rows if a.head is None else None
+    flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
+    # the roof, measured for about 1 % of the run's nominal time (at 100 GFLOPS): 0.1 s on a tiny model, 1 s at XL
+    peak = gemm_peak(device, dtype, a.hidden, seconds=min(0.2, max(0.02, flops / 1e11 * 0.01 / 5)))
     started = time.perf_counter()
     aside = [0.0]  # time in on_loaded (verify's weight comparison): not the forward's
 
@@ -413,8 +430,6 @@ def compare_streamed(
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
         loaded(a.head_stage)
     seconds = time.perf_counter() - started - aside[0]
-    vocab = a.vocab_rows if a.head is None else None
-    flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
     run_tokens = sum(len(b.lengths) * int(b.ids.shape[1]) for b in batches)
     return OutputReport(
         [s.row() for s in acc.values()],
@@ -449,18 +464,13 @@ def compare_outputs_streamed(
 ) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
     compared when the folder has one (None otherwise). X-MOD: every text through `language`'s adapters, or, by
-    default, every language's adapters run, each on some of the texts (see language_plan)."""
+    default, every language's adapters run (compare_streamed)."""
     oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
     tok_check = None
     if folder.tokenizer_assets():
         on_stage("tokenizer")
         tok_check = check_tokenizer(oracle, folder.path, texts)
     ids = [oracle.encode(t) for t in texts]
-    languages = None
-    adapters = ckpt.description.adapters
-    if adapters is not None:
-        pairs = language_plan(len(ids), adapters.languages if language is None else [language])
-        ids, languages = [ids[t] for t, _ in pairs], [lang for _, lang in pairs]
     tolerance = tol if tol is not None else default_tol(dtype, device)
     report = compare_streamed(
         FairseqRunner(oracle, dtype, device, head),
@@ -470,7 +480,7 @@ def compare_outputs_streamed(
         tolerance,
         dtype,
         on_stage=on_stage,
-        languages=languages,
+        languages=[language] if language is not None else None,
         on_loaded=on_loaded,
     )
     return tok_check, report

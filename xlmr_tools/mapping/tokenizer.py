@@ -188,9 +188,10 @@ def model_files(vocabulary: str, folder: Path, given: dict[str, Path | None]) ->
     return found
 
 
-def align(dict_path: Path, files: dict[str, Path], embedding_rows: int) -> Alignment:
-    """dict.txt against the subword model (`files`, from model_files) and the embedding's rows."""
-    symbols = read_dict(dict_path)
+def align(dict_path: Path, files: dict[str, Path], embedding_rows: int, symbols: list[str] | None = None) -> Alignment:
+    """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt
+    as already read (an XLM-V dictionary takes 0.5 s to parse), else it is read here."""
+    symbols = read_dict(dict_path) if symbols is None else symbols
     vocabulary = vocabulary_of(symbols)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
     if mask_id + 1 != embedding_rows:

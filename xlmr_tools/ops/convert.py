@@ -178,7 +178,7 @@ def _prepare(
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     dict_path, files = ckpt.tokenizer_files()
-    alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows)
+    alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols)
     if alignment.missing and not accept_missing_pieces:
         raise BadInput(
             dict_path,

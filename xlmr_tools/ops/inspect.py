@@ -95,7 +95,7 @@ def inspect_path(
     try:
         dict_path, files = ckpt.tokenizer_files()
         tok.update({name: str(path) for name, path in files.items()})
-        al = tokenizer_assets.align(dict_path, files, desc.vocab_rows)
+        al = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols)
         tok.update(al.to_dict())
         warnings += _tokenizer_notes(al)
     except BadInput as e:

@@ -47,6 +47,7 @@ class FairseqCheckpoint:
     labels_path: Path | None = None  # the label dictionary fairseq's sentence_prediction task reads
     labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
     given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
+    dict_symbols: list[str] | None = None  # dict.txt as read when opened (None: unreadable, reported when aligned)
 
     def tokenizer_files(self) -> tuple[Path, dict[str, Path]]:
         """dict.txt and the subword model's files its vocabulary needs (BadInput naming what is missing)."""
@@ -105,10 +106,12 @@ def open_checkpoint(
     desc = describe(state.tensors, args, file)
     folder = file.parent
     dictionary = _asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt")
+    symbols = None
     if dictionary is not None:
         # a bad dict.txt is reported where it is read for the tokenizer (inspect warns, convert refuses)
         with contextlib.suppress(BadInput):
-            desc.vocabulary = tokenizer_assets.vocabulary_of(tokenizer_assets.read_dict(dictionary))
+            symbols = tokenizer_assets.read_dict(dictionary)
+            desc.vocabulary = tokenizer_assets.vocabulary_of(symbols)
     return FairseqCheckpoint(
         path=file,
         serialization=kind,
@@ -129,6 +132,7 @@ def open_checkpoint(
         else None,
         labels_given=labels_path is not None,
         given_files={"encoder.json": _asset(encoder_json), "vocab.bpe": _asset(vocab_bpe)},
+        dict_symbols=symbols,
     )
 
 
