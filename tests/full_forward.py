@@ -16,9 +16,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
+from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import VerificationFailed
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -61,6 +63,51 @@ def fairseq_hub(folder: Path, trust: bool = False):
     with ctx:
         model = cls.from_pretrained(str(folder), checkpoint_file="model.pt", **bpe)
     return model.eval()
+
+
+# The sample texts the folder-vs-fairseq-hub checks below run (tests/test_configurations.py, test_families.py, ...).
+TEXTS = list(DEFAULT_TEXTS)[:4]
+
+
+def padded_batch(ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=1)
+    return batch, (batch != 1).long()
+
+
+def assert_mlm_matches(hub_model, folder: Path) -> None:
+    """fairseq's hub model and the folder (AutoModelForMaskedLM, AutoTokenizer): ids and logits on TEXTS."""
+    model, info = AutoModelForMaskedLM.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
+    )
+    assert {k: v for k, v in info.items() if v} == {}, info
+    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    ids = [hub_model.encode(t)[:512] for t in TEXTS]
+    for text, expected in zip(TEXTS, ids):
+        assert tok(text, truncation=True, max_length=512)["input_ids"] == expected.tolist()
+    batch, mask = padded_batch(ids)
+    with torch.no_grad():
+        want = hub_model.model(batch)[0]
+        got = model.eval()(input_ids=batch, attention_mask=mask).logits
+    for i, t in enumerate(ids):
+        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
+
+
+def assert_head_matches(want_logits: torch.Tensor, ids: list[torch.Tensor], folder: Path) -> None:
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
+    )
+    assert {k: v for k, v in info.items() if v} == {}, info
+    batch, mask = padded_batch(ids)
+    with torch.no_grad():
+        got = model.eval()(input_ids=batch, attention_mask=mask).logits
+    assert (want_logits - got).abs().max().item() <= 1e-5
+
+
+def head_logits(hub_model, head: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    ids = [hub_model.encode(t)[:512] for t in TEXTS]
+    batch, _ = padded_batch(ids)
+    with torch.no_grad():
+        return hub_model.model(batch, features_only=True, classification_head_name=head)[0], ids
 
 
 def _first(x):

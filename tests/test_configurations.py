@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
-from full_forward import fairseq_hub, full_unpickling
-from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+from full_forward import (
+    TEXTS,
+    assert_head_matches,
+    assert_mlm_matches,
+    fairseq_hub,
+    full_unpickling,
+    head_logits,
+)
 
 from xlmr_tools import convert, inspect_path, verify
-from xlmr_tools.compare.texts import DEFAULT_TEXTS
-
-TEXTS = list(DEFAULT_TEXTS)[:4]
 
 
 def hub(folder: Path, trust: bool = False):
@@ -37,46 +40,6 @@ def hub_without_heads(folder: Path, tmp: Path):
     state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("classification_heads.")}
     torch.save(state, copy / "model.pt")
     return hub(copy)
-
-
-def _batch(ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=1)
-    return batch, (batch != 1).long()
-
-
-def _assert_mlm_matches(hub_model, folder: Path) -> None:
-    model, info = AutoModelForMaskedLM.from_pretrained(
-        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
-    )
-    assert {k: v for k, v in info.items() if v} == {}, info
-    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    ids = [hub_model.encode(t)[:512] for t in TEXTS]
-    for text, expected in zip(TEXTS, ids):
-        assert tok(text, truncation=True, max_length=512)["input_ids"] == expected.tolist()
-    batch, mask = _batch(ids)
-    with torch.no_grad():
-        want = hub_model.model(batch)[0]
-        got = model.eval()(input_ids=batch, attention_mask=mask).logits
-    for i, t in enumerate(ids):
-        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
-
-
-def _assert_head_matches(want_logits: torch.Tensor, ids: list[torch.Tensor], folder: Path) -> None:
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
-    )
-    assert {k: v for k, v in info.items() if v} == {}, info
-    batch, mask = _batch(ids)
-    with torch.no_grad():
-        got = model.eval()(input_ids=batch, attention_mask=mask).logits
-    assert (want_logits - got).abs().max().item() <= 1e-5
-
-
-def _head_logits(hub_model, head: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    ids = [hub_model.encode(t)[:512] for t in TEXTS]
-    batch, _ = _batch(ids)
-    with torch.no_grad():
-        return hub_model.model(batch, features_only=True, classification_head_name=head)[0], ids
 
 
 @pytest.mark.parametrize("verify_outputs", [True, False])
@@ -101,7 +64,7 @@ def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, trust, verif
         if name == "cfg_spectral_norm"
         else hub(fixture(name), trust=name == "cfg_dictconfig")
     )  # fairseq itself unpickles it fully
-    _assert_mlm_matches(reference, tmp_path / "out")
+    assert_mlm_matches(reference, tmp_path / "out")
 
 
 @pytest.mark.parametrize("verify_outputs", [True, False])
@@ -111,7 +74,7 @@ def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, trust, verif
 def test_activations_map_to_the_same_formula(tmp_path, name, hidden_act, verify_outputs):
     convert(fixture(name), tmp_path / "out", head="mnli", verify=verify_outputs)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["hidden_act"] == hidden_act
-    _assert_head_matches(*_head_logits(hub(fixture(name)), "mnli"), tmp_path / "out")
+    assert_head_matches(*head_logits(hub(fixture(name)), "mnli"), tmp_path / "out")
     assert verify(fixture(name), tmp_path / "out").ok
 
 
@@ -123,7 +86,7 @@ def test_sentence_prediction_labels_from_the_label_dictionary(tmp_path, cli):
     assert cfg["label2id"] == {"entailment": 0, "neutral": 1, "contradiction": 2}
     model = hub(fixture("cfg_sentence_prediction"))
     assert model.task.label_dictionary.string([4, 5, 6]) == "entailment neutral contradiction"  # fairseq's order
-    _assert_head_matches(*_head_logits(model, "sentence_classification_head"), out)
+    assert_head_matches(*head_logits(model, "sentence_classification_head"), out)
     report = verify(fixture("cfg_sentence_prediction"), out)
     assert report.ok and any(r.item == "id2label" and r.ok for r in report.config)
     other = tmp_path / "labels.txt"
@@ -165,7 +128,7 @@ def test_spectral_norm_head_is_folded_as_torch_computes_it(tmp_path):
     body.model.register_classification_head("mnli", num_classes=3)  # spectral norm, from the checkpoint's args
     body.model.classification_heads["mnli"].load_state_dict(head_state)
     body.eval()
-    _assert_head_matches(*_head_logits(body, "mnli"), tmp_path / "out")
+    assert_head_matches(*head_logits(body, "mnli"), tmp_path / "out")
 
 
 def test_layers_to_keep_is_pruned_as_fairseq_prunes(tmp_path):

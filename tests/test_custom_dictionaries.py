@@ -9,14 +9,13 @@ import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
 from full_forward import fairseq_hub
-from tokenizer_fuzz import kind_of, texts_sample
+from tokenizer_fuzz import DOCUMENTED, kind_of, texts_sample
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from xlmr_tools import convert, inspect_path, verify
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 
 # The kinds of text on which even transformers' stock tokenizer differs from fairseq (docs/reliability.md)
-DOCUMENTED = {"special-token string", "NFKC-made special string", "U+0085", "decomposed combining sequence"}
 
 
 @pytest.mark.parametrize("verify_outputs", [True, False])

@@ -14,10 +14,8 @@ import shutil
 import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
-from full_forward import fairseq_hub
-from test_configurations import TEXTS, _assert_head_matches, _assert_mlm_matches, _head_logits
-from test_tokenizer_fuzz import DOCUMENTED
-from tokenizer_fuzz import compare, texts_sample
+from full_forward import TEXTS, assert_head_matches, assert_mlm_matches, fairseq_hub, head_logits
+from tokenizer_fuzz import DOCUMENTED, compare, texts_sample
 from transformers import AutoTokenizer, pipeline
 
 from xlmr_tools import convert, inspect_path, verify
@@ -43,7 +41,7 @@ def test_masked_lm_converts_and_matches_fairseq_hub(tmp_path, name, verify_outpu
     assert config["model_type"] == model_type and config["architectures"] == [cls]
     assert (config["bos_token_id"], config["eos_token_id"], config["pad_token_id"]) == (bos, eos, 1)
     assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == tok_cls
-    _assert_mlm_matches(fairseq_hub(fixture(name)), out)
+    assert_mlm_matches(fairseq_hub(fixture(name)), out)
 
 
 @pytest.mark.parametrize("name", ["roberta_gpt2", "camembert"])
@@ -52,7 +50,7 @@ def test_classification_head_converts_and_matches_fairseq_hub(tmp_path, name):
     result = convert(fixture(name), out, head="mnli")
     assert result.model_class.endswith("ForSequenceClassification")
     assert all(r.max_abs <= 1e-5 for r in result.outputs.rows)
-    _assert_head_matches(*_head_logits(fairseq_hub(fixture(name)), "mnli"), out)
+    assert_head_matches(*head_logits(fairseq_hub(fixture(name)), "mnli"), out)
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

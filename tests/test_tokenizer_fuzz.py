@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import fixture
-from tokenizer_fuzz import compare, fairseq_encoder, texts_sample
+from tokenizer_fuzz import DOCUMENTED, compare, fairseq_encoder, texts_sample
 
 SAMPLE = 3000
-DOCUMENTED = {"special-token string", "NFKC-made special string", "U+0085", "decomposed combining sequence"}
 
 
 @pytest.mark.parametrize("name", ["preln", "postln_legacy"])  # a padded dictionary (fillers) and a plain one

@@ -12,9 +12,8 @@ import shutil
 import pytest
 import torch
 from conftest import error_lines, fixture
-from full_forward import fairseq_hub
+from full_forward import TEXTS, fairseq_hub, padded_batch
 from safetensors.torch import load_file, save_file
-from test_configurations import TEXTS, _batch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from xlmr_tools import convert, inspect_path, verify
@@ -39,7 +38,7 @@ def test_every_language_matches_fairseq_hub(tmp_path, name):
     hub = fairseq_hub(fixture(name))
     ids = [hub.encode(t) for t in TEXTS]
     assert [tok(t)["input_ids"] for t in TEXTS] == [i.tolist() for i in ids]
-    batch, mask = _batch(ids)
+    batch, mask = padded_batch(ids)
     outputs = {}
     for index, lang in enumerate(LANGUAGES[name]):
         with torch.no_grad():
@@ -64,7 +63,7 @@ def test_head_and_chosen_language(tmp_path, cli):
     assert {k: v for k, v in info.items() if v} == {}, info
     hub = fairseq_hub(fixture("xmod_base"))
     ids = [hub.encode(t) for t in TEXTS]
-    batch, mask = _batch(ids)
+    batch, mask = padded_batch(ids)
     with torch.no_grad():
         want = hub.model(batch, classification_head_name="mnli", lang_id=["de_DE"] * len(ids))[0]
         got = model.eval()(input_ids=batch, attention_mask=mask).logits  # default_language: de_DE

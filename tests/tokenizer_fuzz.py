@@ -33,6 +33,8 @@ KINDS = (
     "decomposed combining sequence",
     "other",
 )
+# The kinds that come from the tokenizers library itself (the stock tokenizer shows them too; docs/reliability.md).
+DOCUMENTED = {"special-token string", "NFKC-made special string", "U+0085", "decomposed combining sequence"}
 
 
 def texts_full() -> Iterator[str]:
