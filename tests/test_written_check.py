@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -18,9 +20,11 @@ from xlmr_tools.compare.written import Written, WrittenCheck, _all_finite, same_
 from xlmr_tools.io.digest import SourceDigest, start_digest, take_digest
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
+from xlmr_tools.sources.hf import open_folder
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 convert_module = importlib.import_module("xlmr_tools.ops.convert")  # the attribute is the function
+written_module = importlib.import_module("xlmr_tools.compare.written")
 
 
 def test_wrong_copy_offset_is_caught(cli, tmp_path, monkeypatch):
@@ -115,3 +119,74 @@ def test_cli_starts_without_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr
+
+
+def _paced_write(tmp_path, sizes: list[int], reader, ahead: int, monkeypatch):
+    """Write float32 tensors of `sizes` elements through a paced WrittenCheck while `reader(check, tensors)` runs."""
+    monkeypatch.setattr(written_module, "WRITE_AHEAD", ahead)
+    tensors = [
+        TensorToWrite(f"t{i}", (lambda i=i, n=n: torch.arange(n, dtype=torch.float32) + i), torch.float32, (n,))
+        for i, n in enumerate(sizes)
+    ]
+    check = WrittenCheck("src", lambda n: None, threading.Event(), paced=True)
+
+    def write():
+        try:
+            return write_shards(tmp_path, tensors, 10**9, on_tensor=lambda t, p, o: check.put(Written(t, p, o)),
+                                before_tensor=check.pace)  # fmt: skip
+        finally:
+            check.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        files, checked = pool.submit(write), pool.submit(check.run)
+        try:
+            reader(check, tensors)
+        finally:
+            check.release()
+        assert checked.result() is None and check.headers_agree(tmp_path, files.result()) is None
+
+
+def test_paced_writer_stays_a_bounded_distance_ahead_of_the_reader(tmp_path, monkeypatch):
+    """convert verifies layer k while later layers are written: the writer may not run more than WRITE_AHEAD bytes
+    ahead of what the verification asked for (so a memory cap keeps both sides cached), and the reader gets each
+    tensor's written bytes only once they are proven equal to the source."""
+    size = 4 * 1000
+    seen = []
+
+    def reader(check, tensors):
+        for i, t in enumerate(tensors):
+            got = check.tensor(t.name)
+            assert torch.equal(got, t.source()) and t.name in {w.tensor.name for w in check.checked}
+            time.sleep(0.02)  # let the writer run as far as it may
+            seen.append((i, check._written))
+
+    _paced_write(tmp_path, [1000] * 12, reader, 2 * size, monkeypatch)
+    for i, started in seen:
+        assert started <= (i + 1) * size + 2 * size + size, (i, started)  # asked + WRITE_AHEAD + the next tensor
+    assert seen[0][1] < 12 * size  # it did wait
+
+
+def test_paced_writer_never_deadlocks_a_reader_asking_far_ahead(tmp_path, monkeypatch):
+    """A reader asking for a tensor the pace would not reach yet (the folder's final norm, asked late but written
+    early, or the reverse) must get it: while the reader waits, the writer is never held back."""
+
+    def reader(check, tensors):
+        assert torch.equal(check.tensor("t9"), tensors[9].source())  # far beyond WRITE_AHEAD = 0
+        for t in tensors:
+            assert torch.equal(check.tensor(t.name), t.source())
+
+    _paced_write(tmp_path, [100] * 10, reader, 0, monkeypatch)
+
+
+def test_convert_paced_to_the_tightest_window_is_exact(tmp_path, monkeypatch):
+    """With no write-ahead at all the writer moves only when the verification asks for the next layer: the
+    conversion still completes, proves every stage, and writes the same bytes as an unpaced --no-verify run."""
+    monkeypatch.setattr(written_module, "WRITE_AHEAD", 0)
+    paced = convert(fixture("preln"), tmp_path / "paced")
+    assert paced.outputs is not None and paced.outputs.worst is None
+    paced_layers = open_folder(tmp_path / "paced").description.layers
+    assert [r.stage for r in paced.outputs.rows][1 : paced_layers + 1] == [f"layer {k}" for k in range(paced_layers)]
+    convert(fixture("preln"), tmp_path / "plain", verify=False)
+    for f in (tmp_path / "plain").iterdir():
+        if f.suffix in (".safetensors", ".json") and f.name != "README.md":
+            assert f.read_bytes() == (tmp_path / "paced" / f.name).read_bytes(), f.name

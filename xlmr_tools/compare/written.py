@@ -6,6 +6,11 @@ cannot prove itself right. The check runs in its own thread one tensor behind th
 written tensor never change: shards are only appended to), so on a 3 GB model it costs ~0.3 s of wall time
 instead of ~1.5 s after the writing. Each shard's header is then re-read and must place every tensor where it was
 checked.
+
+The check also serves the output verification that runs while the shards are written (`tensor`: a tensor's
+written bytes once they are proven) and paces the writer (`pace`): it stays at most WRITE_AHEAD bytes ahead of what
+the verification has asked for, so under a memory cap both files' pages are still cached when the forward reads
+them — each byte is read from disk once instead of written, evicted and read again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from xlmr_tools.io.chunks import iter_chunks
 from xlmr_tools.io.safetensors import SAFETENSORS_NAMES, SafetensorsFile, TensorToWrite
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+WRITE_AHEAD = 1 << 30  # ~3 XL layers: under a cap of 1/4 of an XL checkpoint (3.5 GB), both sides of it stay cached
 
 
 @dataclass(frozen=True)
@@ -36,14 +42,28 @@ class Written:
 
 
 class WrittenCheck:
-    """Fed by the writer (`put`, then `close`); `run` in a thread returns the first tensor that differs, or None."""
+    """Fed by the writer (`put`, then `close`); `run` in a thread returns the first tensor that differs, or None.
 
-    def __init__(self, source: str, on_bytes: Callable[[int], None], stop: threading.Event) -> None:
+    With `paced`, the writer calls `pace` before each tensor and a reader takes proven tensors with `tensor`; the
+    reader must call `release` when it needs no more (the writer then runs freely to the end)."""
+
+    def __init__(
+        self, source: str, on_bytes: Callable[[int], None], stop: threading.Event, paced: bool = False
+    ) -> None:
         self.source = source
         self.on_bytes = on_bytes
         self.stop = stop
         self.checked: list[Written] = []
         self._queue: queue.SimpleQueue[Written | None] = queue.SimpleQueue()
+        self._state = threading.Condition()
+        self._proven: dict[str, Written] = {}
+        self._ended = False  # the check stopped: finished, found a difference or failed
+        self._paced = paced
+        self._sizes: dict[str, int] = {}  # name -> bytes, of every tensor the writer reached
+        self._written = 0  # bytes the writer started
+        self._asked: set[str] = set()
+        self._asked_bytes = 0
+        self._waiting: set[str] = set()  # asked for and not yet proven
 
     def put(self, written: Written) -> None:
         self._queue.put(written)
@@ -52,16 +72,64 @@ class WrittenCheck:
         self._queue.put(None)
 
     def run(self) -> str | None:
+        torch.set_num_threads(1)  # this thread's own pool (OpenMP's is per thread): leave the cores to the forward
         try:
             while (w := self._queue.get()) is not None:
                 if not self._equal(w):
                     self.stop.set()  # the writer stops at its next chunk: this conversion is lost anyway
                     return w.tensor.name
                 self.checked.append(w)
+                with self._state:
+                    self._proven[w.tensor.name] = w
+                    self._waiting.discard(w.tensor.name)
+                    self._state.notify_all()
             return None
         except BaseException:
             self.stop.set()
             raise
+        finally:
+            with self._state:
+                self._ended = True
+                self._state.notify_all()
+
+    def pace(self, t: TensorToWrite) -> None:
+        """Called by the writer before tensor `t`: wait while it is more than WRITE_AHEAD bytes ahead of what the
+        reader asked for — unless the reader waits for a tensor the writer has not reached (then never: no
+        deadlock; a tensor it has reached is proven by the check without the writer)."""
+        with self._state:
+            while (
+                self._paced
+                and not self.stop.is_set()
+                and all(n in self._sizes for n in self._waiting)
+                and self._written - self._asked_bytes > WRITE_AHEAD
+            ):
+                self._state.wait(0.5)  # also wakes for `stop`, which is an Event, not this condition
+            self._sizes[t.name] = t.nbytes
+            self._written += t.nbytes
+            if t.name in self._asked:
+                self._asked_bytes += t.nbytes
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """Tensor `name` as written, once it is proven bit-equal to its source (blocks until then)."""
+        with self._state:
+            if name not in self._asked:
+                self._asked.add(name)
+                self._asked_bytes += self._sizes.get(name, 0)  # not reached by the writer yet: `pace` counts it
+            if name not in self._proven:
+                self._waiting.add(name)
+                self._state.notify_all()
+            while name not in self._proven:
+                if self._ended or self.stop.is_set():
+                    raise InterruptedError(f"{name}: the written-tensor check stopped before proving it")
+                self._state.wait(0.5)
+            w = self._proven[name]
+        return read_back(w.path, w.offset, w.tensor.dtype, w.tensor.shape)
+
+    def release(self) -> None:
+        """The reader needs no more tensors: the writer runs to the end unpaced."""
+        with self._state:
+            self._paced = False
+            self._state.notify_all()
 
     def _equal(self, w: Written) -> bool:
         t = w.tensor

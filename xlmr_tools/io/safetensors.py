@@ -152,12 +152,14 @@ def write_shards(
     max_shard_bytes: int,
     on_bytes: Callable[[int], None] = lambda n: None,
     on_tensor: OnTensor = lambda t, path, offset: None,
+    before_tensor: Callable[[TensorToWrite], None] = lambda t: None,
 ) -> dict[str, str]:
-    """Write all tensors as safetensors shards (+ index when more than one). Returns {tensor name: file name}."""
+    """Write all tensors as safetensors shards (+ index when more than one). Returns {tensor name: file name}.
+    `before_tensor(t)` is called before t's bytes are written (a reader may pace the writer there)."""
     shards, metadata = plan_shards(tensors, max_shard_bytes)
     weight_map: dict[str, str] = {}
     for fname, shard in shards.items():
-        _write_one(folder / fname, shard, on_bytes, on_tensor)
+        _write_one(folder / fname, shard, on_bytes, on_tensor, before_tensor)
         weight_map.update({t.name: fname for t in shard})
     if len(shards) > 1:
         index = {"metadata": metadata, "weight_map": weight_map}
@@ -165,7 +167,13 @@ def write_shards(
     return weight_map
 
 
-def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int], None], on_tensor: OnTensor) -> None:
+def _write_one(
+    path: Path,
+    tensors: list[TensorToWrite],
+    on_bytes: Callable[[int], None],
+    on_tensor: OnTensor,
+    before_tensor: Callable[[TensorToWrite], None],
+) -> None:
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for t in tensors:
@@ -181,6 +189,7 @@ def _write_one(path: Path, tensors: list[TensorToWrite], on_bytes: Callable[[int
         _write_all(f, struct.pack("<Q", len(blob)) + blob)
         offset = 8 + len(blob)
         for t in tensors:
+            before_tensor(t)
             if t.copy_from is not None:
                 _copy_range(t.copy_from, f, t.nbytes, on_bytes)
             else:

@@ -6,7 +6,7 @@ import functools
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from xlmr_tools.model import dtype_name, torch_dtype
 from xlmr_tools.ops.model_card import write_model_card
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
-from xlmr_tools.sources.hf import open_folder
+from xlmr_tools.sources.hf import folder_being_written, open_folder
 
 
 @dataclass
@@ -207,9 +207,8 @@ def _convert_prepared(
     ckpt, head = job.ckpt, job.head
     stale: list[Path] = []
     with atomic_folder(out, force, stale) as tmp:
-        files = _write_and_prove(job, tmp, progress, verify)
-        skipped: list[str] = []
-        tok_check, outputs = _verify_outputs(job, tmp, verify, texts, tol, progress, skipped)
+        skipped = [reason] if (reason := _output_check_skipped(verify)) else []
+        files, (tok_check, outputs) = _write_and_prove(job, tmp, progress, verify, None if skipped else (texts, tol))
         desc = ckpt.description
         result = ConvertResult(
             out=out,
@@ -249,15 +248,20 @@ def _convert_prepared(
     return result
 
 
-def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress, verify: bool) -> dict[str, str]:
+def _write_and_prove(
+    job: _Prepared, tmp: Path, progress: Progress, verify: bool, outputs: tuple[list[str] | None, float | None] | None
+) -> tuple[dict[str, str], tuple[TokenizerCheck | None, OutputReport | None]]:
     """Write the shards, config and tokenizer into `tmp` and prove what was written: every tensor re-read one
     behind the writer and bit-equal to its source after the cast, the headers re-read, and the class, keys and
-    shapes AutoModel* would load. Returns {tensor: shard file}; raises VerificationFailed on any difference.
+    shapes AutoModel* would load. With `outputs` (texts, tol), fairseq and the folder also run side by side, one
+    layer at a time, *while* the shards are written: layer k runs once its tensors are written and proven, and the
+    writer stays a bounded distance ahead (compare.written.WrittenCheck.pace), so each byte is read from disk once.
+    Returns ({tensor: shard file}, (tokenizer check, output report)); raises VerificationFailed on any difference.
 
     One thread streams the shards (copying in the kernel, GIL released), one re-reads each tensor as it lands,
-    while this thread writes config and tokenizer (a fourth hashes the source). The pool lives inside the
-    temporary folder's context: on any error or interrupt, wherever it lands, the workers are told to stop and
-    joined before the folder is removed, so no write can re-create part of a folder being removed."""
+    while this thread writes config and tokenizer and runs the forward (another hashes the source). The pool lives
+    inside the temporary folder's context: on any error or interrupt, wherever it lands, the workers are told to
+    stop and joined before the folder is removed, so no write can re-create part of a folder being removed."""
     ckpt, desc, where = job.ckpt, job.ckpt.description, str(job.ckpt.path)
     stop = threading.Event()
 
@@ -270,7 +274,10 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress, verify: bool
         return on_bytes
 
     written_bytes = progress.bar("writing safetensors", job.total)
-    check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", job.total)), stop)
+    check = WrittenCheck(
+        where, counting(progress.bar("re-reading written tensors", job.total)), stop, paced=outputs is not None
+    )
+    planned = {t.name: (t.shape, t.dtype) for t in job.to_write}
 
     def write() -> dict[str, str]:
         try:
@@ -280,16 +287,16 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress, verify: bool
                 job.shard_bytes,
                 counting(written_bytes),
                 lambda t, path, offset: check.put(Written(t, path, offset)),
+                check.pace,
             )
         finally:
             check.close()
 
+    report: tuple[TokenizerCheck | None, OutputReport | None] = (None, None)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        threads = torch.get_num_threads()
         try:
             shards = pool.submit(write)
             checked = pool.submit(check.run)
-            torch.set_num_threads(1)  # the check's sums and casts must not spin a second core hash and copy need
             config = build_config(
                 desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
             )
@@ -300,44 +307,50 @@ def _write_and_prove(job: _Prepared, tmp: Path, progress: Progress, verify: bool
                 # so --no-verify keeps the transformers-free checks instead: named refusals, the name plan and
                 # every tensor's shape against the config (ops.convert._prepare).
                 check_auto_class(
-                    tmp, job.head, model_class_name(desc, job.head), {t.name: t.shape for t in job.to_write}
+                    tmp, job.head, model_class_name(desc, job.head), {n: s for n, (s, _) in planned.items()}
                 )
-            differs = checked.result()
-            if differs is not None:
-                raise VerificationFailed(where, f"written tensor {differs} differs from its source after the cast")
+            if outputs is not None:
+                progress.stage("running fairseq and transformers side by side, one layer at a time, as it is written")
+                texts, tol = outputs
+                try:
+                    report = compare_outputs_streamed(
+                        job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
+                        texts or list(DEFAULT_TEXTS), tol, language=job.language,
+                    )  # fmt: skip
+                except InterruptedError:  # the writer or the check stopped first: their own error says why
+                    _raise_from_workers(where, checked, shards)
+                    raise
+                finally:
+                    check.release()
+            _raise_from_workers(where, checked, shards)
             files = shards.result()
             differs = check.headers_agree(tmp, files)
         except BaseException:
             stop.set()  # the writer stops at its next chunk; the pool's exit joins both workers
             check.close()
             raise
-        finally:
-            torch.set_num_threads(threads)
     if differs is not None:
         raise VerificationFailed(where, f"shard header does not place {differs} where it was written and checked")
-    return files
+    if outputs is not None and open_folder(tmp).file_shapes != planned:  # the index, as AutoModel* will read it
+        raise VerificationFailed(where, "the finished folder does not hold exactly the tensors that were verified")
+    return files, report
 
 
-def _verify_outputs(
-    job: _Prepared,
-    tmp: Path,
-    verify: bool,
-    texts: list[str] | None,
-    tol: float | None,
-    progress: Progress,
-    skipped: list[str],
-) -> tuple[TokenizerCheck | None, OutputReport | None]:
-    """The expensive proof: fairseq and the written folder side by side, one layer at a time."""
+def _raise_from_workers(where: str, checked: Future[str | None], shards: Future[dict[str, str]]) -> None:
+    """Wait for the check and the writer; raise what stopped them (a difference, a read or write error)."""
+    differs = checked.result()
+    if differs is not None:
+        raise VerificationFailed(where, f"written tensor {differs} differs from its source after the cast")
+    shards.result()
+
+
+def _output_check_skipped(verify: bool) -> str | None:
+    """Why the expensive proof (fairseq and the written folder side by side) does not run, if it does not."""
     if not verify:
-        skipped.append("output check: --no-verify")
-        return None, None
+        return "output check: --no-verify"
     if not fairseq_oracle.available():
-        skipped.append("output check: fairseq is not importable here (weights were still checked)")
-        return None, None
-    progress.stage("running fairseq and transformers side by side, one layer at a time")
-    return compare_outputs_streamed(
-        job.ckpt, open_folder(tmp), job.head, job.dtype, texts or list(DEFAULT_TEXTS), tol, language=job.language
-    )
+        return "output check: fairseq is not importable here (weights were still checked)"
+    return None
 
 
 def _same(t: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class HFFolder:
     _files: dict[str, Any] = field(default_factory=dict, repr=False)
     _where: dict[str, Path] = field(default_factory=dict, repr=False)
     _file_name: dict[str, str] = field(default_factory=dict, repr=False)  # canonical name -> name in the file
+    _lookup: Callable[[str], torch.Tensor] | None = field(default=None, repr=False)  # a folder being written
 
     def names(self) -> list[str]:
         return list(self._file_name)
@@ -60,6 +62,8 @@ class HFFolder:
 
     def tensor(self, name: str) -> torch.Tensor:
         stored = self._file_name[name]
+        if self._lookup is not None:
+            return self._lookup(stored)
         file = self._where[stored]
         opened = self._files[str(file)]
         return opened.tensor(stored) if self.format == "safetensors" else opened[stored]
@@ -78,15 +82,7 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
         raise BadInput(path, "no such file or directory")
     if not path.is_dir():
         raise BadInput(path, "expected a Hugging Face model folder, got a file")
-    cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise BadInput(path, "no config.json: not a Hugging Face model folder")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(cfg_path, f"not valid JSON ({e})") from e
-    if not isinstance(config, dict):
-        raise BadInput(cfg_path, "not a JSON object")
+    config = _read_config(path)
     files, fmt, where = _weight_files(path)
     opened: dict[str, Any] = {}
     shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
@@ -112,6 +108,32 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
     canonical = hf_canonical_names(shapes)
     desc, warnings = _describe(config, {name: shapes[stored] for name, stored in canonical.items()}, path)
     return HFFolder(path, config, files, fmt, shapes, desc, warnings, opened, locations, canonical)
+
+
+def folder_being_written(
+    path: Path, planned: dict[str, tuple[tuple[int, ...], torch.dtype]], tensor: Callable[[str], torch.Tensor]
+) -> HFFolder:
+    """The folder a conversion is writing, read while its shards are still being written: config.json (and the
+    tokenizer) already there, the tensors as planned, each read through `tensor(name)` (which waits until the
+    writer has written it). The conversion re-opens the finished folder with open_folder to prove it is the same."""
+    config = _read_config(path)
+    canonical = hf_canonical_names(planned)
+    desc, warnings = _describe(config, {name: planned[stored] for name, stored in canonical.items()}, path)
+    return HFFolder(path, config, [], "safetensors", dict(planned), desc, warnings, _file_name=canonical,
+                    _lookup=tensor)  # fmt: skip
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise BadInput(path, "no config.json: not a Hugging Face model folder")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(cfg_path, f"not valid JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise BadInput(cfg_path, "not a JSON object")
+    return config
 
 
 def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
