@@ -16,8 +16,17 @@ import torch
 from conftest import copy_fixture, fixture, leftovers
 
 from xlmr_tools import VerificationFailed, convert
-from xlmr_tools.compare.written import Written, WrittenCheck, _all_finite, same_bits
+from xlmr_tools.compare.written import (
+    MAX_AHEAD,
+    MIN_AHEAD,
+    Written,
+    WrittenCheck,
+    _all_finite,
+    same_bits,
+    write_ahead,
+)
 from xlmr_tools.io.digest import SourceDigest, start_digest, take_digest
+from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.sources.hf import open_folder
@@ -121,14 +130,13 @@ def test_cli_starts_without_torch():
     assert r.returncode == 0, r.stderr
 
 
-def _paced_write(tmp_path, sizes: list[int], reader, ahead: int, monkeypatch):
+def _paced_write(tmp_path, sizes: list[int], reader, ahead: int):
     """Write float32 tensors of `sizes` elements through a paced WrittenCheck while `reader(check, tensors)` runs."""
-    monkeypatch.setattr(written_module, "WRITE_AHEAD", ahead)
     tensors = [
         TensorToWrite(f"t{i}", (lambda i=i, n=n: torch.arange(n, dtype=torch.float32) + i), torch.float32, (n,))
         for i, n in enumerate(sizes)
     ]
-    check = WrittenCheck("src", lambda n: None, threading.Event(), paced=True)
+    check = WrittenCheck("src", lambda n: None, threading.Event(), ahead)
 
     def write():
         try:
@@ -146,8 +154,8 @@ def _paced_write(tmp_path, sizes: list[int], reader, ahead: int, monkeypatch):
         assert checked.result() is None and check.headers_agree(tmp_path, files.result()) is None
 
 
-def test_paced_writer_stays_a_bounded_distance_ahead_of_the_reader(tmp_path, monkeypatch):
-    """convert verifies layer k while later layers are written: the writer may not run more than WRITE_AHEAD bytes
+def test_paced_writer_stays_a_bounded_distance_ahead_of_the_reader(tmp_path):
+    """convert verifies layer k while later layers are written: the writer may not run more than `ahead` bytes
     ahead of what the verification asked for (so a memory cap keeps both sides cached), and the reader gets each
     tensor's written bytes only once they are proven equal to the source."""
     size = 4 * 1000
@@ -160,28 +168,29 @@ def test_paced_writer_stays_a_bounded_distance_ahead_of_the_reader(tmp_path, mon
             time.sleep(0.02)  # let the writer run as far as it may
             seen.append((i, check._written))
 
-    _paced_write(tmp_path, [1000] * 12, reader, 2 * size, monkeypatch)
+    _paced_write(tmp_path, [1000] * 12, reader, 2 * size)
     for i, started in seen:
-        assert started <= (i + 1) * size + 2 * size + size, (i, started)  # asked + WRITE_AHEAD + the next tensor
+        assert started <= (i + 1) * size + 2 * size + size, (i, started)  # asked + ahead + the next tensor
     assert seen[0][1] < 12 * size  # it did wait
 
 
-def test_paced_writer_never_deadlocks_a_reader_asking_far_ahead(tmp_path, monkeypatch):
+def test_paced_writer_never_deadlocks_a_reader_asking_far_ahead(tmp_path):
     """A reader asking for a tensor the pace would not reach yet (the folder's final norm, asked late but written
     early, or the reverse) must get it: while the reader waits, the writer is never held back."""
 
     def reader(check, tensors):
-        assert torch.equal(check.tensor("t9"), tensors[9].source())  # far beyond WRITE_AHEAD = 0
+        assert torch.equal(check.tensor("t9"), tensors[9].source())  # far beyond ahead = 0
         for t in tensors:
             assert torch.equal(check.tensor(t.name), t.source())
 
-    _paced_write(tmp_path, [100] * 10, reader, 0, monkeypatch)
+    _paced_write(tmp_path, [100] * 10, reader, 0)
 
 
 def test_convert_paced_to_the_tightest_window_is_exact(tmp_path, monkeypatch):
     """With no write-ahead at all the writer moves only when the verification asks for the next layer: the
     conversion still completes, proves every stage, and writes the same bytes as an unpaced --no-verify run."""
-    monkeypatch.setattr(written_module, "WRITE_AHEAD", 0)
+    monkeypatch.setattr(written_module, "MIN_AHEAD", 0)
+    monkeypatch.setattr(written_module, "MAX_AHEAD", 0)
     paced = convert(fixture("preln"), tmp_path / "paced")
     assert paced.outputs is not None and paced.outputs.worst is None
     paced_layers = open_folder(tmp_path / "paced").description.layers
@@ -190,3 +199,11 @@ def test_convert_paced_to_the_tightest_window_is_exact(tmp_path, monkeypatch):
     for f in (tmp_path / "plain").iterdir():
         if f.suffix in (".safetensors", ".json") and f.name != "README.md":
             assert f.read_bytes() == (tmp_path / "paced" / f.name).read_bytes(), f.name
+
+
+def test_write_ahead_is_a_quarter_of_the_memory_room_within_bounds(tmp_path):
+    """The window follows the memory the process may fill (a cgroup cap or MemAvailable), within its bounds."""
+    assert write_ahead(None) == MAX_AHEAD and write_ahead(10**12) == MAX_AHEAD
+    assert write_ahead(0) == MIN_AHEAD and write_ahead(4 * MIN_AHEAD + 8) == MIN_AHEAD + 2
+    room = memory_room()
+    assert room is None or room > 0  # this test process can always keep some page cache

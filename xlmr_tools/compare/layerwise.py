@@ -8,6 +8,8 @@ between modules mirrors each library's own forward (fairseq: `TransformerEncoder
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -24,6 +26,7 @@ from xlmr_tools.compare.flops import Performance, gemm_peak, text_flops
 from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping.weights import FAIRSEQ_MODULES, HF_MODULES, HF_NAMES, TIED_COPIES, hf_classifier_classes
 from xlmr_tools.model import PRE_LN, hf_classes
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -82,6 +85,21 @@ class Runner(ABC):
         self.model.get_submodule(name).to_empty(device="meta")
 
     @abstractmethod
+    def layer_name(self, k: int) -> str:
+        """The module path of layer k in this library's model."""
+
+    def load_layer(self, k: int) -> None:
+        self._load(self.layer_name(k))
+
+    def free_layer(self, k: int) -> None:
+        self._free(self.layer_name(k))
+
+    def layer_tensors(self, k: int) -> list[torch.Tensor]:
+        """Layer k's tensors as stored (lazy views: nothing is read), for read-ahead."""
+        name = self.layer_name(k)
+        return [self._tensor(f"{name}.{key}") for key, _ in _persistent(self.model.get_submodule(name))]
+
+    @abstractmethod
     def load_embeddings(self, ids: torch.Tensor) -> None:
         """Load the embedding modules for a run over these token ids (all of the run's)."""
 
@@ -91,12 +109,6 @@ class Runner(ABC):
     @abstractmethod
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """Token ids -> (the input of layer 0, whatever the layers need besides it: the padding mask)."""
-
-    @abstractmethod
-    def load_layer(self, k: int) -> None: ...
-
-    @abstractmethod
-    def free_layer(self, k: int) -> None: ...
 
     @abstractmethod
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
@@ -123,6 +135,10 @@ class Runner(ABC):
     @abstractmethod
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """The decoder for vocabulary rows start..end (the logits of those words), as the library computes it."""
+
+    @abstractmethod
+    def lm_weight(self) -> torch.Tensor:
+        """The loaded decoder matrix as stored (read-ahead takes the next vocabulary block of it)."""
 
 
 def _persistent(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -174,11 +190,8 @@ class FairseqRunner(Runner):
         x = x * (1 - pad.unsqueeze(-1).type_as(x) * has_pads.type_as(x))
         return x.transpose(0, 1), (pad if has_pads else None)
 
-    def load_layer(self, k: int) -> None:
-        self._load(str(FAIRSEQ_MODULES["layer"]).format(k=k))
-
-    def free_layer(self, k: int) -> None:
-        self._free(str(FAIRSEQ_MODULES["layer"]).format(k=k))
+    def layer_name(self, k: int) -> str:
+        return str(FAIRSEQ_MODULES["layer"]).format(k=k)
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
         layer = self.model.encoder.sentence_encoder.layers[k]
@@ -205,6 +218,9 @@ class FairseqRunner(Runner):
     def lm_features(self, features: torch.Tensor) -> torch.Tensor:
         head = self.model.encoder.lm_head  # RobertaLMHead.forward, up to its projection
         return head.layer_norm(head.activation_fn(head.dense(features)))
+
+    def lm_weight(self) -> torch.Tensor:
+        return self.model.encoder.lm_head.weight
 
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         head = self.model.encoder.lm_head
@@ -273,11 +289,8 @@ class HFRunner(Runner):
         attn = create_bidirectional_mask(config=self.model.config, inputs_embeds=x, attention_mask=mask)
         return x, attn
 
-    def load_layer(self, k: int) -> None:
-        self._load(str(HF_MODULES["layer"]).format(k=k))
-
-    def free_layer(self, k: int) -> None:
-        self._free(str(HF_MODULES["layer"]).format(k=k))
+    def layer_name(self, k: int) -> str:
+        return str(HF_MODULES["layer"]).format(k=k)
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
         layer = self.model.get_submodule(HF_MODULES["layer"].format(k=k))
@@ -317,6 +330,9 @@ class HFRunner(Runner):
         head = self.model.lm_head  # XLMRobertaLMHead.forward (and its siblings'), up to the decoder
         gelu = sys.modules[type(head).__module__].gelu  # the gelu the head's own module calls
         return head.layer_norm(gelu(head.dense(features)))
+
+    def lm_weight(self) -> torch.Tensor:
+        return self.model.lm_head.decoder.weight
 
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         decoder = self.model.lm_head.decoder
@@ -375,7 +391,9 @@ def compare_streamed(
                 u, v = ya[row], yb[row]
                 s.update((u[:n] if per_token else u).cpu(), (v[:n] if per_token else v).cpu(), text)
 
-    with torch.no_grad():
+    ahead = ReadAhead()
+    with torch.no_grad(), contextlib.closing(ahead):
+        ahead.submit(functools.partial(_layer_tensors, a, b, 0))
         on_stage("embeddings")
         every = torch.cat([batch.ids.reshape(-1) for batch in batches])
         a.load_embeddings(every)
@@ -389,6 +407,8 @@ def compare_streamed(
         loaded("embeddings")
         for k in range(a.layers):
             on_stage(f"layer {k}")
+            if k + 1 < a.layers:  # its pages are read while this layer computes
+                ahead.submit(functools.partial(_layer_tensors, a, b, k + 1))
             a.load_layer(k)
             b.load_layer(k)
             xa = [a.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xa, sa, batches)]
@@ -419,8 +439,11 @@ def compare_streamed(
             rows = a.vocab_rows
             if rows != b.vocab_rows:
                 raise BadInput(None, f"the two models have {rows} and {b.vocab_rows} vocabulary rows")
+            wa, wb = a.lm_weight(), b.lm_weight()
             for start in range(0, rows, VOCAB_BLOCK):
                 end = min(rows, start + VOCAB_BLOCK)
+                after = slice(end, end + VOCAB_BLOCK)
+                ahead.submit(functools.partial(list, (wa[after], wb[after])))
                 la, lb = a.lm_block(start, end), b.lm_block(start, end)
                 for batch, u, v in zip(batches, ha, hb):
                     ya, yb = la(u), lb(v)
@@ -439,6 +462,10 @@ def compare_streamed(
         sorted(set(languages), key=languages.index) if languages else [],
         Performance(sum(lengths), run_tokens, flops, seconds, peak, aside[0]),
     )
+
+
+def _layer_tensors(a: Runner, b: Runner, k: int) -> list[torch.Tensor]:
+    return a.layer_tensors(k) + b.layer_tensors(k)
 
 
 def check_device(device: str, dtype: torch.dtype) -> None:

@@ -9,8 +9,9 @@ checked.
 
 The check also serves the output verification that runs while the shards are written (`tensor`: a tensor's
 written bytes once they are proven) and paces the writer (`pace`): it stays at most WRITE_AHEAD bytes ahead of what
-the verification has asked for, so under a memory cap both files' pages are still cached when the forward reads
-them — each byte is read from disk once instead of written, evicted and read again.
+the verification has asked for (`write_ahead`: a quarter of the memory the process may fill), so under a memory cap
+both files' pages are still cached when the forward reads them — read from disk once instead of written, evicted
+and read again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from xlmr_tools.io.chunks import iter_chunks
 from xlmr_tools.io.safetensors import SAFETENSORS_NAMES, SafetensorsFile, TensorToWrite
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-WRITE_AHEAD = 1 << 30  # ~3 XL layers: under a cap of 1/4 of an XL checkpoint (3.5 GB), both sides of it stay cached
+MAX_AHEAD = 1 << 30  # ~3 XL layers: enough that the verification never waits for the writer
+MIN_AHEAD = 64 << 20  # under a tiny cap the pages are re-read anyway; below this the writer would stall on each ask
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,11 @@ class Written:
 class WrittenCheck:
     """Fed by the writer (`put`, then `close`); `run` in a thread returns the first tensor that differs, or None.
 
-    With `paced`, the writer calls `pace` before each tensor and a reader takes proven tensors with `tensor`; the
-    reader must call `release` when it needs no more (the writer then runs freely to the end)."""
+    With `ahead` (bytes), the writer calls `pace` before each tensor and a reader takes proven tensors with
+    `tensor`; the reader must call `release` when it needs no more (the writer then runs freely to the end)."""
 
     def __init__(
-        self, source: str, on_bytes: Callable[[int], None], stop: threading.Event, paced: bool = False
+        self, source: str, on_bytes: Callable[[int], None], stop: threading.Event, ahead: int | None = None
     ) -> None:
         self.source = source
         self.on_bytes = on_bytes
@@ -58,7 +60,7 @@ class WrittenCheck:
         self._state = threading.Condition()
         self._proven: dict[str, Written] = {}
         self._ended = False  # the check stopped: finished, found a difference or failed
-        self._paced = paced
+        self._ahead = ahead
         self._sizes: dict[str, int] = {}  # name -> bytes, of every tensor the writer reached
         self._written = 0  # bytes the writer started
         self._asked: set[str] = set()
@@ -72,7 +74,6 @@ class WrittenCheck:
         self._queue.put(None)
 
     def run(self) -> str | None:
-        torch.set_num_threads(1)  # this thread's own pool (OpenMP's is per thread): leave the cores to the forward
         try:
             while (w := self._queue.get()) is not None:
                 if not self._equal(w):
@@ -93,15 +94,15 @@ class WrittenCheck:
                 self._state.notify_all()
 
     def pace(self, t: TensorToWrite) -> None:
-        """Called by the writer before tensor `t`: wait while it is more than WRITE_AHEAD bytes ahead of what the
+        """Called by the writer before tensor `t`: wait while it is more than `ahead` bytes ahead of what the
         reader asked for — unless the reader waits for a tensor the writer has not reached (then never: no
         deadlock; a tensor it has reached is proven by the check without the writer)."""
         with self._state:
             while (
-                self._paced
+                self._ahead is not None
                 and not self.stop.is_set()
                 and all(n in self._sizes for n in self._waiting)
-                and self._written - self._asked_bytes > WRITE_AHEAD
+                and self._written - self._asked_bytes > self._ahead
             ):
                 self._state.wait(0.5)  # also wakes for `stop`, which is an Event, not this condition
             self._sizes[t.name] = t.nbytes
@@ -128,7 +129,7 @@ class WrittenCheck:
     def release(self) -> None:
         """The reader needs no more tensors: the writer runs to the end unpaced."""
         with self._state:
-            self._paced = False
+            self._ahead = None
             self._state.notify_all()
 
     def _equal(self, w: Written) -> bool:
@@ -180,6 +181,13 @@ class WrittenCheck:
                     ):
                         return t.name
         return None if sum(map(len, by_file.values())) == len(files) else "(a tensor no one checked)"
+
+
+def write_ahead(room: int | None) -> int:
+    """How far the writer may run ahead of the verification, given the bytes of page cache the process can keep
+    (io.memory.memory_room): a quarter of it — a window of source and written pages, and the layer being read on
+    both sides, must all stay cached — within [MIN_AHEAD, MAX_AHEAD]."""
+    return MAX_AHEAD if room is None else max(MIN_AHEAD, min(MAX_AHEAD, room // 4))
 
 
 def read_back(path: Path, offset: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:

@@ -20,10 +20,11 @@ from xlmr_tools.compare.layerwise import compare_outputs_streamed
 from xlmr_tools.compare.stages import OutputReport
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
-from xlmr_tools.compare.written import Written, WrittenCheck
+from xlmr_tools.compare.written import Written, WrittenCheck, write_ahead
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
 from xlmr_tools.io.digest import SourceDigest, take_digest
+from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
@@ -274,9 +275,8 @@ def _write_and_prove(
         return on_bytes
 
     written_bytes = progress.bar("writing safetensors", job.total)
-    check = WrittenCheck(
-        where, counting(progress.bar("re-reading written tensors", job.total)), stop, paced=outputs is not None
-    )
+    ahead = write_ahead(memory_room()) if outputs is not None else None
+    check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", job.total)), stop, ahead)
     planned = {t.name: (t.shape, t.dtype) for t in job.to_write}
 
     def write() -> dict[str, str]:
