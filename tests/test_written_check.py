@@ -207,3 +207,32 @@ def test_write_ahead_is_a_quarter_of_the_memory_room_within_bounds(tmp_path):
     assert write_ahead(0) == MIN_AHEAD and write_ahead(4 * MIN_AHEAD + 8) == MIN_AHEAD + 2
     room = memory_room()
     assert room is None or room > 0  # this test process can always keep some page cache
+
+
+def test_convert_failing_its_output_check_mid_write_publishes_nothing(tmp_path, monkeypatch):
+    """The output check fails while the paced writer still has layers to write: the conversion raises, the writer
+    and the check are joined, and neither OUT nor a temporary folder is left behind."""
+    monkeypatch.setattr(written_module, "MIN_AHEAD", 0)
+    monkeypatch.setattr(written_module, "MAX_AHEAD", 0)
+    before = set(threading.enumerate())
+    with pytest.raises(VerificationFailed, match="outputs differ from fairseq at embeddings"):
+        convert(fixture("preln"), tmp_path / "out", tol=-1.0)  # no |Δ| is below a negative tolerance
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    assert [t.name for t in set(threading.enumerate()) - before if not t.daemon] == []  # writer and check joined
+
+
+def test_paced_digest_waits_for_the_reader_and_still_hashes_everything(tmp_path):
+    """convert keeps the source hash just ahead of its writer (so the writer finds the pages cached under a memory
+    cap); held at the reader's position it does not finish, and released it hashes the whole file exactly."""
+    data = os.urandom(5 * 1024 * 1024 + 123)
+    path = tmp_path / "model.pt"
+    path.write_bytes(data)
+    digest = SourceDigest(path, ahead=0)
+    time.sleep(0.3)
+    assert digest._thread.is_alive() and digest._hex is None  # held at the first chunk
+    digest.advance(2 * 1024 * 1024)
+    digest.pace(1024 * 1024)
+    time.sleep(0.3)
+    assert digest._thread.is_alive() and digest._hex is None  # up to 3 MiB of 5: still held
+    digest.release()
+    assert digest.result() == hashlib.sha256(data).hexdigest()

@@ -350,11 +350,12 @@ def compare_streamed(
     on_stage: Callable[[str], None] = lambda s: None,
     languages: list[str] | None = None,
     on_loaded: Callable[[str], None] = lambda s: None,
+    read_ahead: bool = True,
 ) -> OutputReport:
     """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded).
     X-MOD: the texts run through `languages`' adapters (default: every language's; see language_plan).
     `on_loaded(stage)`: called once a stage has run, while its tensors' pages are still in memory (verify compares
-    that part's weights then)."""
+    that part's weights then). `read_ahead`: the next layer's pages are read while one computes (io.readahead)."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
     if a.languages != b.languages:
@@ -391,7 +392,7 @@ def compare_streamed(
                 u, v = ya[row], yb[row]
                 s.update((u[:n] if per_token else u).cpu(), (v[:n] if per_token else v).cpu(), text)
 
-    ahead = ReadAhead()
+    ahead = ReadAhead(read_ahead)
     with torch.no_grad(), contextlib.closing(ahead):
         ahead.submit(functools.partial(_layer_tensors, a, b, 0))
         on_stage("embeddings")
@@ -488,6 +489,7 @@ def compare_outputs_streamed(
     on_stage: Callable[[str], None] = lambda s: None,
     language: str | None = None,
     on_loaded: Callable[[str], None] = lambda s: None,
+    read_ahead: bool = True,
 ) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
     compared when the folder has one (None otherwise). X-MOD: every text through `language`'s adapters, or, by
@@ -509,6 +511,7 @@ def compare_outputs_streamed(
         on_stage=on_stage,
         languages=[language] if language is not None else None,
         on_loaded=on_loaded,
+        read_ahead=read_ahead,
     )
     return tok_check, report
 

@@ -12,6 +12,7 @@ import hashlib
 import mmap
 import os
 import threading
+import time
 from pathlib import Path
 
 from xlmr_tools.errors import BadInput
@@ -27,12 +28,14 @@ def _identity(path: Path) -> tuple[str, int, int, int, int]:
 class SourceDigest:
     """sha256 of one file, computed by a daemon thread (an early error must not wait for a 40 GB hash)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ahead: float = float("inf")) -> None:
         self.path = path
         self.identity = _identity(path)
         self._cancel = threading.Event()
         self._hex: str | None = None
         self._error: BaseException | None = None
+        self._ahead = ahead  # how far the hash may run beyond the reader's bytes (see `pace`)
+        self._reached = 0
         self._thread = threading.Thread(target=self._run, name="xlmr-sha256", daemon=True)
         self._thread.start()
 
@@ -47,6 +50,8 @@ class SourceDigest:
                 mm.madvise(mmap.MADV_SEQUENTIAL)
                 with mm, memoryview(mm) as view:
                     for i in range(0, size, _CHUNK):
+                        while i > self._reached + self._ahead and not self._cancel.is_set():
+                            time.sleep(0.005)
                         if self._cancel.is_set():
                             break
                         h.update(view[i : i + _CHUNK])  # releases the GIL: runs beside imports and the writer
@@ -66,6 +71,20 @@ class SourceDigest:
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def pace(self, ahead: int) -> None:
+        """Hash at most `ahead` bytes beyond what the reader reported (`advance`): under a memory cap, pages the
+        hash reads far ahead of the writer are evicted before the writer copies them, and the source is read from
+        disk twice (measured at XL-36 under a 3.5 GB cap: 34 s without the hash, 43 s with it running ahead)."""
+        self._ahead = ahead
+
+    def advance(self, n: int) -> None:
+        """The reader (convert's writer, which reads the source in about file order) has moved n bytes on."""
+        self._reached += n
+
+    def release(self) -> None:
+        """The reader is done: the hash runs to the end at its own speed."""
+        self._ahead = float("inf")
 
 
 _started: dict[tuple, SourceDigest] = {}

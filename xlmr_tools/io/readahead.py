@@ -45,15 +45,18 @@ def will_need(t: torch.Tensor) -> None:
 
 class ReadAhead:
     """A daemon thread that takes `submit(get)` — a callable returning the tensors to read ahead, called on the
-    thread (getting them may wait, e.g. for a tensor still being written) — and asks for their pages in order."""
+    thread (getting them may wait, e.g. for a tensor still being written) — and asks for their pages in order.
+    Disabled (`enabled=False`: where something else already brings the pages in), it starts no thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._queue: queue.SimpleQueue[Callable[[], Iterable[torch.Tensor]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="xlmr-readahead", daemon=True)
-        self._thread.start()
+        self.enabled = enabled
+        if enabled:
+            threading.Thread(target=self._run, name="xlmr-readahead", daemon=True).start()
 
     def submit(self, get: Callable[[], Iterable[torch.Tensor]]) -> None:
-        self._queue.put(get)
+        if self.enabled:
+            self._queue.put(get)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -209,7 +209,9 @@ def _convert_prepared(
     stale: list[Path] = []
     with atomic_folder(out, force, stale) as tmp:
         skipped = [reason] if (reason := _output_check_skipped(verify)) else []
-        files, (tok_check, outputs) = _write_and_prove(job, tmp, progress, verify, None if skipped else (texts, tol))
+        files, (tok_check, outputs) = _write_and_prove(
+            job, tmp, progress, verify, None if skipped else (texts, tol), sha256
+        )
         desc = ckpt.description
         result = ConvertResult(
             out=out,
@@ -250,7 +252,12 @@ def _convert_prepared(
 
 
 def _write_and_prove(
-    job: _Prepared, tmp: Path, progress: Progress, verify: bool, outputs: tuple[list[str] | None, float | None] | None
+    job: _Prepared,
+    tmp: Path,
+    progress: Progress,
+    verify: bool,
+    outputs: tuple[list[str] | None, float | None] | None,
+    sha256: SourceDigest,
 ) -> tuple[dict[str, str], tuple[TokenizerCheck | None, OutputReport | None]]:
     """Write the shards, config and tokenizer into `tmp` and prove what was written: every tensor re-read one
     behind the writer and bit-equal to its source after the cast, the headers re-read, and the class, keys and
@@ -275,9 +282,17 @@ def _write_and_prove(
         return on_bytes
 
     written_bytes = progress.bar("writing safetensors", job.total)
-    ahead = write_ahead(memory_room()) if outputs is not None else None
+    room = write_ahead(memory_room())
+    sha256.pace(room)  # the hash stays just ahead of the writer: the writer's copy finds its pages cached
+    ahead = room if outputs is not None else None
     check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", job.total)), stop, ahead)
     planned = {t.name: (t.shape, t.dtype) for t in job.to_write}
+
+    in_file = ckpt.file_bytes / max(1, job.total)  # the writer's bytes as a share of the file (casts, skipped keys)
+
+    def on_bytes(n: int) -> None:
+        written_bytes(n)
+        sha256.advance(int(n * in_file))
 
     def write() -> dict[str, str]:
         try:
@@ -285,11 +300,12 @@ def _write_and_prove(
                 tmp,
                 job.to_write,
                 job.shard_bytes,
-                counting(written_bytes),
+                counting(on_bytes),
                 lambda t, path, offset: check.put(Written(t, path, offset)),
                 check.pace,
             )
         finally:
+            sha256.release()
             check.close()
 
     report: tuple[TokenizerCheck | None, OutputReport | None] = (None, None)
@@ -316,6 +332,7 @@ def _write_and_prove(
                     report = compare_outputs_streamed(
                         job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
                         texts or list(DEFAULT_TEXTS), tol, language=job.language,
+                        read_ahead=False,  # the writer has just read the source's pages and written the folder's
                     )  # fmt: skip
                 except InterruptedError:  # the writer or the check stopped first: their own error says why
                     _raise_from_workers(where, checked, shards)
