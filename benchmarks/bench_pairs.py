@@ -3,7 +3,7 @@
 Prints each pair's walls and ratio and the medians (docs/benchmarks.md, "convert (verify), XL-36").
 
     .venv/bin/python benchmarks/bench_pairs.py CHECKPOINT_FOLDER [--pairs 4] [--command convert|verify]
-                                               [--folder HF_FOLDER (verify)]
+                                               [--folder HF_FOLDER (verify)] [--no-verify (convert)]
 
 Build the checkpoint first, e.g. `benchmarks/stream_checkpoint.py bench-work/xl36 --preset xl --layers 36`.
 Needs root for the cgroup caps (measure.py).
@@ -30,19 +30,22 @@ def main() -> None:
     cli.add_argument("--pairs", type=int, default=4)
     cli.add_argument("--command", choices=["convert", "verify"], default="convert")
     cli.add_argument("--folder", type=Path, help="verify: the HF folder to verify against")
+    cli.add_argument("--no-verify", action="store_true", help="convert: pass --no-verify")
     args = cli.parse_args()
     ckpt = args.src / "model.pt"
     cap = ckpt.stat().st_size // 4
     out = args.src.parent / f"{args.src.name}-pairs-out"
     if args.command == "convert":
         cmd = [str(BIN / "xlmr"), "convert", str(args.src), str(out), "-q", "--force"]
+        cmd += ["--no-verify"] if args.no_verify else []
         written = out
     else:
         if args.folder is None:
             cli.error("--command verify needs --folder")
         cmd = [str(BIN / "xlmr"), "verify", str(args.src), str(args.folder), "-q"]
         written = args.folder
-    print(f"xlmr {args.command}, {ckpt.stat().st_size / 1e9:.2f} GB, cap {cap / 1e9:.2f} GB\n")
+    print(f"xlmr {args.command}{' --no-verify' if args.no_verify else ''}, {ckpt.stat().st_size / 1e9:.2f} GB, "
+          f"cap {cap / 1e9:.2f} GB\n")  # fmt: skip
     print("| pair | uncapped s | capped s | capped / uncapped |\n|---|---|---|---|")
     walls: dict[bool, list[float]] = {False: [], True: []}
     for k in range(args.pairs):

@@ -207,8 +207,8 @@ def _convert_prepared(
 ) -> ConvertResult:
     ckpt, head = job.ckpt, job.head
     stale: list[Path] = []
+    skipped = [reason] if (reason := _output_check_skipped(verify)) else []  # fairseq imported before OUT's folder
     with atomic_folder(out, force, stale) as tmp:
-        skipped = [reason] if (reason := _output_check_skipped(verify)) else []
         files, (tok_check, outputs) = _write_and_prove(
             job, tmp, progress, verify, None if skipped else (texts, tol), sha256
         )
