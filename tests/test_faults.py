@@ -14,12 +14,19 @@ from conftest import fixture, leftovers, xlmr_script
 from test_safety import Payload
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs (`make test &`) with SIGINT ignored, children inherit that, and Python keeps an
+    # inherited SIG_IGN: the conversion would then rightly ignore our Ctrl-C. Give it the terminal's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_partial(out: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [xlmr_script(), "convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
