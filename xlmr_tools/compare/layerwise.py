@@ -293,7 +293,7 @@ class HFRunner(Runner):
         return str(HF_MODULES["layer"]).format(k=k)
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
-        layer = self.model.get_submodule(HF_MODULES["layer"].format(k=k))
+        layer = self.model.get_submodule(self.layer_name(k))
         if self.languages:  # XmodLayer(hidden, lang_ids, attention_mask): adapter indices per row
             ids = torch.tensor([self.languages.index(lang) for lang in languages or []], device=x.device)
             out = layer(x, ids, ctx)

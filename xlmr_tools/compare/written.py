@@ -8,7 +8,7 @@ instead of ~1.5 s after the writing. Each shard's header is then re-read and mus
 checked.
 
 The check also serves the output verification that runs while the shards are written (`tensor`: a tensor's
-written bytes once they are proven) and paces the writer (`pace`): it stays at most WRITE_AHEAD bytes ahead of what
+written bytes once they are proven) and paces the writer (`pace`): it stays at most `ahead` bytes ahead of what
 the verification has asked for (`write_ahead`: a quarter of the memory the process may fill), so under a memory cap
 both files' pages are still cached when the forward reads them — read from disk once instead of written, evicted
 and read again.
@@ -29,6 +29,7 @@ import torch
 
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.chunks import iter_chunks
+from xlmr_tools.io.libc import libc_function
 from xlmr_tools.io.safetensors import SAFETENSORS_NAMES, SafetensorsFile, TensorToWrite
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -223,14 +224,5 @@ def _all_finite(t: torch.Tensor) -> bool:
     return all(bool(v.isfinite()) for v in torch.aminmax(t))
 
 
-def _load_memcmp() -> Callable[..., int] | None:
-    try:
-        fn = ctypes.CDLL(None).memcmp
-    except (OSError, AttributeError):  # no C library to load: torch.equal on integer views instead
-        return None
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    return fn
-
-
-_memcmp = _load_memcmp()
+# None without a C library: torch.equal on integer views instead
+_memcmp = libc_function("memcmp", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t])

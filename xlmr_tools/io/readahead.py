@@ -15,21 +15,13 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from xlmr_tools.io.libc import libc_function
+
 STEP = 4 << 20
 _WILLNEED = getattr(mmap, "MADV_WILLNEED", 3)
 
 
-def _load_madvise() -> Callable[..., int] | None:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    return fn
-
-
-_madvise = _load_madvise()
+_madvise = libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
 
 
 def will_need(t: torch.Tensor) -> None:

@@ -282,9 +282,9 @@ def _write_and_prove(
         return on_bytes
 
     written_bytes = progress.bar("writing safetensors", job.total)
-    room = write_ahead(memory_room())
-    sha256.pace(room)  # the hash stays just ahead of the writer: the writer's copy finds its pages cached
-    ahead = room if outputs is not None else None
+    window = write_ahead(memory_room())
+    sha256.pace(window)  # the hash stays just ahead of the writer: the writer's copy finds its pages cached
+    ahead = window if outputs is not None else None
     check = WrittenCheck(where, counting(progress.bar("re-reading written tensors", job.total)), stop, ahead)
     planned = {t.name: (t.shape, t.dtype) for t in job.to_write}
 
@@ -339,8 +339,7 @@ def _write_and_prove(
                     raise
                 finally:
                     check.release()
-            _raise_from_workers(where, checked, shards)
-            files = shards.result()
+            files = _raise_from_workers(where, checked, shards)
             differs = check.headers_agree(tmp, files)
         except BaseException:
             stop.set()  # the writer stops at its next chunk; the pool's exit joins both workers
@@ -353,12 +352,13 @@ def _write_and_prove(
     return files, report
 
 
-def _raise_from_workers(where: str, checked: Future[str | None], shards: Future[dict[str, str]]) -> None:
-    """Wait for the check and the writer; raise what stopped them (a difference, a read or write error)."""
+def _raise_from_workers(where: str, checked: Future[str | None], shards: Future[dict[str, str]]) -> dict[str, str]:
+    """Wait for the check and the writer; raise what stopped them (a difference, a read or write error), else
+    return the writer's {tensor: shard file}."""
     differs = checked.result()
     if differs is not None:
         raise VerificationFailed(where, f"written tensor {differs} differs from its source after the cast")
-    shards.result()
+    return shards.result()
 
 
 def _output_check_skipped(verify: bool) -> str | None:
