@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
+from pathlib import Path
 
 import torch
 
+from xlmr_tools.io.direct import DirectFiles, resident
 from xlmr_tools.io.readahead import ReadAhead, will_need
 from xlmr_tools.io.safetensors import SafetensorsFile, TensorToWrite, write_shards
 
@@ -38,8 +42,132 @@ def test_read_ahead_runs_getters_in_order_on_its_thread_and_survives_failures():
 
     ahead = ReadAhead()
     for name in ("first", "bad", "last"):
-        ahead.submit(get(name))
+        ahead.submit(name, get(name))
     ahead.close()
     assert done.wait(10)
     assert [n for n, _ in seen] == ["first", "bad", "last"]
     assert {t for _, t in seen} == {"xlmr-readahead"}
+
+
+def _evict(*paths: Path) -> None:
+    """Drop the files' pages from the page cache (no root needed), as a cold run finds them."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _mapped_tensors(tmp_path: Path) -> dict[str, torch.Tensor]:
+    """Tensors mapped from a safetensors file and a torch zip checkpoint, as the sources open them."""
+    g = torch.Generator().manual_seed(0)
+    big = torch.randn(3 * 1024 * 1024 + 5, generator=g)
+    half = torch.randn(1000, 37, generator=g).to(torch.bfloat16)
+    (tmp_path / "st").mkdir()
+    write_shards(
+        tmp_path / "st",
+        [TensorToWrite(n, lambda t=t: t, t.dtype, tuple(t.shape)) for n, t in (("big", big), ("half", half))],
+        10**9,
+    )
+    torch.save({"big": big, "half": half}, tmp_path / "model.pt")
+    _evict(tmp_path / "st" / "model.safetensors", tmp_path / "model.pt")
+    st = SafetensorsFile(tmp_path / "st" / "model.safetensors")
+    pt = torch.load(tmp_path / "model.pt", mmap=True, weights_only=True)
+    out = {f"st.{n}": st.tensor(n) for n in ("big", "half")} | {f"pt.{n}": pt[n] for n in ("big", "half")}
+    for name in list(out):  # odd offsets: O_DIRECT reads whole blocks around them
+        out[name + "[12345:]"] = out[name].reshape(-1)[12345:]
+    return out
+
+
+def test_view_hands_out_the_file_bytes_read_ahead(tmp_path):
+    """Cold tensors are read (O_DIRECT where the file system allows it) into a private copy equal to the mapping;
+    where that cannot be done the mapping itself comes back. Either way the same values, dtype and shape."""
+    tensors = _mapped_tensors(tmp_path)
+    cold = {n: not resident(t) for n, t in tensors.items()}
+    direct = {n: DirectFiles().read(t) is not None for n, t in tensors.items()}
+    with ReadAhead() as ahead:
+        ahead.submit("all", lambda: list(tensors.values()))
+        views = {name: ahead.view(t) for name, t in tensors.items()}  # before any comparison touches a mapping
+        for name, t in tensors.items():
+            v = views[name]
+            assert v.dtype == t.dtype and v.shape == t.shape and torch.equal(v, t), name
+            copied = v.data_ptr() != t.data_ptr()
+            assert copied == (cold[name] and direct[name]), name
+        ahead.release("all")
+        assert all(ahead.view(t).data_ptr() == t.data_ptr() for t in tensors.values())  # released: the mapping
+
+
+def test_view_waits_for_a_submission_it_has_not_looked_at_yet(tmp_path):
+    tensors = _mapped_tensors(tmp_path)
+    t = tensors["st.big"]
+    started, go = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        go.wait(10)
+        return [t]
+
+    with ReadAhead() as ahead:
+        ahead.submit("first", slow)
+        ahead.submit("second", lambda: [t])
+        assert started.wait(10)
+        threading.Timer(0.2, go.set).start()
+        assert torch.equal(ahead.view(t), t)  # waited for both submissions to be looked at, not raced past them
+
+
+def test_view_is_the_identity_where_nothing_is_read(tmp_path):
+    tensors = _mapped_tensors(tmp_path)
+    t = tensors["pt.big"]
+    off = ReadAhead(enabled=False)
+    off.submit("k", lambda: [t])
+    assert off.view(t) is t
+    with ReadAhead() as ahead:
+        assert ahead.view(t) is t  # never submitted
+        ahead.submit("bad", lambda: (_ for _ in ()).throw(KeyError("x")))
+        assert ahead.view(t) is t
+    closed = ReadAhead()
+    closed.submit("k", lambda: [t])
+    closed.close()
+    assert torch.equal(closed.view(t), t)
+    anon = torch.randn(10)
+    assert DirectFiles().read(anon) is None
+
+
+def test_a_replaced_file_is_never_read_in_place_of_the_mapped_one(tmp_path):
+    """The mapped file was replaced on disk (a conversion with --force): its path now names another file, which
+    must not be read; the mapping still holds the old bytes."""
+    tensors = _mapped_tensors(tmp_path)
+    t = tensors["st.big"]
+    before = t.clone()
+    replacement = tmp_path / "other.safetensors"
+    replacement.write_bytes(b"\0" * (tmp_path / "st" / "model.safetensors").stat().st_size)
+    os.replace(replacement, tmp_path / "st" / "model.safetensors")
+    assert DirectFiles().read(t) is None
+    with ReadAhead() as ahead:
+        ahead.submit("k", lambda: [t])
+        assert torch.equal(ahead.view(t), before)
+
+
+def test_verify_reading_ahead_from_a_cold_folder_finds_a_perturbed_layer(converted, tmp_path):
+    """verify on files out of the page cache: the staged copies are what both the forward and the weight
+    comparison see, so a changed element is found in its layer, in the weights and in the outputs."""
+    from test_verify_diff import _perturb
+
+    from conftest import fixture
+    from xlmr_tools.ops.verify import verify
+
+    src = shutil.copytree(fixture("preln"), tmp_path / "src")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    shutil.copytree(converted["preln"], good)
+    tensor = "roberta.encoder.layer.1.intermediate.dense.weight"
+    _perturb(converted["preln"], bad, tensor)
+    _evict(*src.glob("*.pt"), good / "model.safetensors", bad / "model.safetensors")
+    assert verify(src, good).ok
+    _evict(*src.glob("*.pt"), bad / "model.safetensors")
+    report = verify(src, bad)
+    assert not report.ok
+    assert [d.name for d in report.weights.diffs if not d.ok] == [tensor]
+    stages = {row.stage: row.ok for row in report.outputs.rows}
+    assert stages["layer 0"] and not stages["layer 1"]

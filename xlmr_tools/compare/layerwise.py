@@ -8,7 +8,6 @@ between modules mirrors each library's own forward (fairseq: `TransformerEncoder
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 import time
@@ -58,6 +57,7 @@ class Runner(ABC):
 
     def __init__(self, tensor: Callable[[str], torch.Tensor], dtype: torch.dtype, device: str) -> None:
         self._tensor, self.dtype, self.device = tensor, dtype, device
+        self.view: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # the read-ahead's copy of a tensor's bytes
 
     def _load(
         self,
@@ -73,6 +73,7 @@ class Runner(ABC):
         if state is None:
             keys = [k for k, _ in _persistent(module)]
             state = {k: self._tensor(f"{name}.{k}") for k in keys}
+        state = {k: self.view(v) for k, v in state.items()}
         if rows is not None and state[rows[0]].dtype != self.dtype:
             state[rows[0]] = _rows_cast(state[rows[0]], rows[1], self.dtype)
         state = {k: v.to(self.device) if k in raw else _cast(v, self.dtype).to(self.device) for k, v in state.items()}
@@ -224,7 +225,7 @@ class FairseqRunner(Runner):
 
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         head = self.model.encoder.lm_head
-        weight, bias = _cast(head.weight[start:end], self.dtype), head.bias[start:end]
+        weight, bias = _cast(self.view(head.weight[start:end]), self.dtype), head.bias[start:end]
         return lambda x: F.linear(x, weight) + bias  # fairseq's own form: the bias added after the product
 
 
@@ -336,7 +337,7 @@ class HFRunner(Runner):
 
     def lm_block(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         decoder = self.model.lm_head.decoder
-        weight, bias = _cast(decoder.weight[start:end], self.dtype), decoder.bias[start:end]
+        weight, bias = _cast(self.view(decoder.weight[start:end]), self.dtype), decoder.bias[start:end]
         return lambda x: F.linear(x, weight, bias)  # nn.Linear's own form: the bias fused into the product
 
 
@@ -350,12 +351,13 @@ def compare_streamed(
     on_stage: Callable[[str], None] = lambda s: None,
     languages: list[str] | None = None,
     on_loaded: Callable[[str], None] = lambda s: None,
-    read_ahead: bool = True,
+    ahead: ReadAhead | None = None,
 ) -> OutputReport:
     """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded).
     X-MOD: the texts run through `languages`' adapters (default: every language's; see language_plan).
     `on_loaded(stage)`: called once a stage has run, while its tensors' pages are still in memory (verify compares
-    that part's weights then). `read_ahead`: the next layer's pages are read while one computes (io.readahead)."""
+    that part's weights then, through `ahead.view`). `ahead`: reads the next layer while one computes
+    (io.readahead); None: no read-ahead."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
     if a.languages != b.languages:
@@ -392,9 +394,10 @@ def compare_streamed(
                 u, v = ya[row], yb[row]
                 s.update((u[:n] if per_token else u).cpu(), (v[:n] if per_token else v).cpu(), text)
 
-    ahead = ReadAhead(read_ahead)
-    with torch.no_grad(), contextlib.closing(ahead):
-        ahead.submit(functools.partial(_layer_tensors, a, b, 0))
+    ahead = ahead or ReadAhead(enabled=False)
+    a.view = b.view = ahead.view
+    with torch.no_grad():
+        ahead.submit(("layer", 0), functools.partial(_layer_tensors, a, b, 0))
         on_stage("embeddings")
         every = torch.cat([batch.ids.reshape(-1) for batch in batches])
         a.load_embeddings(every)
@@ -408,8 +411,8 @@ def compare_streamed(
         loaded("embeddings")
         for k in range(a.layers):
             on_stage(f"layer {k}")
-            if k + 1 < a.layers:  # its pages are read while this layer computes
-                ahead.submit(functools.partial(_layer_tensors, a, b, k + 1))
+            if k + 1 < a.layers:  # read while this layer computes
+                ahead.submit(("layer", k + 1), functools.partial(_layer_tensors, a, b, k + 1))
             a.load_layer(k)
             b.load_layer(k)
             xa = [a.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xa, sa, batches)]
@@ -418,6 +421,7 @@ def compare_streamed(
             b.free_layer(k)
             compare(f"layer {k}", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
             loaded(f"layer {k}")
+            ahead.release(("layer", k))
         if a.has_final_norm != b.has_final_norm:
             raise BadInput(None, "one model has a final LayerNorm (pre-LN) and the other not (post-LN)")
         if a.has_final_norm:
@@ -441,15 +445,19 @@ def compare_streamed(
             if rows != b.vocab_rows:
                 raise BadInput(None, f"the two models have {rows} and {b.vocab_rows} vocabulary rows")
             wa, wb = a.lm_weight(), b.lm_weight()
+            ahead.submit(("vocab", 0), functools.partial(list, (wa[:VOCAB_BLOCK], wb[:VOCAB_BLOCK])))
             for start in range(0, rows, VOCAB_BLOCK):
                 end = min(rows, start + VOCAB_BLOCK)
-                after = slice(end, end + VOCAB_BLOCK)
-                ahead.submit(functools.partial(list, (wa[after], wb[after])))
+                if end < rows:
+                    after = slice(end, end + VOCAB_BLOCK)
+                    ahead.submit(("vocab", end), functools.partial(list, (wa[after], wb[after])))
                 la, lb = a.lm_block(start, end), b.lm_block(start, end)
                 for batch, u, v in zip(batches, ha, hb):
                     ya, yb = la(u), lb(v)
                     for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
                         s.update(ya[row, :n].cpu(), yb[row, :n].cpu(), text)
+                del la, lb
+                ahead.release(("vocab", start))
         else:
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
         loaded(a.head_stage)
@@ -489,7 +497,7 @@ def compare_outputs_streamed(
     on_stage: Callable[[str], None] = lambda s: None,
     language: str | None = None,
     on_loaded: Callable[[str], None] = lambda s: None,
-    read_ahead: bool = True,
+    ahead: ReadAhead | None = None,
 ) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
     compared when the folder has one (None otherwise). X-MOD: every text through `language`'s adapters, or, by
@@ -511,7 +519,7 @@ def compare_outputs_streamed(
         on_stage=on_stage,
         languages=[language] if language is not None else None,
         on_loaded=on_loaded,
-        read_ahead=read_ahead,
+        ahead=ahead,
     )
     return tok_check, report
 

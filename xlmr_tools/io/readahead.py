@@ -1,9 +1,12 @@
-"""Read-ahead for memory-mapped tensors: the kernel is asked (madvise WILLNEED) to read the pages of tensors the
-caller will touch next, from a helper thread, while the caller computes on the current ones.
+"""Read-ahead for memory-mapped tensors: a helper thread reads the tensors the caller will use next while it computes
+on the current ones.
 
-The kernel caps one WILLNEED request at the device's read-ahead size (`read_ahead_kb`, 128 KB–8 MB), so a
-315 MB layer is asked for in 4 MB steps; each step only queues I/O (no page is copied by the CPU), which is why this
-helps on 2 cores where a thread touching the pages itself took the core the matrix products needed."""
+Each tensor whose pages are not all in memory already is read with O_DIRECT into private memory (io.direct), and
+`view` hands out that copy: the page cache is bypassed, which on a 2-core machine cost the matrix products beside it
+~5 % instead of ~1/3 (docs/benchmarks.md), and a memory cap's page cache is left to the rest. Where that is not
+possible (not a file mapping, no O_DIRECT) the kernel is asked for the pages instead (madvise WILLNEED) and `view`
+returns the mapping. The kernel caps one WILLNEED request at the device's read-ahead size (`read_ahead_kb`, 128 KB–8
+MB), so a 315 MB layer is asked for in 4 MB steps."""
 
 from __future__ import annotations
 
@@ -11,10 +14,13 @@ import ctypes
 import mmap
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
 
 import torch
 
+from xlmr_tools.io.direct import DirectFiles, resident
 from xlmr_tools.io.libc import libc_function
 
 STEP = 4 << 20
@@ -35,28 +41,115 @@ def will_need(t: torch.Tensor) -> None:
         _madvise(ctypes.c_void_p(at), ctypes.c_size_t(min(STEP, end - at)), _WILLNEED)
 
 
-class ReadAhead:
-    """A daemon thread that takes `submit(get)` — a callable returning the tensors to read ahead, called on the
-    thread (getting them may wait, e.g. for a tensor still being written) — and asks for their pages in order.
-    Disabled (`enabled=False`: where something else already brings the pages in), it starts no thread."""
+@dataclass
+class _Staged:
+    done: bool = False
+    data: torch.Tensor | None = None  # the bytes read (uint8); None: use the mapping
+    refs: int = 1
 
-    def __init__(self, enabled: bool = True) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], Iterable[torch.Tensor]] | None] = queue.SimpleQueue()
+
+Getter = Callable[[], Iterable[torch.Tensor]]
+
+
+class ReadAhead:
+    """`submit(key, get)`: `get` returns the tensors to read ahead (lazy views: nothing read yet); it is called on
+    the helper thread, in submission order, and must not wait for the caller. `view(t)`: the copy read for `t`'s
+    bytes — waiting while they are read — or `t` itself. `release(key)`: the copies of that submission may go.
+    Disabled (`enabled=False`: where something else already brings the pages in), it starts no thread and `view` is
+    the identity; `direct=False` keeps the page-cache read-ahead only. A hint: it never fails a run."""
+
+    def __init__(self, enabled: bool = True, direct: bool = True) -> None:
         self.enabled = enabled
+        self._queue: queue.SimpleQueue[tuple[Hashable, Getter] | None] = queue.SimpleQueue()
+        self._files = DirectFiles() if direct else None
+        self._cond = threading.Condition()
+        self._staged: dict[tuple[int, int], _Staged] = {}
+        self._keys: dict[Hashable, list[tuple[int, int]]] = {}
+        self._submitted = self._registered = 0
+        self._closed = False
         if enabled:
             threading.Thread(target=self._run, name="xlmr-readahead", daemon=True).start()
 
-    def submit(self, get: Callable[[], Iterable[torch.Tensor]]) -> None:
-        if self.enabled:
-            self._queue.put(get)
+    def submit(self, key: Hashable, get: Getter) -> None:
+        if self.enabled and not self._closed:
+            with self._cond:
+                self._submitted += 1
+            self._queue.put((key, get))
+
+    def view(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return t
+        k = _key(t)
+        with self._cond:  # a submission not yet looked at may hold t: wait until its tensors are known
+            self._cond.wait_for(lambda: self._closed or k in self._staged or self._registered >= self._submitted)
+            staged = self._staged.get(k)
+            if staged is None:
+                return t
+            self._cond.wait_for(lambda: self._closed or staged.done)
+            data = staged.data
+        return t if data is None else data.view(t.dtype).view(t.shape)
+
+    def release(self, key: Hashable) -> None:
+        with self._cond:
+            for k in self._keys.pop(key, []):
+                staged = self._staged.get(k)
+                if staged is not None:
+                    staged.refs -= 1
+                    if staged.refs <= 0:
+                        del self._staged[k]
 
     def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._staged.clear()
+            self._keys.clear()
+            self._cond.notify_all()
         self._queue.put(None)
+        if self._files is not None:
+            self._files.close()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
 
     def _run(self) -> None:
-        while (get := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            key, get = item
             try:
-                for t in get():
-                    will_need(t)
+                tensors = [t for t in get() if t.device.type == "cpu"]
             except Exception:  # noqa: BLE001 - a hint only: the reader meets any real error itself
-                continue
+                tensors = []
+            todo = []
+            with self._cond:
+                for t in tensors:
+                    k = _key(t)
+                    if k in self._staged:
+                        self._staged[k].refs += 1
+                    else:
+                        self._staged[k] = _Staged()
+                        todo.append((t, self._staged[k]))
+                    self._keys.setdefault(key, []).append(k)
+                self._registered += 1
+                self._cond.notify_all()
+            for t, staged in todo:
+                if self._closed:
+                    break
+                data = None
+                try:
+                    if not resident(t):
+                        data = self._files.read(t) if self._files is not None else None
+                        if data is None:
+                            will_need(t)
+                except Exception:  # noqa: BLE001 - the mapping stays usable whatever went wrong here
+                    data = None
+                with self._cond:
+                    staged.data, staged.done = data, True
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+
+def _key(t: torch.Tensor) -> tuple[int, int]:
+    return t.data_ptr(), t.numel() * t.element_size()

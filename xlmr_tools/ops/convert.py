@@ -328,11 +328,10 @@ def _write_and_prove(
             if outputs is not None:
                 progress.stage("running fairseq and transformers side by side, one layer at a time, as it is written")
                 texts, tol = outputs
-                try:
+                try:  # no read-ahead: the writer has just read the source's pages and written the folder's
                     report = compare_outputs_streamed(
                         job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
                         texts or list(DEFAULT_TEXTS), tol, language=job.language,
-                        read_ahead=False,  # the writer has just read the source's pages and written the folder's
                     )  # fmt: skip
                 except InterruptedError:  # the writer or the check stopped first: their own error says why
                     _raise_from_workers(where, checked, shards)

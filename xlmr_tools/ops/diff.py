@@ -17,6 +17,7 @@ from xlmr_tools.compare.stages import OutputReport, default_tol
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.weights import WeightReport, compare_weights
 from xlmr_tools.errors import BadInput
+from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.model import DTYPES, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
@@ -192,9 +193,11 @@ def _outputs(
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
     ids = [encode(t) for t in texts]
-    return compare_streamed(
-        runners[0], runners[1], ids, pad, tol, dtype, on_stage=lambda s: progress.stage(f"outputs: {s}")
-    )
+    with ReadAhead() as ahead:
+        return compare_streamed(
+            runners[0], runners[1], ids, pad, tol, dtype,
+            on_stage=lambda s: progress.stage(f"outputs: {s}"), ahead=ahead,
+        )  # fmt: skip
 
 
 def _hf_encoder(folder: HFFolder):

@@ -3,6 +3,7 @@ streamed layer by layer (fairseq's and transformers' own modules), each a row in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
+from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import (
     ACTIVATIONS,
@@ -196,9 +198,13 @@ class WeightPass:
         self.shapes = {n: folder.shape(n) for n in folder.names()}
         self.report = WeightReport(tol=0.0)
         self.pending = {n: weight_map.group_of(n) for n in self.rows}
+        self.view: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # the read-ahead's copy of a tensor's bytes
 
     def source(self, hf_name: str) -> torch.Tensor:
-        return self.rows[hf_name].take(self.ckpt.tensor, self.ckpt.description, self.dtype)
+        return self.rows[hf_name].take(lambda n: self.view(self.ckpt.tensor(n)), self.ckpt.description, self.dtype)
+
+    def target(self, hf_name: str) -> torch.Tensor:
+        return self.view(self.folder.tensor(hf_name))
 
     def structure_ok(self) -> bool:
         """Every tensor the model needs is in the folder with its shape (shapes only: no data read)."""
@@ -210,7 +216,7 @@ class WeightPass:
         part = compare_weights(
             [(n, n) for n in names],
             self.source,
-            self.folder.tensor,
+            self.target,
             self.shapes,
             weight_map.group_of,
             0.0,
@@ -302,18 +308,22 @@ def verify(
             else "tokenizer and outputs: fairseq is not importable here"
         )
         return report
-    report.tokenizer, report.outputs = compare_outputs_streamed(
-        ckpt,
-        folder,
-        head,
-        run_dtype,
-        list(texts or DEFAULT_TEXTS),
-        tol,
-        device,
-        on_stage=lambda s: progress.stage(f"comparing {s}"),
-        language=language,
-        on_loaded=lambda stage: weights.run(_groups_of_stage(stage)),  # each part's weights while its pages are hot
-    )
+    with ReadAhead() as ahead:
+        weights.view = ahead.view  # each part's weights compared as the forward loads them: read once
+        report.tokenizer, report.outputs = compare_outputs_streamed(
+            ckpt,
+            folder,
+            head,
+            run_dtype,
+            list(texts or DEFAULT_TEXTS),
+            tol,
+            device,
+            on_stage=lambda s: progress.stage(f"comparing {s}"),
+            language=language,
+            on_loaded=lambda stage: weights.run(_groups_of_stage(stage)),
+            ahead=ahead,
+        )
+        weights.view = lambda t: t
     report.weights = weights.finish()
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
