@@ -153,9 +153,9 @@ def test_a_replaced_file_is_never_read_in_place_of_the_mapped_one(tmp_path):
 def test_verify_reading_ahead_from_a_cold_folder_finds_a_perturbed_layer(converted, tmp_path):
     """verify on files out of the page cache: the staged copies are what both the forward and the weight
     comparison see, so a changed element is found in its layer, in the weights and in the outputs."""
+    from conftest import fixture
     from test_verify_diff import _perturb
 
-    from conftest import fixture
     from xlmr_tools.ops.verify import verify
 
     src = shutil.copytree(fixture("preln"), tmp_path / "src")

@@ -58,7 +58,7 @@ class Performance:
     padded_tokens: int  # tokens the micro-batches ran, pads included
     flops: float  # both models, real tokens only
     seconds: float  # wall time of the streamed forward comparison (loading modules, so reading them, included)
-    peak_flops: float  # the GEMM peak measured in the same run
+    peak_flops: float  # the GEMM peak measured in the same run (before and after the forward, the higher)
     weights_seconds: float = 0.0  # verify's weight comparison run between the stages (not in `seconds`)
 
     @property

@@ -22,7 +22,7 @@ from torch import nn
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.flops import Performance, gemm_peak, text_flops
-from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
+from xlmr_tools.compare.stages import BATCH_TOKENS, OutputReport, StageAccumulator, default_tol, micro_batches
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.readahead import ReadAhead
@@ -31,7 +31,7 @@ from xlmr_tools.model import PRE_LN, hf_classes
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
 
-VOCAB_BLOCK = 8192  # LM-head rows per block: 8192 x 2560 (XL) = 84 MB of weight, x 1024 tokens = 34 MB of logits
+VOCAB_BLOCK = 8192  # LM-head rows per block: 8192 x 2560 (XL) = 84 MB of weight, x 2048 tokens = 67 MB of logits
 
 
 @dataclass
@@ -378,7 +378,8 @@ def compare_streamed(
     vocab = a.vocab_rows if a.head is None else None
     flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
     # the roof, measured for about 1 % of the run's nominal time (at 100 GFLOPS): 0.1 s on a tiny model, 1 s at XL
-    peak = gemm_peak(device, dtype, a.hidden, seconds=min(0.2, max(0.02, flops / 1e11 * 0.01 / 5)))
+    window = min(0.2, max(0.02, flops / 1e11 * 0.01 / 5))
+    peak = gemm_peak(device, dtype, a.hidden, seconds=window)
     started = time.perf_counter()
     aside = [0.0]  # time in on_loaded (verify's weight comparison): not the forward's
 
@@ -440,7 +441,14 @@ def compare_streamed(
             # Vocabulary blocks outside, tokens inside: each page of the (memory-mapped) decoder matrix is read once
             # per model, not once per token chunk, so a memory cap below its size costs no re-reads.
             s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
-            ha, hb = [a.lm_features(u) for u in fa], [b.lm_features(v) for v in fb]
+            # The head is per token: it runs on the real tokens only, packed (no padded rows in its products)
+            ha, hb = a.lm_features(_real_tokens(batches, fa)), b.lm_features(_real_tokens(batches, fb))
+            del fa, fb
+            spans, at = [], 0  # (text, first row in ha, tokens)
+            for batch in batches:
+                for text, n in zip(batch.texts, batch.lengths):
+                    spans.append((text, at, n))
+                    at += n
             rows = a.vocab_rows
             if rows != b.vocab_rows:
                 raise BadInput(None, f"the two models have {rows} and {b.vocab_rows} vocabulary rows")
@@ -452,16 +460,22 @@ def compare_streamed(
                     after = slice(end, end + VOCAB_BLOCK)
                     ahead.submit(("vocab", end), functools.partial(list, (wa[after], wb[after])))
                 la, lb = a.lm_block(start, end), b.lm_block(start, end)
-                for batch, u, v in zip(batches, ha, hb):
-                    ya, yb = la(u), lb(v)
-                    for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
-                        s.update(ya[row, :n].cpu(), yb[row, :n].cpu(), text)
+                for part in range(0, at, BATCH_TOKENS):  # logits of at most BATCH_TOKENS x VOCAB_BLOCK at once
+                    stop = min(at, part + BATCH_TOKENS)
+                    ya, yb = la(ha[part:stop]).cpu(), lb(hb[part:stop]).cpu()
+                    for text, first, n in spans:
+                        lo, hi = max(first, part), min(first + n, stop)
+                        if lo < hi:
+                            s.update(ya[lo - part : hi - part], yb[lo - part : hi - part], text, lo - first)
                 del la, lb
                 ahead.release(("vocab", start))
         else:
             compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
         loaded(a.head_stage)
     seconds = time.perf_counter() - started - aside[0]
+    # the roof again at the end, the higher one kept: a shared machine's speed drifts (peaks of 265 and 347 GFLOPS
+    # were measured at the start of two runs within minutes), and a roof measured in a slow moment flatters the ratio
+    peak = max(peak, gemm_peak(device, dtype, a.hidden, seconds=window))
     run_tokens = sum(len(b.lengths) * int(b.ids.shape[1]) for b in batches)
     return OutputReport(
         [s.row() for s in acc.values()],
@@ -471,6 +485,11 @@ def compare_streamed(
         sorted(set(languages), key=languages.index) if languages else [],
         Performance(sum(lengths), run_tokens, flops, seconds, peak, aside[0]),
     )
+
+
+def _real_tokens(batches: list[Batch], features: list[torch.Tensor]) -> torch.Tensor:
+    """[tokens, hidden]: every text's non-pad rows, in batch order."""
+    return torch.cat([x[row, :n] for batch, x in zip(batches, features) for row, n in enumerate(batch.lengths)])
 
 
 def _layer_tensors(a: Runner, b: Runner, k: int) -> list[torch.Tensor]:
