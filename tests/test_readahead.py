@@ -171,3 +171,24 @@ def test_verify_reading_ahead_from_a_cold_folder_finds_a_perturbed_layer(convert
     assert [d.name for d in report.weights.diffs if not d.ok] == [tensor]
     stages = {row.stage: row.ok for row in report.outputs.rows}
     assert stages["layer 0"] and not stages["layer 1"]
+
+
+def test_copies_held_at_once_stay_within_the_limit(tmp_path):
+    """Beyond `limit` bytes of copies a tensor is left to the page cache (the mapping); released copies make room."""
+    tensors = _mapped_tensors(tmp_path)
+    big, half = tensors["st.big"], tensors["st.half"]
+    if resident(big) or DirectFiles().read(big) is None:
+        return  # nothing is copied on this file system (no O_DIRECT, or pages that cannot be evicted)
+    n = big.numel() * big.element_size()
+    with ReadAhead(limit=n + 1000) as ahead:
+        ahead.submit("first", lambda: [big, half])
+        assert ahead.view(big).data_ptr() != big.data_ptr()  # copied
+        assert ahead.view(half).data_ptr() == half.data_ptr()  # would pass the limit: the mapping
+        assert torch.equal(ahead.view(half), half)
+        ahead.submit("again", lambda: [big])  # a second copy of the same bytes would pass the limit too
+        assert ahead.view(big).data_ptr() != big.data_ptr()  # (the first one is shared)
+        ahead.release("first")
+        ahead.release("again")
+        assert ahead.view(big).data_ptr() == big.data_ptr()
+        ahead.submit("second", lambda: [big])
+        assert ahead.view(big).data_ptr() != big.data_ptr()  # room again

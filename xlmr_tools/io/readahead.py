@@ -22,6 +22,7 @@ import torch
 
 from xlmr_tools.io.direct import DirectFiles, resident
 from xlmr_tools.io.libc import libc_function
+from xlmr_tools.io.memory import memory_room
 
 STEP = 4 << 20
 _WILLNEED = getattr(mmap, "MADV_WILLNEED", 3)
@@ -56,10 +57,15 @@ class ReadAhead:
     the helper thread, in submission order, and must not wait for the caller. `view(t)`: the copy read for `t`'s
     bytes — waiting while they are read — or `t` itself. `release(key)`: the copies of that submission may go.
     Disabled (`enabled=False`: where something else already brings the pages in), it starts no thread and `view` is
-    the identity; `direct=False` keeps the page-cache read-ahead only. A hint: it never fails a run."""
+    the identity; `direct=False` keeps the page-cache read-ahead only. `limit`: the most bytes of copies held at
+    once (default: half the memory this process may still fill, io.memory); a tensor beyond it is left to the page
+    cache. A hint: it never fails a run."""
 
-    def __init__(self, enabled: bool = True, direct: bool = True) -> None:
+    def __init__(self, enabled: bool = True, direct: bool = True, limit: int | None = None) -> None:
         self.enabled = enabled
+        room = memory_room() if limit is None else None
+        self.limit = limit if limit is not None else room // 2 if room is not None else 1 << 30
+        self._held = 0  # bytes of copies in self._staged
         self._queue: queue.SimpleQueue[tuple[Hashable, Getter] | None] = queue.SimpleQueue()
         self._files = DirectFiles() if direct else None
         self._cond = threading.Condition()
@@ -90,19 +96,22 @@ class ReadAhead:
         return t if data is None else data.view(t.dtype).view(t.shape)
 
     def release(self, key: Hashable) -> None:
-        with self._cond:
+        with self._cond:  # a submission under `key` not yet looked at: wait until its tensors are known
+            self._cond.wait_for(lambda: self._closed or self._registered >= self._submitted)
             for k in self._keys.pop(key, []):
                 staged = self._staged.get(k)
                 if staged is not None:
                     staged.refs -= 1
                     if staged.refs <= 0:
                         del self._staged[k]
+                        self._held -= k[1] if staged.data is not None else 0
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._staged.clear()
             self._keys.clear()
+            self._held = 0
             self._cond.notify_all()
         self._queue.put(None)
         if self._files is not None:
@@ -136,19 +145,34 @@ class ReadAhead:
             for t, staged in todo:
                 if self._closed:
                     break
-                data = None
+                data, n = None, _key(t)[1]
                 try:
                     if not resident(t):
-                        data = self._files.read(t) if self._files is not None else None
+                        if self._files is not None and self._take(n):
+                            try:
+                                data = self._files.read(t)
+                            finally:
+                                if data is None:
+                                    self._take(-n)
                         if data is None:
                             will_need(t)
                 except Exception:  # noqa: BLE001 - the mapping stays usable whatever went wrong here
                     data = None
                 with self._cond:
                     staged.data, staged.done = data, True
+                    if data is not None and self._staged.get(_key(t)) is not staged:  # released while it was read
+                        self._held -= n
                     self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
+
+    def _take(self, n: int) -> bool:
+        """Count n more bytes of copies if they fit the limit (n < 0: give them back)."""
+        with self._cond:
+            if n > 0 and self._held + n > self.limit:
+                return False
+            self._held += n
+            return True
 
 
 def _key(t: torch.Tensor) -> tuple[int, int]:
