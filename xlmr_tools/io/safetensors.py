@@ -8,6 +8,7 @@ so peak memory is one chunk, not one shard or one model.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import mmap
@@ -25,6 +26,10 @@ from huggingface_hub import split_state_dict_into_shards_factory
 
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.chunks import CHUNK_BYTES, iter_chunks
+from xlmr_tools.io.libc import libc_function
+
+_sync_file_range = libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+_SYNC_FILE_RANGE_WRITE = 2
 
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -199,6 +204,7 @@ def _write_one(
                 for chunk in iter_chunks(src, t.dtype):
                     _write_all(f, _bytes_view(chunk))
                     on_bytes(chunk.numel() * chunk.element_size())
+                    start_writeback(f.fileno(), chunk.numel() * chunk.element_size())
                 del src
             on_tensor(t, path, offset)
             offset += t.nbytes
@@ -226,6 +232,15 @@ def _copy_range(source: tuple[Path, int], f, nbytes: int, on_bytes: Callable[[in
                 raise OSError(f"{path}: unexpected end of file while copying tensor bytes")
             done += copied
             on_bytes(copied)
+            start_writeback(f.fileno(), copied)
+
+
+def start_writeback(fd: int, nbytes: int) -> None:
+    """Start writing the last `nbytes` before the file position to disk, without waiting (sync_file_range WRITE):
+    under a memory cap the kernel can then reclaim clean pages instead of stalling the writer on dirty ones."""
+    if _sync_file_range is not None:
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        _sync_file_range(fd, end - nbytes, nbytes, _SYNC_FILE_RANGE_WRITE)
 
 
 def _bytes_view(t: torch.Tensor) -> memoryview:
