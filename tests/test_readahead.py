@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from measure import evict
 
 from xlmr_tools.io.direct import DirectFiles, resident
 from xlmr_tools.io.readahead import ReadAhead, will_need
@@ -50,14 +54,9 @@ def test_read_ahead_runs_getters_in_order_on_its_thread_and_survives_failures():
 
 
 def _evict(*paths: Path) -> None:
-    """Drop the files' pages from the page cache (no root needed), as a cold run finds them."""
+    """Drop the files' pages from the page cache, as a cold run finds them (the benchmarks' own eviction)."""
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        evict(path)
 
 
 def _mapped_tensors(tmp_path: Path) -> dict[str, torch.Tensor]:
