@@ -63,11 +63,11 @@ class ReadAhead:
 
     def __init__(self, enabled: bool = True, direct: bool = True, limit: int | None = None) -> None:
         self.enabled = enabled
-        room = memory_room() if limit is None else None
+        room = memory_room() if enabled and limit is None else None  # a disabled one reads nothing: no cgroup look
         self.limit = limit if limit is not None else room // 2 if room is not None else 1 << 30
         self._held = 0  # bytes of copies in self._staged
         self._queue: queue.SimpleQueue[tuple[Hashable, Getter] | None] = queue.SimpleQueue()
-        self._files = DirectFiles() if direct else None
+        self._files = DirectFiles() if enabled and direct else None
         self._cond = threading.Condition()
         self._staged: dict[tuple[int, int], _Staged] = {}
         self._keys: dict[Hashable, list[tuple[int, int]]] = {}
