@@ -210,7 +210,7 @@ def compare_outputs(
     pad = oracle.dictionary.pad()
     tolerance = tol if tol is not None else default_tol(dtype, device)
     acc: dict[str, StageAccumulator] = {}
-    for batch_idx in micro_batches(lengths):
+    for batch_idx in (g.texts for g in micro_batches(lengths, pack=False)):
         batch = torch.nn.utils.rnn.pad_sequence([ids[i] for i in batch_idx], batch_first=True, padding_value=pad).to(
             device
         )

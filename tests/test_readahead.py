@@ -179,7 +179,7 @@ def test_copies_held_at_once_stay_within_the_limit(tmp_path):
     if resident(big) or DirectFiles().read(big) is None:
         return  # nothing is copied on this file system (no O_DIRECT, or pages that cannot be evicted)
     n = big.numel() * big.element_size()
-    with ReadAhead(limit=n + 1000) as ahead:
+    with ReadAhead(limit=n + 3 * 4096) as ahead:  # the copy is read in whole 4 KiB blocks, one more to align
         ahead.submit("first", lambda: [big, half])
         assert ahead.view(big).data_ptr() != big.data_ptr()  # copied
         assert ahead.view(half).data_ptr() == half.data_ptr()  # would pass the limit: the mapping
@@ -191,3 +191,28 @@ def test_copies_held_at_once_stay_within_the_limit(tmp_path):
         assert ahead.view(big).data_ptr() == big.data_ptr()
         ahead.submit("second", lambda: [big])
         assert ahead.view(big).data_ptr() != big.data_ptr()  # room again
+
+
+def test_a_released_buffer_is_read_into_again_only_once_nothing_holds_it(tmp_path):
+    """Buffers are reused (fresh memory costs the kernel a fault and a zeroing per page), but never while a view of
+    them lives: a module still holding its weights in a released copy keeps its values."""
+    tensors = _mapped_tensors(tmp_path)
+    first, second = tensors["st.big"], tensors["pt.big"]  # same size, other files
+    if resident(first) or resident(second) or DirectFiles().read(first) is None:
+        return  # nothing is copied on this file system
+    with ReadAhead() as ahead:
+        ahead.submit("a", lambda: [first])
+        kept = ahead.view(first)  # still held after its release, as a loaded module holds its weights
+        before = kept.clone()
+        ahead.release("a")
+        ahead.submit("b", lambda: [second])
+        other = ahead.view(second)
+        assert abs(other.data_ptr() - kept.data_ptr()) > 4 * 4096  # not read into the held buffer
+        assert torch.equal(kept, before) and torch.equal(other, before)  # the same values, from the other file
+        where = other.data_ptr()
+        del other
+        ahead.release("b")  # nothing holds it now
+        ahead.submit("c", lambda: [first])
+        again = ahead.view(first)
+        assert abs(again.data_ptr() - where) < 4 * 4096  # read into the released buffer
+        assert torch.equal(again, before) and torch.equal(kept, before)

@@ -1,7 +1,9 @@
 """Layer-by-layer runs of two models (fairseq's or transformers' own modules), so peak memory does not grow with depth.
 
 Each runner builds its model on the meta device, then materializes one module at a time from the lazily read
-(mmapped) tensors — embeddings, layer k, final norm, head — runs it on every micro-batch, and frees it again. The glue
+(mmapped) tensors — embeddings, layer k, final norm, head — runs it on every micro-batch, and frees it again. A
+micro-batch is padded (a row each) or packed (its texts back to back in one row after the embeddings, attention kept
+within each text by the library's own mask), so the layers' products can run on real tokens only. The glue
 between modules mirrors each library's own forward (fairseq: `TransformerEncoderBase.forward_scriptable`; HF:
 `XLMRoberta*Model.forward`); tests check the streamed figures equal a full forward of the same models.
 """
@@ -9,6 +11,7 @@ between modules mirrors each library's own forward (fairseq: `TransformerEncoder
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -22,7 +25,15 @@ from torch import nn
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.flops import Performance, gemm_peak, text_flops
-from xlmr_tools.compare.stages import BATCH_TOKENS, OutputReport, StageAccumulator, default_tol, micro_batches
+from xlmr_tools.compare.stages import (
+    BATCH_TOKENS,
+    Group,
+    OutputReport,
+    StageAccumulator,
+    attention_weight,
+    default_tol,
+    micro_batches,
+)
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.readahead import ReadAhead
@@ -34,12 +45,28 @@ from xlmr_tools.sources.hf import HFFolder
 VOCAB_BLOCK = 8192  # LM-head rows per block: 8192 x 2560 (XL) = 84 MB of weight, x 2048 tokens = 67 MB of logits
 
 
+Span = tuple[int, int, int]  # where a text's tokens are in a batch's activations: row, first position, tokens
+
+
 @dataclass
 class Batch:
     ids: torch.Tensor  # [B, T] padded with the pad id
     texts: list[int]  # text index of each row
     lengths: list[int]  # non-pad length of each row
     languages: list[str] | None = None  # X-MOD: the language adapter each row runs through
+    packed: bool = False  # the layers run the texts back to back in one row (stages.Group)
+
+    @property
+    def rows(self) -> list[Span]:
+        """The texts as embedded: a row each, padded."""
+        return [(row, 0, n) for row, n in enumerate(self.lengths)]
+
+    @property
+    def spans(self) -> list[Span]:
+        """The texts as the layers run them: a row each, or back to back in row 0 when packed."""
+        if not self.packed:
+            return self.rows
+        return [(0, start, n) for start, n in zip(itertools.accumulate([0, *self.lengths]), self.lengths)]
 
 
 class Runner(ABC):
@@ -112,6 +139,18 @@ class Runner(ABC):
         """Token ids -> (the input of layer 0, whatever the layers need besides it: the padding mask)."""
 
     @abstractmethod
+    def packed_context(self, x: torch.Tensor, segments: torch.Tensor) -> Any:
+        """What the layers need besides x ([1, T, hidden]) for a packed row: `segments` [1, T] numbers each token's
+        text, and attention stays within a text — as the library itself masks attention."""
+
+    def pack(self, x: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, Any]:
+        """A padded batch's embeddings (each row's first `lengths[row]` tokens real) as one packed row."""
+        rows = self.batch_first(x)
+        flat = torch.cat([rows[row, :n] for row, n in enumerate(lengths)])[None]
+        segments = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))[None].to(x.device)
+        return self.batch_first(flat), self.packed_context(flat, segments)
+
+    @abstractmethod
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
         """Layer k on x; `languages`: X-MOD's adapter for each row (None for other models)."""
 
@@ -120,7 +159,7 @@ class Runner(ABC):
 
     @abstractmethod
     def batch_first(self, x: torch.Tensor) -> torch.Tensor:
-        """Activations as [batch, tokens, hidden] (fairseq's layers run time-major)."""
+        """Activations as [batch, tokens, hidden] (fairseq's layers run time-major); its own inverse."""
 
     @abstractmethod
     def load_head(self) -> None: ...
@@ -189,7 +228,12 @@ class FairseqRunner(Runner):
         has_pads = pad.any()
         x, _ = enc.forward_embedding(ids)
         x = x * (1 - pad.unsqueeze(-1).type_as(x) * has_pads.type_as(x))
-        return x.transpose(0, 1), (pad if has_pads else None)
+        return x.transpose(0, 1), {"encoder_padding_mask": pad if has_pads else None}
+
+    def packed_context(self, x: torch.Tensor, segments: torch.Tensor) -> Any:
+        # TransformerEncoderLayer's attn_mask [T, T]: 1 where a token may not attend (it adds -1e8 there)
+        mask = (segments[0, :, None] != segments[0, None, :]).to(x.dtype)
+        return {"encoder_padding_mask": None, "attn_mask": mask}
 
     def layer_name(self, k: int) -> str:
         return str(FAIRSEQ_MODULES["layer"]).format(k=k)
@@ -197,7 +241,7 @@ class FairseqRunner(Runner):
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
         layer = self.model.encoder.sentence_encoder.layers[k]
         extra = {"lang_id": languages} if languages is not None else {}  # fairseq's XMOD layers: names per row
-        out = layer(x, encoder_padding_mask=ctx, **extra)
+        out = layer(x, **ctx, **extra)
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,6 +334,17 @@ class HFRunner(Runner):
         attn = create_bidirectional_mask(config=self.model.config, inputs_embeds=x, attention_mask=mask)
         return x, attn
 
+    def packed_context(self, x: torch.Tensor, segments: torch.Tensor) -> Any:
+        from transformers.masking_utils import create_bidirectional_mask, packed_sequence_mask_function
+
+        # transformers' own mask for packed sequences, in the form the model's attention implementation takes
+        return create_bidirectional_mask(
+            config=self.model.config,
+            inputs_embeds=x,
+            attention_mask=torch.ones_like(segments),
+            and_mask_function=packed_sequence_mask_function(segments),
+        )
+
     def layer_name(self, k: int) -> str:
         return str(HF_MODULES["layer"]).format(k=k)
 
@@ -352,12 +407,13 @@ def compare_streamed(
     languages: list[str] | None = None,
     on_loaded: Callable[[str], None] = lambda s: None,
     ahead: ReadAhead | None = None,
+    groups: list[Group] | None = None,
 ) -> OutputReport:
     """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded).
     X-MOD: the texts run through `languages`' adapters (default: every language's; see language_plan).
     `on_loaded(stage)`: called once a stage has run, while its tensors' pages are still in memory (verify compares
     that part's weights then, through `ahead.view`). `ahead`: reads the next layer while one computes
-    (io.readahead); None: no read-ahead."""
+    (io.readahead); None: no read-ahead. `groups`: how the texts run (default: stages.micro_batches')."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
     if a.languages != b.languages:
@@ -370,10 +426,15 @@ def compare_streamed(
     lengths = [len(t) for t in ids]
     device = a.device
     batches = []
-    for idx in micro_batches(lengths):
+    if groups is None:
+        groups = micro_batches(lengths, attention=attention_weight(a.hidden, a.ffn), pack=languages is None)
+    if languages is not None and any(g.packed for g in groups):
+        raise ValueError("X-MOD runs padded batches only: its adapters are chosen per row")
+    for group in groups:
+        idx = group.texts
         padded = torch.nn.utils.rnn.pad_sequence([ids[i] for i in idx], batch_first=True, padding_value=pad)
         langs = [languages[i] for i in idx] if languages is not None else None
-        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs))
+        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs, group.packed))
     acc: dict[str, StageAccumulator] = {}
     vocab = a.vocab_rows if a.head is None else None
     flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
@@ -388,12 +449,12 @@ def compare_streamed(
         on_loaded(stage)
         aside[0] += time.perf_counter() - t
 
-    def compare(stage: str, xa: list[torch.Tensor], xb: list[torch.Tensor], per_token: bool = True) -> None:
+    def compare(stage: str, xa: list[torch.Tensor], xb: list[torch.Tensor], embedded: bool = False) -> None:
+        """Per-token outputs, batch first, laid out as the layers run them (as embedded: a row each)."""
         s = acc.setdefault(stage, StageAccumulator(stage, tol))
         for batch, ya, yb in zip(batches, xa, xb):
-            for row, (text, n) in enumerate(zip(batch.texts, batch.lengths)):
-                u, v = ya[row], yb[row]
-                s.update((u[:n] if per_token else u).cpu(), (v[:n] if per_token else v).cpu(), text)
+            for text, (row, at, n) in zip(batch.texts, batch.rows if embedded else batch.spans):
+                s.update(ya[row, at : at + n].cpu(), yb[row, at : at + n].cpu(), text)
 
     ahead = ahead or ReadAhead(enabled=False)
     a.view = b.view = ahead.view
@@ -408,8 +469,12 @@ def compare_streamed(
         a.free_embeddings()  # not needed again (the LM head takes the decoder matrix as stored)
         b.free_embeddings()
         xa, xb = [s[0] for s in sa], [s[0] for s in sb]
-        compare("embeddings", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
+        compare("embeddings", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb], embedded=True)
         loaded("embeddings")
+        for i, batch in enumerate(batches):
+            if batch.packed:
+                sa[i], sb[i] = a.pack(xa[i], batch.lengths), b.pack(xb[i], batch.lengths)
+                xa[i], xb[i] = sa[i][0], sb[i][0]
         for k in range(a.layers):
             on_stage(f"layer {k}")
             if k + 1 < a.layers:  # read while this layer computes
@@ -470,13 +535,20 @@ def compare_streamed(
                 del la, lb
                 ahead.release(("vocab", start))
         else:
-            compare(a.head_stage, [a.run_head(u) for u in fa], [b.run_head(v) for v in fb], per_token=False)
+            # a sentence head reads each text's first token (features[:, 0, :] in both libraries): give it those
+            s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
+            for batch, u, v in zip(batches, fa, fb):
+                firsts = [(row, pos) for row, pos, _ in batch.spans]
+                ya = a.run_head(torch.stack([u[row, pos] for row, pos in firsts])[:, None])
+                yb = b.run_head(torch.stack([v[row, pos] for row, pos in firsts])[:, None])
+                for i, text in enumerate(batch.texts):
+                    s.update(ya[i].cpu(), yb[i].cpu(), text)
         loaded(a.head_stage)
     seconds = time.perf_counter() - started - aside[0]
     # the roof again at the end, the higher one kept: a shared machine's speed drifts (peaks of 265 and 347 GFLOPS
     # were measured at the start of two runs within minutes), and a roof measured in a slow moment flatters the ratio
     peak = max(peak, gemm_peak(device, dtype, a.hidden, seconds=window))
-    run_tokens = sum(len(b.lengths) * int(b.ids.shape[1]) for b in batches)
+    run_tokens = sum(sum(b.lengths) if b.packed else len(b.lengths) * int(b.ids.shape[1]) for b in batches)
     return OutputReport(
         [s.row() for s in acc.values()],
         str(dtype).removeprefix("torch."),
@@ -488,8 +560,8 @@ def compare_streamed(
 
 
 def _real_tokens(batches: list[Batch], features: list[torch.Tensor]) -> torch.Tensor:
-    """[tokens, hidden]: every text's non-pad rows, in batch order."""
-    return torch.cat([x[row, :n] for batch, x in zip(batches, features) for row, n in enumerate(batch.lengths)])
+    """[tokens, hidden]: every text's tokens (batch first, as the layers ran them), in batch order."""
+    return torch.cat([x[row, at : at + n] for batch, x in zip(batches, features) for row, at, n in batch.spans])
 
 
 def _layer_tensors(a: Runner, b: Runner, k: int) -> list[torch.Tensor]:

@@ -11,6 +11,7 @@ import ctypes
 import mmap
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,10 @@ class _Mapping:
     path: str
 
 
+def _allocate(n: int) -> torch.Tensor:
+    return torch.empty(n, dtype=torch.uint8)
+
+
 class DirectFiles:
     """Finds the file and offset behind a mapped address and keeps one O_DIRECT descriptor per file."""
 
@@ -43,10 +48,11 @@ class DirectFiles:
         self._fds: dict[str, int | None] = {}
         self._lock = threading.Lock()
 
-    def read(self, t: torch.Tensor) -> torch.Tensor | None:
+    def read(self, t: torch.Tensor, alloc: Callable[[int], torch.Tensor | None] = _allocate) -> torch.Tensor | None:
         """A copy of contiguous CPU tensor `t`'s bytes read from the file it maps (uint8, in memory whose start is
         aligned to the element size), or None where that is not possible: not a file mapping, a file that was
-        replaced, a file system without O_DIRECT, a short read."""
+        replaced, a file system without O_DIRECT, a short read. `alloc(n)`: a uint8 buffer of at least n bytes to
+        read into (the copy is a view of it), or None for no room."""
         n = t.numel() * t.element_size()
         if t.device.type != "cpu" or n == 0 or not t.is_contiguous():
             return None
@@ -58,7 +64,9 @@ class DirectFiles:
             return None  # the copy could not be viewed as `t`'s dtype
         lo = offset - offset % ALIGN
         hi = -(-(offset + n) // ALIGN) * ALIGN
-        buf = torch.empty(hi - lo + ALIGN, dtype=torch.uint8)
+        buf = alloc(hi - lo + ALIGN)  # whole blocks, and one more to align the start
+        if buf is None:
+            return None
         shift = -buf.data_ptr() % ALIGN
         region = buf[shift : shift + hi - lo]
         view = memoryview(region.numpy())  # type: ignore[arg-type]

@@ -6,7 +6,11 @@ Each tensor whose pages are not all in memory already is read with O_DIRECT into
 ~5 % instead of ~1/3 (docs/benchmarks.md), and a memory cap's page cache is left to the rest. Where that is not
 possible (not a file mapping, no O_DIRECT) the kernel is asked for the pages instead (madvise WILLNEED) and `view`
 returns the mapping. The kernel caps one WILLNEED request at the device's read-ahead size (`read_ahead_kb`, 128 KB–8
-MB), so a 315 MB layer is asked for in 4 MB steps."""
+MB), so a 315 MB layer is asked for in 4 MB steps.
+
+The copies' buffers are used again once released and held by nobody else: reading into fresh memory made the kernel
+fault in and zero every page as it read (2.1 s of system CPU per 6.3 GB, 0.3 s into memory used before), and the
+products beside it lost ~1/4 of their speed instead of ~1/8 (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ def will_need(t: torch.Tensor) -> None:
 class _Staged:
     done: bool = False
     data: torch.Tensor | None = None  # the bytes read (uint8); None: use the mapping
+    buffer: torch.Tensor | None = None  # the buffer `data` is a view of
     refs: int = 1
 
 
@@ -59,13 +64,14 @@ class ReadAhead:
     Disabled (`enabled=False`: where something else already brings the pages in), it starts no thread and `view` is
     the identity; `direct=False` keeps the page-cache read-ahead only. `limit`: the most bytes of copies held at
     once (default: half the memory this process may still fill, io.memory); a tensor beyond it is left to the page
-    cache. A hint: it never fails a run."""
+    cache (buffers kept for reuse count too). A hint: it never fails a run."""
 
     def __init__(self, enabled: bool = True, direct: bool = True, limit: int | None = None) -> None:
         self.enabled = enabled
         room = memory_room() if enabled and limit is None else None  # a disabled one reads nothing: no cgroup look
         self.limit = limit if limit is not None else room // 2 if room is not None else 1 << 30
-        self._held = 0  # bytes of copies in self._staged
+        self._held = 0  # bytes of the buffers below: the staged copies' and the idle ones
+        self._idle: list[torch.Tensor] = []  # buffers of released copies, held by nobody else: read into again
         self._queue: queue.SimpleQueue[tuple[Hashable, Getter] | None] = queue.SimpleQueue()
         self._files = DirectFiles() if enabled and direct else None
         self._cond = threading.Condition()
@@ -104,13 +110,14 @@ class ReadAhead:
                     staged.refs -= 1
                     if staged.refs <= 0:
                         del self._staged[k]
-                        self._held -= k[1] if staged.data is not None else 0
+                        self._recycle(staged)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._staged.clear()
             self._keys.clear()
+            self._idle.clear()
             self._held = 0
             self._cond.notify_all()
         self._queue.put(None)
@@ -145,34 +152,68 @@ class ReadAhead:
             for t, staged in todo:
                 if self._closed:
                     break
-                data, n = None, _key(t)[1]
+                data = None
                 try:
                     if not resident(t):
-                        if self._files is not None and self._take(n):
-                            try:
-                                data = self._files.read(t)
-                            finally:
-                                if data is None:
-                                    self._take(-n)
+                        data = self._copy(t, staged)
                         if data is None:
                             will_need(t)
                 except Exception:  # noqa: BLE001 - the mapping stays usable whatever went wrong here
                     data = None
                 with self._cond:
                     staged.data, staged.done = data, True
-                    if data is not None and self._staged.get(_key(t)) is not staged:  # released while it was read
-                        self._held -= n
+                    if data is None or self._staged.get(_key(t)) is not staged:  # unused, or released meanwhile
+                        data = None
+                        self._recycle(staged)
                     self._cond.notify_all()
+                data = None  # this thread holds no view of a buffer while it waits: a release can reuse it
         with self._cond:
             self._cond.notify_all()
 
-    def _take(self, n: int) -> bool:
-        """Count n more bytes of copies if they fit the limit (n < 0: give them back)."""
+    def _copy(self, t: torch.Tensor, staged: _Staged) -> torch.Tensor | None:
+        """t's bytes read with O_DIRECT into a buffer (kept in `staged.buffer`), or None."""
+        if self._files is None:
+            return None
+
+        def alloc(n: int) -> torch.Tensor | None:
+            staged.buffer = self._acquire(n)
+            return staged.buffer
+
+        return self._files.read(t, alloc)
+
+    def _acquire(self, n: int) -> torch.Tensor | None:
+        """A buffer of at least n bytes: an idle one of about that size, else a new one if it fits the limit (idle
+        ones of other sizes give way to it)."""
         with self._cond:
-            if n > 0 and self._held + n > self.limit:
-                return False
+            fits = [i for i, b in enumerate(self._idle) if n <= b.numel() <= n + n // 8]
+            if fits:
+                return self._idle.pop(min(fits, key=lambda i: self._idle[i].numel()))
+            while self._idle and self._held + n > self.limit:
+                self._held -= self._idle.pop(0).numel()
+            if self._held + n > self.limit:
+                return None
             self._held += n
-            return True
+        return torch.empty(n, dtype=torch.uint8)
+
+    def _recycle(self, staged: _Staged) -> None:
+        """A staged copy is gone (lock held): its buffer is kept for the next read if nobody else holds any view of
+        it (a module may still have its weights in it), else it is left to them and no longer counted."""
+        buf, staged.data, staged.buffer = staged.buffer, None, None
+        if buf is None:
+            return
+        if _sole_holder(buf) and not self._closed:
+            self._idle.append(buf)
+        else:
+            self._held -= buf.numel()
+
+
+def _sole_holder(buf: torch.Tensor) -> bool:
+    """Whether `buf` is the only tensor on its memory: no view of it lives anywhere (torch counts the tensors and
+    storages on a storage; a torch without that count: never reuse)."""
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    if count is None:
+        return False
+    return bool(count(buf.untyped_storage()._cdata) <= 2)  # buf's own reference and the storage object asked
 
 
 def _key(t: torch.Tensor) -> tuple[int, int]:
