@@ -17,6 +17,7 @@ from conftest import copy_fixture, fixture, leftovers
 
 from xlmr_tools import VerificationFailed, convert
 from xlmr_tools.compare.written import (
+    AHEAD_SHARE,
     MAX_AHEAD,
     MIN_AHEAD,
     Written,
@@ -201,10 +202,10 @@ def test_convert_paced_to_the_tightest_window_is_exact(tmp_path, monkeypatch):
             assert f.read_bytes() == (tmp_path / "paced" / f.name).read_bytes(), f.name
 
 
-def test_write_ahead_is_a_quarter_of_the_memory_room_within_bounds(tmp_path):
+def test_write_ahead_is_a_share_of_the_memory_room_within_bounds(tmp_path):
     """The window follows the memory the process may fill (a cgroup cap or MemAvailable), within its bounds."""
     assert write_ahead(None) == MAX_AHEAD and write_ahead(10**12) == MAX_AHEAD
-    assert write_ahead(0) == MIN_AHEAD and write_ahead(4 * MIN_AHEAD + 8) == MIN_AHEAD + 2
+    assert write_ahead(0) == MIN_AHEAD and write_ahead(AHEAD_SHARE * (MIN_AHEAD + 2)) == MIN_AHEAD + 2
     room = memory_room()
     assert room is None or room > 0  # this test process can always keep some page cache
 

@@ -408,12 +408,15 @@ def compare_streamed(
     on_loaded: Callable[[str], None] = lambda s: None,
     ahead: ReadAhead | None = None,
     groups: list[Group] | None = None,
+    ahead_layers: bool = True,
 ) -> OutputReport:
     """Run both models one module at a time over micro-batches and accumulate |Δ| per stage (pads excluded).
     X-MOD: the texts run through `languages`' adapters (default: every language's; see language_plan).
     `on_loaded(stage)`: called once a stage has run, while its tensors' pages are still in memory (verify compares
     that part's weights then, through `ahead.view`). `ahead`: reads the next layer while one computes
-    (io.readahead); None: no read-ahead. `groups`: how the texts run (default: stages.micro_batches')."""
+    (io.readahead); None: no read-ahead; `ahead_layers=False`: only the LM decoder's vocabulary blocks (convert: a
+    layer may not be written yet when the next is submitted, and its pages are cached once it is). `groups`: how the
+    texts run (default: stages.micro_batches')."""
     if a.layers != b.layers:
         raise BadInput(None, f"the two models have {a.layers} and {b.layers} layers")
     if a.languages != b.languages:
@@ -459,7 +462,8 @@ def compare_streamed(
     ahead = ahead or ReadAhead(enabled=False)
     a.view = b.view = ahead.view
     with torch.no_grad():
-        ahead.submit(("layer", 0), functools.partial(_layer_tensors, a, b, 0))
+        if ahead_layers:
+            ahead.submit(("layer", 0), functools.partial(_layer_tensors, a, b, 0))
         on_stage("embeddings")
         every = torch.cat([batch.ids.reshape(-1) for batch in batches])
         a.load_embeddings(every)
@@ -477,7 +481,7 @@ def compare_streamed(
                 xa[i], xb[i] = sa[i][0], sb[i][0]
         for k in range(a.layers):
             on_stage(f"layer {k}")
-            if k + 1 < a.layers:  # read while this layer computes
+            if k + 1 < a.layers and ahead_layers:  # read while this layer computes
                 ahead.submit(("layer", k + 1), functools.partial(_layer_tensors, a, b, k + 1))
             a.load_layer(k)
             b.load_layer(k)
@@ -589,6 +593,7 @@ def compare_outputs_streamed(
     language: str | None = None,
     on_loaded: Callable[[str], None] = lambda s: None,
     ahead: ReadAhead | None = None,
+    ahead_layers: bool = True,
 ) -> tuple[TokenizerCheck | None, OutputReport]:
     """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
     compared when the folder has one (None otherwise). X-MOD: every text through `language`'s adapters, or, by
@@ -611,6 +616,7 @@ def compare_outputs_streamed(
         languages=[language] if language is not None else None,
         on_loaded=on_loaded,
         ahead=ahead,
+        ahead_layers=ahead_layers,
     )
     return tok_check, report
 

@@ -9,7 +9,7 @@ checked.
 
 The check also serves the output verification that runs while the shards are written (`tensor`: a tensor's
 written bytes once they are proven) and paces the writer (`pace`): it stays at most `ahead` bytes ahead of what
-the verification has asked for (`write_ahead`: a quarter of the memory the process may fill), so under a memory cap
+the verification has asked for (`write_ahead`: 1/32 of the memory the process may fill), so under a memory cap
 both files' pages are still cached when the forward reads them — read from disk once instead of written, evicted
 and read again.
 """
@@ -33,7 +33,7 @@ from xlmr_tools.io.libc import libc_function
 from xlmr_tools.io.safetensors import SAFETENSORS_NAMES, SafetensorsFile, TensorToWrite
 
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-MAX_AHEAD = 1 << 30  # ~3 XL layers: enough that the verification never waits for the writer
+MAX_AHEAD = 1 << 30  # ~3 XL layers of one model: enough that the verification never waits for the writer
 MIN_AHEAD = 64 << 20  # under a tiny cap the pages are re-read anyway; below this the writer would stall on each ask
 
 
@@ -184,11 +184,17 @@ class WrittenCheck:
         return None if sum(map(len, by_file.values())) == len(files) else "(a tensor no one checked)"
 
 
+AHEAD_SHARE = 32  # the window is 1/32 of the memory room: see write_ahead
+
+
 def write_ahead(room: int | None) -> int:
     """How far the writer may run ahead of the verification, given the bytes of page cache the process can keep
-    (io.memory.memory_room): a quarter of it — a window of source and written pages, and the layer being read on
-    both sides, must all stay cached — within [MIN_AHEAD, MAX_AHEAD]."""
-    return MAX_AHEAD if room is None else max(MIN_AHEAD, min(MAX_AHEAD, room // 4))
+    (io.memory.memory_room): 1/AHEAD_SHARE of it, within [MIN_AHEAD, MAX_AHEAD]. Small, because beside the window of
+    written pages are the source pages the writer read for it, those the hash read ahead of the writer, the layer
+    being verified on both sides and the runtime's growth, all of which must stay cached. Measured on XL-36 under a
+    cap of 1/4 of the checkpoint (3.48 GB): a quarter of the room took 83–88 s and re-read 4–8 GB, 1/8 82–88 s,
+    1/16 81–86 s, 1/32 76–77 s (uncapped: 74–78 s; its window, 1 GB or 625 MB, made no difference)."""
+    return MAX_AHEAD if room is None else max(MIN_AHEAD, min(MAX_AHEAD, room // AHEAD_SHARE))
 
 
 def read_back(path: Path, offset: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:

@@ -25,6 +25,7 @@ from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
 from xlmr_tools.io.digest import SourceDigest, take_digest
 from xlmr_tools.io.memory import memory_room
+from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
@@ -328,11 +329,16 @@ def _write_and_prove(
             if outputs is not None:
                 progress.stage("running fairseq and transformers side by side, one layer at a time, as it is written")
                 texts, tol = outputs
-                try:  # no read-ahead: the writer has just read the source's pages and written the folder's
-                    report = compare_outputs_streamed(
-                        job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
-                        texts or list(DEFAULT_TEXTS), tol, language=job.language,
-                    )  # fmt: skip
+                # The layers are read through the mapping (the writer has just read the source's pages and written
+                # the folder's); the LM decoder, written first, is read ahead by vocabulary block: under a memory
+                # cap its pages are gone by the time the head runs.
+                try:
+                    with ReadAhead() as vocab_ahead:
+                        report = compare_outputs_streamed(
+                            job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
+                            texts or list(DEFAULT_TEXTS), tol, language=job.language, ahead=vocab_ahead,
+                            ahead_layers=False,
+                        )  # fmt: skip
                 except InterruptedError:  # the writer or the check stopped first: their own error says why
                     _raise_from_workers(where, checked, shards)
                     raise
