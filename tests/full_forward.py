@@ -198,9 +198,12 @@ def compare_outputs(
     tol: float | None,
     device: str = "cpu",
     oracle: fairseq_oracle.FairseqOracle | None = None,
+    per_token: dict[str, dict[tuple[int, int], float]] | None = None,
 ) -> tuple[TokenizerCheck, OutputReport]:
     """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
-    the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded."""
+    the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded.
+    `per_token`: filled with each stage's max |Δ| at every (text, token) (token -1: a per-sentence output), so a
+    test can tell a tie for the maximum from a wrong location."""
     oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
     tok_check = check_tokenizer(oracle, folder, texts)
     hf_model = load_hf_model(folder, head, dtype, device)
@@ -225,6 +228,13 @@ def compare_outputs(
                 if stage != head_stage(head) or head is None:
                     x, y = x[: lengths[text]], y[: lengths[text]]
                 s.update(x.cpu(), y.cpu(), text)
+                if per_token is not None:
+                    d = (x.float() - y.float()).abs().cpu()
+                    at = per_token.setdefault(stage, {})
+                    if d.dim() == 2:
+                        at.update({(text, t): v for t, v in enumerate(d.amax(dim=-1).tolist())})
+                    else:
+                        at[(text, -1)] = d.max().item()
         del a, b
     report = OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(texts), sum(lengths))
     return tok_check, report

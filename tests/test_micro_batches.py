@@ -17,22 +17,25 @@ from xlmr_tools.compare.stages import (
 XL = attention_weight(2560, 10240)
 
 
-def _run_cost(lengths: list[int], texts: list[int], packed: bool, attention: float) -> float:
-    if packed:
-        tokens = sum(lengths[i] for i in texts)
-        work = tokens + attention * tokens * tokens
-    else:
-        longest = max(lengths[i] for i in texts)
-        work = len(texts) * (longest + attention * longest * longest)
-    return max(SMALLEST_BATCH, BATCH_COST + work)
+def _tokens(lengths: list[int], g: Group) -> int:
+    """Positions the layers run for a group: a row each at the longest length, or the packed row's slots."""
+    if g.packed:
+        return sum(g.slots) if g.slots else sum(lengths[i] for i in g.texts)
+    return len(g.texts) * max(lengths[i] for i in g.texts)
 
 
 def _cost(lengths: list[int], groups: list[Group], attention: float) -> float:
-    return sum(_run_cost(lengths, g.texts, g.packed, attention) for g in groups)
+    total = 0.0
+    for g in groups:
+        tokens = _tokens(lengths, g)
+        row = tokens if g.packed else max(lengths[i] for i in g.texts)
+        rows = 1 if g.packed else len(g.texts)
+        total += max(SMALLEST_BATCH, BATCH_COST + tokens + rows * attention * row * row)
+    return total
 
 
 def _padded(lengths: list[int], groups: list[Group]) -> bool:
-    return any(not g.packed and len({lengths[i] for i in g.texts}) > 1 for g in groups)
+    return any(g.padded(lengths) for g in groups)
 
 
 def _can_pad(lengths: list[int], budget: int) -> bool:
@@ -40,9 +43,21 @@ def _can_pad(lengths: list[int], budget: int) -> bool:
     return any(a != b and 2 * b <= budget for a, b in itertools.pairwise(s))
 
 
+def _layouts(lengths: list[int], run: list[int], pack: bool) -> list[Group]:
+    """Every way to lay out one run of texts: padded rows; packed; packed with any one text padded in its slot to
+    the length of any longer text of the run."""
+    out = [Group(run)]
+    if pack and len(run) > 1:
+        out.append(Group(run, True))
+        for t in run:
+            for longer in {lengths[u] for u in run if lengths[u] > lengths[t]}:
+                out.append(Group(run, True, [longer if u == t else lengths[u] for u in run]))
+    return out
+
+
 def _best_by_brute_force(lengths: list[int], budget: int, attention: float, pack: bool) -> float:
-    """Every split of the length-sorted texts into runs and every choice of padded or packed for each run, within
-    the budget, with a padded batch of different lengths where that is possible."""
+    """Every split of the length-sorted texts into runs and every layout of each run, within the budget, with
+    padding run where that is possible."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     must_pad = _can_pad(lengths, budget)
     best = None
@@ -54,29 +69,24 @@ def _best_by_brute_force(lengths: list[int], budget: int, attention: float, pack
                 current = []
             current.append(i)
         runs.append(current)
-        kinds = [(False, True) if pack and len(r) > 1 else (False,) for r in runs]
-        for choice in itertools.product(*kinds):
-            groups = [Group(r, packed) for r, packed in zip(runs, choice)]
-            over = [
-                len(g.texts) > 1
-                and (sum if g.packed else lambda xs: len(xs) * max(xs))([lengths[i] for i in g.texts]) > budget
-                for g in groups
-            ]
-            if any(over) or (must_pad and not _padded(lengths, groups)):
+        for groups in itertools.product(*(_layouts(lengths, sorted(r), pack) for r in runs)):
+            if any(len(g.texts) > 1 and _tokens(lengths, g) > budget for g in groups):
                 continue
-            cost = _cost(lengths, groups, attention)
+            if must_pad and not _padded(lengths, list(groups)):
+                continue
+            cost = _cost(lengths, list(groups), attention)
             best = cost if best is None else min(best, cost)
     assert best is not None
     return best
 
 
-def test_default_texts_pack_all_but_one_padded_batch():
+def test_default_texts_run_as_one_packed_row_with_a_padded_slot():
     lengths = [26, 48, 39, 18, 30, 10, 512]  # the default texts under XLM-R's tokenizer
     groups = micro_batches(lengths, attention=XL)
-    assert [([lengths[i] for i in g.texts], g.packed) for g in groups] == [
-        ([18, 10], False),  # padding tested on the cheapest pair
-        ([26, 48, 39, 30, 512], True),  # 655 real tokens in one row: the products over every real token at once
-    ]
+    # one row: the products over every real token at once, each layer's weights streamed once; padding tested in
+    # it — the 26-token text padded to 30, the nearest longer length, its 4 pads masked by the padding mask
+    assert groups == [Group([0, 1, 2, 3, 4, 5, 6], True, [30, 48, 39, 18, 30, 10, 512])]
+    assert groups[0].padded(lengths)
     unpacked = micro_batches(lengths, pack=False)  # X-MOD (an adapter per row), and the full-forward reference
     assert [[lengths[i] for i in g.texts] for g in unpacked] == [[26, 18, 30, 10], [48, 39], [512]]
     assert sum(len(g.texts) * max(lengths[i] for i in g.texts) for g in unpacked) == 728  # 800 in one batch
@@ -92,9 +102,11 @@ def test_least_cost_within_budget_and_padding_tested():
         groups = micro_batches(lengths, budget, attention, pack)
         assert sorted(i for g in groups for i in g.texts) == list(range(len(lengths)))
         for g in groups:
-            tokens = [lengths[i] for i in g.texts]
-            assert len(tokens) == 1 or (sum(tokens) if g.packed else len(tokens) * max(tokens)) <= budget
+            assert len(g.texts) == 1 or _tokens(lengths, g) <= budget
             assert pack or not g.packed
+            if g.slots is not None:  # a slot holds its text, padded at most to another text's length of the group
+                assert all(s == lengths[i] or s in {lengths[u] for u in g.texts} for i, s in zip(g.texts, g.slots))
+                assert all(s >= lengths[i] for i, s in zip(g.texts, g.slots))
         if _can_pad(lengths, budget):
             assert _padded(lengths, groups), lengths
         want = _best_by_brute_force(lengths, budget, attention, pack)

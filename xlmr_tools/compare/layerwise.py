@@ -10,6 +10,7 @@ between modules mirrors each library's own forward (fairseq: `TransformerEncoder
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import sys
@@ -25,6 +26,7 @@ from torch import nn
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.flops import Performance, gemm_peak, text_flops
+from xlmr_tools.compare.side import Side
 from xlmr_tools.compare.stages import (
     BATCH_TOKENS,
     Group,
@@ -55,6 +57,7 @@ class Batch:
     lengths: list[int]  # non-pad length of each row
     languages: list[str] | None = None  # X-MOD: the language adapter each row runs through
     packed: bool = False  # the layers run the texts back to back in one row (stages.Group)
+    slots: list[int] | None = None  # packed: the positions each text takes there, padding included (stages.Group)
 
     @property
     def rows(self) -> list[Span]:
@@ -66,7 +69,8 @@ class Batch:
         """The texts as the layers run them: a row each, or back to back in row 0 when packed."""
         if not self.packed:
             return self.rows
-        return [(0, start, n) for start, n in zip(itertools.accumulate([0, *self.lengths]), self.lengths)]
+        slots = self.slots or self.lengths
+        return [(0, start, n) for start, n in zip(itertools.accumulate([0, *slots]), self.lengths)]
 
 
 class Runner(ABC):
@@ -139,16 +143,19 @@ class Runner(ABC):
         """Token ids -> (the input of layer 0, whatever the layers need besides it: the padding mask)."""
 
     @abstractmethod
-    def packed_context(self, x: torch.Tensor, segments: torch.Tensor) -> Any:
+    def packed_context(self, x: torch.Tensor, segments: torch.Tensor, pad: torch.Tensor) -> Any:
         """What the layers need besides x ([1, T, hidden]) for a packed row: `segments` [1, T] numbers each token's
-        text, and attention stays within a text — as the library itself masks attention."""
+        text (attention stays within a text), `pad` [1, T] marks padding (never attended to) — as the library itself
+        masks attention."""
 
-    def pack(self, x: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, Any]:
-        """A padded batch's embeddings (each row's first `lengths[row]` tokens real) as one packed row."""
+    def pack(self, x: torch.Tensor, lengths: list[int], slots: list[int]) -> tuple[torch.Tensor, Any]:
+        """A padded batch's embeddings (each row's first `lengths[row]` tokens real) as one packed row, row r taking
+        its first `slots[r]` positions: its real tokens and, where the slot is longer, its padding."""
         rows = self.batch_first(x)
-        flat = torch.cat([rows[row, :n] for row, n in enumerate(lengths)])[None]
-        segments = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))[None].to(x.device)
-        return self.batch_first(flat), self.packed_context(flat, segments)
+        flat = torch.cat([rows[row, :slot] for row, slot in enumerate(slots)])[None]
+        segments = torch.repeat_interleave(torch.arange(len(slots)), torch.tensor(slots))[None].to(x.device)
+        pad = torch.cat([torch.arange(slot) >= n for slot, n in zip(slots, lengths)])[None].to(x.device)
+        return self.batch_first(flat), self.packed_context(flat, segments, pad)
 
     @abstractmethod
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
@@ -230,10 +237,11 @@ class FairseqRunner(Runner):
         x = x * (1 - pad.unsqueeze(-1).type_as(x) * has_pads.type_as(x))
         return x.transpose(0, 1), {"encoder_padding_mask": pad if has_pads else None}
 
-    def packed_context(self, x: torch.Tensor, segments: torch.Tensor) -> Any:
-        # TransformerEncoderLayer's attn_mask [T, T]: 1 where a token may not attend (it adds -1e8 there)
+    def packed_context(self, x: torch.Tensor, segments: torch.Tensor, pad: torch.Tensor) -> Any:
+        # TransformerEncoderLayer's attn_mask [T, T]: 1 where a token may not attend (it adds -1e8 there); padding
+        # goes as fairseq's encoder passes it (forward_scriptable: the padding mask where there are pads, else None)
         mask = (segments[0, :, None] != segments[0, None, :]).to(x.dtype)
-        return {"encoder_padding_mask": None, "attn_mask": mask}
+        return {"encoder_padding_mask": pad if pad.any() else None, "attn_mask": mask}
 
     def layer_name(self, k: int) -> str:
         return str(FAIRSEQ_MODULES["layer"]).format(k=k)
@@ -334,14 +342,15 @@ class HFRunner(Runner):
         attn = create_bidirectional_mask(config=self.model.config, inputs_embeds=x, attention_mask=mask)
         return x, attn
 
-    def packed_context(self, x: torch.Tensor, segments: torch.Tensor) -> Any:
+    def packed_context(self, x: torch.Tensor, segments: torch.Tensor, pad: torch.Tensor) -> Any:
         from transformers.masking_utils import create_bidirectional_mask, packed_sequence_mask_function
 
-        # transformers' own mask for packed sequences, in the form the model's attention implementation takes
+        # transformers' own mask for packed sequences and its padding mask (the attention_mask users pass), in the
+        # form the model's attention implementation takes
         return create_bidirectional_mask(
             config=self.model.config,
             inputs_embeds=x,
-            attention_mask=torch.ones_like(segments),
+            attention_mask=(~pad).long(),
             and_mask_function=packed_sequence_mask_function(segments),
         )
 
@@ -437,7 +446,7 @@ def compare_streamed(
         idx = group.texts
         padded = torch.nn.utils.rnn.pad_sequence([ids[i] for i in idx], batch_first=True, padding_value=pad)
         langs = [languages[i] for i in idx] if languages is not None else None
-        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs, group.packed))
+        batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs, group.packed, group.slots))
     acc: dict[str, StageAccumulator] = {}
     vocab = a.vocab_rows if a.head is None else None
     flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
@@ -461,7 +470,8 @@ def compare_streamed(
 
     ahead = ahead or ReadAhead(enabled=False)
     a.view = b.view = ahead.view
-    with torch.no_grad():
+    side = Side(device)
+    with torch.no_grad(), contextlib.closing(side):
         if ahead_layers:
             ahead.submit(("layer", 0), functools.partial(_layer_tensors, a, b, 0))
         on_stage("embeddings")
@@ -477,7 +487,8 @@ def compare_streamed(
         loaded("embeddings")
         for i, batch in enumerate(batches):
             if batch.packed:
-                sa[i], sb[i] = a.pack(xa[i], batch.lengths), b.pack(xb[i], batch.lengths)
+                slots = batch.slots or batch.lengths
+                sa[i], sb[i] = a.pack(xa[i], batch.lengths, slots), b.pack(xb[i], batch.lengths, slots)
                 xa[i], xb[i] = sa[i][0], sb[i][0]
         for k in range(a.layers):
             on_stage(f"layer {k}")
@@ -485,8 +496,10 @@ def compare_streamed(
                 ahead.submit(("layer", k + 1), functools.partial(_layer_tensors, a, b, k + 1))
             a.load_layer(k)
             b.load_layer(k)
-            xa = [a.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xa, sa, batches)]
-            xb = [b.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xb, sb, batches)]
+            xa, xb = side.run(
+                functools.partial(_run_layer, a, k, xa, sa, batches),
+                functools.partial(_run_layer, b, k, xb, sb, batches),
+            )
             a.free_layer(k)
             b.free_layer(k)
             compare(f"layer {k}", [a.batch_first(x) for x in xa], [b.batch_first(x) for x in xb])
@@ -531,7 +544,8 @@ def compare_streamed(
                 la, lb = a.lm_block(start, end), b.lm_block(start, end)
                 for part in range(0, at, BATCH_TOKENS):  # logits of at most BATCH_TOKENS x VOCAB_BLOCK at once
                     stop = min(at, part + BATCH_TOKENS)
-                    ya, yb = la(ha[part:stop]).cpu(), lb(hb[part:stop]).cpu()
+                    ya, yb = side.run(functools.partial(la, ha[part:stop]), functools.partial(lb, hb[part:stop]))
+                    ya, yb = ya.cpu(), yb.cpu()
                     for text, first, n in spans:
                         lo, hi = max(first, part), min(first + n, stop)
                         if lo < hi:
@@ -552,7 +566,7 @@ def compare_streamed(
     # the roof again at the end, the higher one kept: a shared machine's speed drifts (peaks of 265 and 347 GFLOPS
     # were measured at the start of two runs within minutes), and a roof measured in a slow moment flatters the ratio
     peak = max(peak, gemm_peak(device, dtype, a.hidden, seconds=window))
-    run_tokens = sum(sum(b.lengths) if b.packed else len(b.lengths) * int(b.ids.shape[1]) for b in batches)
+    run_tokens = sum(sum(b.slots or b.lengths) if b.packed else len(b.lengths) * int(b.ids.shape[1]) for b in batches)
     return OutputReport(
         [s.row() for s in acc.values()],
         str(dtype).removeprefix("torch."),
@@ -561,6 +575,11 @@ def compare_streamed(
         sorted(set(languages), key=languages.index) if languages else [],
         Performance(sum(lengths), run_tokens, flops, seconds, peak, aside[0]),
     )
+
+
+def _run_layer(r: Runner, k: int, xs: list[torch.Tensor], ctx: list[Any], batches: list[Batch]) -> list[torch.Tensor]:
+    """Layer k of runner r on every micro-batch (ctx: what embed/pack returned for each)."""
+    return [r.layer(k, x, s[1], batch.languages) for x, s, batch in zip(xs, ctx, batches)]
 
 
 def _real_tokens(batches: list[Batch], features: list[torch.Tensor]) -> torch.Tensor:
