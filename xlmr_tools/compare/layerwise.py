@@ -65,11 +65,16 @@ class Batch:
         return [(row, 0, n) for row, n in enumerate(self.lengths)]
 
     @property
+    def packed_slots(self) -> list[int]:
+        """The positions each text takes in the packed row: its length, or more where it is padded there."""
+        return self.slots or self.lengths
+
+    @property
     def spans(self) -> list[Span]:
         """The texts as the layers run them: a row each, or back to back in row 0 when packed."""
         if not self.packed:
             return self.rows
-        slots = self.slots or self.lengths
+        slots = self.packed_slots
         return [(0, start, n) for start, n in zip(itertools.accumulate([0, *slots]), self.lengths)]
 
 
@@ -487,7 +492,7 @@ def compare_streamed(
         loaded("embeddings")
         for i, batch in enumerate(batches):
             if batch.packed:
-                slots = batch.slots or batch.lengths
+                slots = batch.packed_slots
                 sa[i], sb[i] = a.pack(xa[i], batch.lengths, slots), b.pack(xb[i], batch.lengths, slots)
                 xa[i], xb[i] = sa[i][0], sb[i][0]
         for k in range(a.layers):
@@ -566,7 +571,7 @@ def compare_streamed(
     # the roof again at the end, the higher one kept: a shared machine's speed drifts (peaks of 265 and 347 GFLOPS
     # were measured at the start of two runs within minutes), and a roof measured in a slow moment flatters the ratio
     peak = max(peak, gemm_peak(device, dtype, a.hidden, seconds=window))
-    run_tokens = sum(sum(b.slots or b.lengths) if b.packed else len(b.lengths) * int(b.ids.shape[1]) for b in batches)
+    run_tokens = sum(sum(b.packed_slots) if b.packed else len(b.lengths) * int(b.ids.shape[1]) for b in batches)
     return OutputReport(
         [s.row() for s in acc.values()],
         str(dtype).removeprefix("torch."),
