@@ -243,9 +243,10 @@ class FairseqRunner(Runner):
         return x.transpose(0, 1), {"encoder_padding_mask": pad if has_pads else None}
 
     def packed_context(self, x: torch.Tensor, segments: torch.Tensor, pad: torch.Tensor) -> Any:
-        # TransformerEncoderLayer's attn_mask [T, T]: 1 where a token may not attend (it adds -1e8 there); padding
-        # goes as fairseq's encoder passes it (forward_scriptable: the padding mask where there are pads, else None)
-        mask = (segments[0, :, None] != segments[0, None, :]).to(x.dtype)
+        # TransformerEncoderLayer's attn_mask [T, T]: True where a token may not attend (its binary form; a bool
+        # mask, as the padding mask is: torch warns that mixing a float attn_mask with it is deprecated); padding goes
+        # as fairseq's encoder passes it (forward_scriptable: the padding mask where there are pads, else None)
+        mask = segments[0, :, None] != segments[0, None, :]
         return {"encoder_padding_mask": pad if pad.any() else None, "attn_mask": mask}
 
     def layer_name(self, k: int) -> str:
