@@ -17,17 +17,10 @@ from xlmr_tools.compare.stages import (
 XL = attention_weight(2560, 10240)
 
 
-def _tokens(lengths: list[int], g: Group) -> int:
-    """Positions the layers run for a group: a row each at the longest length, or the packed row's slots."""
-    if g.packed:
-        return sum(g.slots) if g.slots else sum(lengths[i] for i in g.texts)
-    return len(g.texts) * max(lengths[i] for i in g.texts)
-
-
 def _cost(lengths: list[int], groups: list[Group], attention: float) -> float:
     total = 0.0
     for g in groups:
-        tokens = _tokens(lengths, g)
+        tokens = g.positions(lengths)
         row = tokens if g.packed else max(lengths[i] for i in g.texts)
         rows = 1 if g.packed else len(g.texts)
         total += max(SMALLEST_BATCH, BATCH_COST + tokens + rows * attention * row * row)
@@ -70,7 +63,7 @@ def _best_by_brute_force(lengths: list[int], budget: int, attention: float, pack
             current.append(i)
         runs.append(current)
         for groups in itertools.product(*(_layouts(lengths, sorted(r), pack) for r in runs)):
-            if any(len(g.texts) > 1 and _tokens(lengths, g) > budget for g in groups):
+            if any(len(g.texts) > 1 and g.positions(lengths) > budget for g in groups):
                 continue
             if must_pad and not _padded(lengths, list(groups)):
                 continue
@@ -102,7 +95,7 @@ def test_least_cost_within_budget_and_padding_tested():
         groups = micro_batches(lengths, budget, attention, pack)
         assert sorted(i for g in groups for i in g.texts) == list(range(len(lengths)))
         for g in groups:
-            assert len(g.texts) == 1 or _tokens(lengths, g) <= budget
+            assert len(g.texts) == 1 or g.positions(lengths) <= budget
             assert pack or not g.packed
             if g.slots is not None:  # a slot holds its text, padded at most to another text's length of the group
                 assert all(s == lengths[i] or s in {lengths[u] for u in g.texts} for i, s in zip(g.texts, g.slots))

@@ -572,7 +572,7 @@ def compare_streamed(
     # the roof again at the end, the higher one kept: a shared machine's speed drifts (peaks of 265 and 347 GFLOPS
     # were measured at the start of two runs within minutes), and a roof measured in a slow moment flatters the ratio
     peak = max(peak, gemm_peak(device, dtype, a.hidden, seconds=window))
-    run_tokens = sum(sum(b.packed_slots) if b.packed else len(b.lengths) * int(b.ids.shape[1]) for b in batches)
+    run_tokens = sum(g.positions(lengths) for g in groups)
     return OutputReport(
         [s.row() for s in acc.values()],
         str(dtype).removeprefix("torch."),

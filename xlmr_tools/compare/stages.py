@@ -130,6 +130,13 @@ class Group:
     packed: bool = False
     slots: list[int] | None = None  # None: each text its own length
 
+    def positions(self, lengths: list[int]) -> int:
+        """The token positions the layers run for this group, padding included: a row each at the longest length,
+        or the packed row's slots."""
+        if self.packed:
+            return sum(self.slots) if self.slots is not None else sum(lengths[i] for i in self.texts)
+        return len(self.texts) * max(lengths[i] for i in self.texts)
+
     def padded(self, lengths: list[int]) -> bool:
         """Whether padding runs here: texts of different lengths in a padded batch, or a padded slot."""
         if self.packed:
