@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,40 @@ def error_lines(stderr: str) -> list[str]:
         for line in stderr.splitlines()
         if line.strip() and not line.startswith("warning:") and not PROGRESS_LINE.match(line)
     ]
+
+
+@pytest.fixture
+def sigterm_raises():
+    """SIGTERM's handler raises Terminated, as the CLI's does, for one test; the handler before is put back."""
+    from xlmr_tools.errors import Terminated
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+@pytest.fixture
+def sigterm_inside_start(monkeypatch, sigterm_raises):
+    """arm(prefix): SIGTERM reaches this process inside the start of the first thread named prefix..., after the
+    thread runs and before its pool has recorded it (the moment a real signal can land: Thread.start waits for the
+    new thread). arm returns the list of threads it fired in."""
+    real = threading.Thread.start
+    fired: list[str] = []
+
+    def arm(prefix: str) -> list[str]:
+        def start(self):
+            real(self)
+            if self.name.startswith(prefix) and not fired:
+                fired.append(self.name)
+                signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
+
+        monkeypatch.setattr(threading.Thread, "start", start)
+        return fired
+
+    return arm
 
 
 def leftovers(folder: Path) -> list[str]:

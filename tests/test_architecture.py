@@ -12,7 +12,8 @@ PKG = ROOT / "xlmr_tools"
 DOC = ROOT / "docs" / "architecture.md"
 
 LAYERS = {"base": 0, "io": 1, "mapping": 2, "sources": 3, "compare": 4, "ops": 5, "cli": 6, "__init__": 7}
-BASE = {"_version", "errors", "progress", "model"}  # `__init__` (the public API) sits on top, beside the CLI
+# `__init__` (the public API) sits on top, beside the CLI
+BASE = {"_version", "errors", "interrupts", "progress", "model"}
 
 
 def modules() -> dict[str, Path]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
+import typer
 from conftest import fixture, leftovers, xlmr_script
 from test_safety import Payload
 
@@ -61,6 +63,86 @@ def test_sigint_exits_130_cleanly(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_sigterm_inside_a_workers_start_joins_it_before_the_folder_goes(tmp_path, monkeypatch, sigterm_inside_start):
+    """Interrupted inside Thread.start, a pool never records the thread it started: nothing would join the writer,
+    and it could create a shard in the folder being removed (CI once found the temporary folder left by SIGTERM)."""
+    from xlmr_tools.cli import app as cli_app
+    from xlmr_tools.errors import EXIT_TERMINATED
+    from xlmr_tools.ops import convert as convert_op
+
+    real = convert_op.write_shards
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)  # the writer starts late: the interrupt unwinds the main thread first
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert_op, "write_shards", slow)
+    fired = sigterm_inside_start("xlmr-convert")
+    out = tmp_path / "out"
+    code = cli_app.run(["convert", str(fixture("preln")), str(out), "--max-shard-size", "50KB"])
+    assert fired and code == EXIT_TERMINATED
+    assert [t.name for t in threading.enumerate() if t.name.startswith("xlmr-convert")] == []  # joined
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_an_interrupt_as_the_temporary_folder_appears_removes_it(tmp_path, monkeypatch):
+    from xlmr_tools.io.atomic_folder import PARTIAL, atomic_folder
+
+    real = Path.mkdir
+
+    def mkdir_then_interrupted(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if PARTIAL in self.name:
+            raise KeyboardInterrupt  # a signal handled right after the folder was made
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_folder(tmp_path / "out", force=False):
+        pytest.fail("not reached")
+    assert leftovers(tmp_path) == []
+
+
+def test_an_interrupt_while_publishing_waits_until_out_is_whole(tmp_path, monkeypatch, sigterm_raises, capsys):
+    """--force over an existing OUT renames it aside, then the new folder in: a signal between the two renames takes
+    effect after both (else OUT is gone and its old copy hidden, for a later run to remove), and says so."""
+    from xlmr_tools.cli.console import errors_to_exit
+    from xlmr_tools.errors import EXIT_TERMINATED, Terminated
+    from xlmr_tools.interrupts import complete_output
+    from xlmr_tools.io.atomic_folder import atomic_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real = Path.rename
+
+    def rename_then_signal(self, target):
+        moved = real(self, target)
+        if self == out:
+            signal.raise_signal(signal.SIGTERM)  # between OUT renamed aside and the new folder renamed in
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_signal)
+    with pytest.raises(Terminated) as caught, atomic_folder(out, force=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"] and leftovers(tmp_path) == []
+    assert complete_output(caught.value) == str(out)
+    with pytest.raises(typer.Exit) as ended, errors_to_exit():
+        raise caught.value
+    assert ended.value.exit_code == EXIT_TERMINATED
+    assert f"{out} was put in place, which is complete" in capsys.readouterr().err
+
+
+def test_an_interrupted_html_report_leaves_no_half_page(tmp_path, monkeypatch):
+    from xlmr_tools.ops import html_report
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(html_report.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        html_report.write_html_report(tmp_path / "r.html", "verify", {"ok": True, "source": "x"}, {})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_disk_full_mid_write(cli, tmp_path, monkeypatch):

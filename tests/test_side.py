@@ -57,6 +57,26 @@ def test_sequential_where_halves_cannot_help(threads, n, device):
     assert threads_a == threads_b == n
 
 
+def test_an_interrupt_inside_the_helpers_start_waits_for_its_work(threads, sigterm_inside_start):
+    from xlmr_tools.errors import Terminated
+
+    threads(2)
+    fired = sigterm_inside_start("xlmr-side")
+    done: list[str] = []
+
+    def fa() -> None:
+        time.sleep(0.3)
+        done.append("a")
+
+    side = Side("cpu")
+    try:
+        with pytest.raises(Terminated):
+            side.run(fa, lambda: done.append("b"))
+        assert fired and done == ["a"]  # fb never began; fa was done before the interrupt went up
+    finally:
+        side.close()
+
+
 def test_an_error_on_either_side_is_raised_after_both_are_done(threads):
     threads(2)
     side = Side("cpu")

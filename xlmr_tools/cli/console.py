@@ -25,6 +25,8 @@ from rich.progress import (
 from rich.table import Table
 
 from xlmr_tools.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, XlmrError
+from xlmr_tools.interrupts import complete_output
+from xlmr_tools.io.atomic_folder import atomic_write_text
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -123,10 +125,12 @@ def internal_error(e: BaseException) -> NoReturn:
 
 
 def _exit_interrupted(e: KeyboardInterrupt) -> NoReturn:
+    done = complete_output(e)
+    written = f"it came as {done} was put in place, which is complete" if done else "nothing was written"
     if isinstance(e, Terminated):
-        error_line("terminated (SIGTERM); nothing was written")
+        error_line(f"terminated (SIGTERM); {written}")
         raise typer.Exit(EXIT_TERMINATED) from None
-    error_line("interrupted; nothing was written")
+    error_line(f"interrupted; {written}")
     raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -152,7 +156,7 @@ def write_report(report: Path, data: Any, kind: str) -> None:
 
         write_html_report(report, kind, data, provenance(["xlmr", *sys.argv[1:]]))
         return
-    report.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write_text(report, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def progress(quiet: bool) -> RichProgress | PlainProgress:

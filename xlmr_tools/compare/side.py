@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import torch
 
+from xlmr_tools.interrupts import deferred_interrupts
+
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -38,12 +40,15 @@ class Side:
             with torch.set_grad_enabled(grad):
                 return fa()
 
+        pending = None
         with self._split():
-            pending = self._pool.submit(on_helper)
             try:
+                with deferred_interrupts():  # the helper's first start: interrupted inside it, fa would run unjoined
+                    pending = self._pool.submit(on_helper)
                 yb = fb()
             except BaseException:
-                wait([pending])  # the helper is done with its model before the error goes up
+                if pending is not None:
+                    wait([pending])  # the helper is done with its model before the error goes up
                 raise
             return pending.result(), yb
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.interrupts import deferred_interrupts, mark_complete
 
 PARTIAL = ".xlmr-partial-"
 
@@ -72,16 +73,15 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
             removed.append(p)
     tmp = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        tmp.mkdir()  # inside the try: an interrupt right after the folder appears still removes it
         yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}{PARTIAL}old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        try:  # never split: between the renames OUT is gone and its old copy hidden (a later run removes it)
+            with deferred_interrupts():
+                _publish(tmp, out)
+        except KeyboardInterrupt as e:
+            mark_complete(e, out)  # it arrived while publishing, which finished first
+            raise
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno == errno.ENOSPC:
@@ -91,4 +91,26 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
         ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}{PARTIAL}old-{os.getpid()}"
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file whole or not at all: a temporary file beside it, renamed over it; removed on any error or
+    interrupt."""
+    tmp = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise

@@ -22,6 +22,7 @@ from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.written import Written, WrittenCheck, write_ahead
 from xlmr_tools.errors import BadInput, VerificationFailed
+from xlmr_tools.interrupts import deferred_interrupts
 from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
 from xlmr_tools.io.digest import SourceDigest, take_digest
 from xlmr_tools.io.memory import memory_room
@@ -310,10 +311,11 @@ def _write_and_prove(
             check.close()
 
     report: tuple[TokenizerCheck | None, OutputReport | None] = (None, None)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="xlmr-convert") as pool:
         try:
-            shards = pool.submit(write)
-            checked = pool.submit(check.run)
+            with deferred_interrupts():  # an interrupt inside a thread's start would leave that thread unjoined
+                shards = pool.submit(write)
+                checked = pool.submit(check.run)
             config = build_config(
                 desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
             )

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xlmr_tools.io.atomic_folder import atomic_write_text
+
 FLOOR = 1e-12  # where an exact 0.0 is drawn on the log scale (labelled "0")
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
@@ -45,10 +47,7 @@ def provenance(command: list[str] | None = None) -> dict[str, Any]:
 
 def write_html_report(path: str | Path, kind: str, report: dict[str, Any], prov: dict[str, Any]) -> None:
     """Write the page atomically (a temporary file beside it, renamed)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.xlmr-partial")
-    tmp.write_text(render(kind, report, prov), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), render(kind, report, prov))
 
 
 def render(kind: str, report: dict[str, Any], prov: dict[str, Any]) -> str:
