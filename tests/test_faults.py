@@ -133,6 +133,26 @@ def test_an_interrupt_while_publishing_waits_until_out_is_whole(tmp_path, monkey
     assert f"{out} was put in place, which is complete" in capsys.readouterr().err
 
 
+def test_a_failed_swap_puts_the_old_out_back(tmp_path, monkeypatch):
+    from xlmr_tools.errors import BadInput
+    from xlmr_tools.io.atomic_folder import atomic_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real = Path.rename
+
+    def new_one_cannot_go_in(self, target):
+        if Path(target) == out and self.name != out.name and "old" not in self.name:
+            raise OSError(errno.EBUSY, "busy", str(target))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", new_one_cannot_go_in)
+    with pytest.raises(BadInput, match="write failed"), atomic_folder(out, force=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["old.txt"] and leftovers(tmp_path) == []
+
+
 def test_an_interrupted_html_report_leaves_no_half_page(tmp_path, monkeypatch):
     from xlmr_tools.ops import html_report
 

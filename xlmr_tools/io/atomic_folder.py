@@ -76,11 +76,14 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
     try:
         tmp.mkdir()  # inside the try: an interrupt right after the folder appears still removes it
         yield tmp
+        published = False
         try:  # never split: between the renames OUT is gone and its old copy hidden (a later run removes it)
             with deferred_interrupts():
                 _publish(tmp, out)
+                published = True
         except KeyboardInterrupt as e:
-            mark_complete(e, out)  # it arrived while publishing, which finished first
+            if published:
+                mark_complete(e, out)  # it arrived while publishing, which finished first
             raise
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -95,13 +98,17 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}{PARTIAL}old-{os.getpid()}"
-        out.rename(old)
+    if not out.exists():
         tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    old = out.parent / f".{out.name}{PARTIAL}old-{os.getpid()}"
+    out.rename(old)
+    try:
         tmp.rename(out)
+    except BaseException:
+        old.rename(out)  # the new one could not go in: the old one goes back, not left hidden
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
