@@ -105,17 +105,25 @@ def error_lines(stderr: str) -> list[str]:
     ]
 
 
-@pytest.fixture
-def sigterm_raises():
-    """SIGTERM's handler raises Terminated, as the CLI's does, for one test; the handler before is put back."""
+def raise_terminated(signum, frame):
+    """SIGTERM's handler as the CLI installs it."""
     from xlmr_tools.errors import Terminated
 
-    def on_term(signum, frame):
-        raise Terminated()
+    raise Terminated()
 
-    before = signal.signal(signal.SIGTERM, on_term)
-    yield
+
+@pytest.fixture
+def sigterm_handler():
+    """Set SIGTERM's handler for a test; the one before is put back."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield lambda handler: signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGTERM, before)
+
+
+@pytest.fixture
+def sigterm_raises(sigterm_handler):
+    """SIGTERM's handler raises Terminated, as the CLI's does, for one test."""
+    sigterm_handler(raise_terminated)
 
 
 @pytest.fixture

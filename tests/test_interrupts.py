@@ -7,38 +7,27 @@ import signal
 import threading
 
 import pytest
+from conftest import raise_terminated
 
 from xlmr_tools.errors import Terminated
 from xlmr_tools.interrupts import deferred_interrupts
 
 
-@pytest.fixture
-def sigterm_handler():
-    """Set SIGTERM's handler for a test; the one before is put back."""
-    before = signal.getsignal(signal.SIGTERM)
-    yield lambda handler: signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGTERM, before)
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
 def test_a_signal_inside_takes_effect_at_the_end(sigterm_handler):
-    sigterm_handler(_raise_terminated)
+    sigterm_handler(raise_terminated)
     after = []
     with pytest.raises(Terminated), deferred_interrupts():
         signal.raise_signal(signal.SIGTERM)
         after.append("the block ran on")
     assert after == ["the block ran on"]
-    assert signal.getsignal(signal.SIGTERM) is _raise_terminated
+    assert signal.getsignal(signal.SIGTERM) is raise_terminated
 
 
 def test_no_signal_no_effect_and_an_ignored_one_stays_ignored(sigterm_handler):
-    sigterm_handler(_raise_terminated)
+    sigterm_handler(raise_terminated)
     with deferred_interrupts():
         pass
-    assert signal.getsignal(signal.SIGTERM) is _raise_terminated
+    assert signal.getsignal(signal.SIGTERM) is raise_terminated
     sigterm_handler(signal.SIG_IGN)
     with deferred_interrupts():
         signal.raise_signal(signal.SIGTERM)
