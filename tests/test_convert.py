@@ -243,26 +243,34 @@ def test_not_enough_disk_space(cli, tmp_path, monkeypatch):
 
 
 def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
-    """convert's own guard: what AutoModel* would build from the written config, checked on the meta device."""
+    """convert's own guard: what AutoModel* would build from the written folder (the load view, meta device)."""
     import shutil as sh
+
+    from safetensors.torch import load_file, save_file
 
     from xlmr_tools.compare.auto_class import check_auto_class
     from xlmr_tools.errors import BadInput, VerificationFailed
-    from xlmr_tools.io.safetensors import SafetensorsFile
+    from xlmr_tools.sources.hf import open_folder
 
-    bad = tmp_path / "bad"
-    sh.copytree(converted["preln"], bad)
-    cfg = json.loads((bad / "config.json").read_text())
-    cfg["model_type"] = "xlm-roberta"
-    (bad / "config.json").write_text(json.dumps(cfg))
-    names = {n: i.shape for n, i in SafetensorsFile(bad / "model.safetensors").infos.items()}
-    check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", names)
+    def variant(name: str, config: dict | None = None, edit=None) -> Path:
+        folder = tmp_path / name
+        sh.copytree(converted["preln"], folder)
+        if config:
+            cfg = json.loads((folder / "config.json").read_text())
+            (folder / "config.json").write_text(json.dumps(cfg | config))
+        if edit is not None:
+            tensors = load_file(folder / "model.safetensors")
+            edit(tensors)
+            save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+        return folder
+
+    assert check_auto_class(open_folder(converted["preln"]), None, "XLMRobertaXLForMaskedLM").ok
     with pytest.raises(VerificationFailed, match="would build XLMRobertaForMaskedLM"):
-        check_auto_class(bad, None, "XLMRobertaXLForMaskedLM", names)
+        check_auto_class(open_folder(variant("type", {"model_type": "xlm-roberta"})), None, "XLMRobertaXLForMaskedLM")
     with pytest.raises(VerificationFailed, match="missing"):
         check_auto_class(
-            converted["preln"], None, "XLMRobertaXLForMaskedLM", {n: s for n, s in names.items() if n != "lm_head.bias"}
+            open_folder(variant("missing", edit=lambda t: t.pop("lm_head.bias"))), None, "XLMRobertaXLForMaskedLM"
         )
-    wrong = dict(names, **{"lm_head.dense.weight": (64, 32)})  # shapes too, not only names
-    with pytest.raises(BadInput, match=r"expects lm_head.dense.weight of shape \[64, 64\]"):
-        check_auto_class(converted["preln"], None, "XLMRobertaXLForMaskedLM", wrong)
+    wrong = variant("shape", edit=lambda t: t.update({"lm_head.dense.weight": torch.zeros(64, 32)}))
+    with pytest.raises(BadInput, match=r"expects lm_head.dense.weight of shape \[64, 64\]"):  # shapes, not only names
+        check_auto_class(open_folder(wrong), None, "XLMRobertaXLForMaskedLM")

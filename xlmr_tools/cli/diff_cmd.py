@@ -72,6 +72,12 @@ def diff(
                 f"  {d.name}: max|Δ| {d.max_abs:.3e} (rel {d.rel:.2e}), {d.dtype_a} vs {d.dtype_b}", highlight=False
             )
         console.name_lists(data["weights"])
+        for r in result.config:
+            if not r.ok:
+                console.out.print(f"[bold red]config {r.item}:[/] {r.note or f'{r.a!r} vs {r.b!r}'}", highlight=False)
+        for t in result.tokenizer:
+            if not t.ok:
+                console.out.print(f"[bold red]tokenizer {t.item}:[/] {t.note}", highlight=False)
         if result.outputs is not None:
             o = result.outputs
             console.out.print(

@@ -91,13 +91,19 @@ def verify(
         if result.weights is not None:
             console.out.print(console.weights_table(result.weights.groups(), "weights through the map (after cast)"))
             console.name_lists(data["weights"])
+        if result.load is not None:
+            for problem in result.load.failures():
+                console.out.print(f"[bold red]load:[/] {problem}", highlight=False)
         if result.tokenizer is not None:
             tk = result.tokenizer
             console.out.print(
-                f"tokenizer: {'[green]ids equal[/]' if tk.equal else '[bold red]ids differ[/]'} on "
-                f"{tk.texts} texts; fairseq <mask> = {tk.mask_id}"
+                f"tokenizer: {'[green]ids equal[/]' if tk.ids_equal else '[bold red]ids differ[/]'} on "
+                f"{tk.texts} texts and {tk.dictionary_texts} made of dict.txt's symbols; fairseq <mask> = {tk.mask_id}"
                 + (f"; {tk.first_mismatch}" if tk.first_mismatch else "")
             )
+            for row in tk.vocabulary:
+                if not row.ok:
+                    console.out.print(f"[bold red]tokenizer {row.item}:[/] {row.note}", highlight=False)
         if result.outputs is not None:
             o = result.outputs
             console.out.print(

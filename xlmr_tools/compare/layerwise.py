@@ -36,13 +36,17 @@ from xlmr_tools.compare.stages import (
     default_tol,
     micro_batches,
 )
+from xlmr_tools.compare.texts import dictionary_texts
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
+from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.readahead import ReadAhead
+from xlmr_tools.mapping.tokenizer import Alignment, align
 from xlmr_tools.mapping.weights import FAIRSEQ_MODULES, HF_MODULES, HF_NAMES, TIED_COPIES, hf_classifier_classes
 from xlmr_tools.model import PRE_LN, hf_classes
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
+from xlmr_tools.sources.loaded import LoadedModel
 
 VOCAB_BLOCK = 8192  # LM-head rows per block: 8192 x 2560 (XL) = 84 MB of weight, x 2048 tokens = 67 MB of logits
 
@@ -288,29 +292,40 @@ class FairseqRunner(Runner):
 
 
 class HFRunner(Runner):
-    def __init__(self, folder: HFFolder, dtype: torch.dtype, device: str, head: str | None) -> None:
+    def __init__(
+        self, folder: HFFolder, dtype: torch.dtype, device: str, head: str | None, loaded: LoadedModel | None = None
+    ) -> None:
+        """`loaded`: what AutoModel* loads from the folder (sources.loaded). Where it builds the class the weights
+        are, the runner takes its config and its tensors — tying included — exactly as transformers does;
+        otherwise (config.json selects another class: verify reports that) the runner reads the weights as the
+        class they are, to show where they stand."""
+        import copy
+
         import transformers
 
-        super().__init__(folder.tensor, dtype, device)  # the folder names tensors as the *For* model does
         names = set(folder.names())
         desc = folder.description
-        cfg = {
-            k: v for k, v in folder.config.items() if k not in ("model_type", "architectures", "transformers_version")
-        }
         # The class the weights are (not what config.json claims: verify reports that): XLM-R's classes compute
         # RoBERTa's and CamemBERT's too, under the same module names.
         prefix = hf_classes(desc.family, xmod=desc.adapters is not None)[1]
-        config = getattr(transformers, prefix + "Config")(**cfg)
+        cls: Any = getattr(transformers, prefix + ("ForMaskedLM" if head is None else "ForSequenceClassification"))
+        self.loaded = loaded if loaded is not None and loaded.model_class == cls.__name__ else None
+        if self.loaded is not None:
+            view = self.loaded
+            super().__init__(lambda n: folder.stored_tensor(view.stored_name(n)), dtype, device)
+            config = copy.deepcopy(view.config)
+        else:
+            super().__init__(folder.tensor, dtype, device)  # the folder names tensors as the *For* model does
+            cfg = {k: v for k, v in folder.config.items()
+                   if k not in ("model_type", "architectures", "transformers_version")}  # fmt: skip
+            config = getattr(transformers, prefix + "Config")(**cfg)
         config._attn_implementation = "sdpa"
         self.head = head
         self.languages = list(desc.adapters.languages) if desc.adapters is not None else []
-        cls: Any
         if head is None:
-            cls = getattr(transformers, prefix + "ForMaskedLM")
             if HF_NAMES["lm_head"] not in names:
                 raise BadInput(folder.path, "folder has no masked-LM head (lm_head.*); pass --head for a classifier")
         else:
-            cls = getattr(transformers, prefix + "ForSequenceClassification")
             classes = hf_classifier_classes({n: folder.shape(n) for n in names})
             if classes is None:
                 raise BadInput(folder.path, "folder has no classification head (classifier.*)")
@@ -388,10 +403,11 @@ class HFRunner(Runner):
             for k in ("dense.weight", "dense.bias", "layer_norm.weight", "layer_norm.bias", "bias")
         }
         # transformers ties the decoder to the word embeddings and its bias to lm_head.bias unless the folder is
-        # untied and holds its own (see mapping.weights.TIED_COPIES)
+        # untied and holds its own (see mapping.weights.TIED_COPIES); the load view says which, as transformers ties
         untied = HF_NAMES["lm_decoder"] in self.names and not self.tied
         for name, (_, tied_to) in TIED_COPIES.items():
-            state[name.removeprefix(module + ".")] = self._tensor(name if untied else tied_to)
+            own = self.loaded is not None or untied
+            state[name.removeprefix(module + ".")] = self._tensor(name if own else tied_to)
         self._load(module, state, raw=("decoder.weight",))  # cast block by block (lm_block)
 
     def run_head(self, features: torch.Tensor) -> torch.Tensor:
@@ -610,6 +626,7 @@ def compare_outputs_streamed(
     ckpt: FairseqCheckpoint,
     folder: HFFolder,
     head: str | None,
+    loaded: LoadedModel | None,
     dtype: torch.dtype,
     texts: list[str],
     tol: float | None,
@@ -619,20 +636,34 @@ def compare_outputs_streamed(
     on_loaded: Callable[[str], None] = lambda s: None,
     ahead: ReadAhead | None = None,
     ahead_layers: bool = True,
+    alignment: Alignment | None = None,
+    reference_tokenizer: bool = True,
 ) -> tuple[TokenizerCheck | None, OutputReport]:
-    """fairseq vs an HF folder, one module at a time (memory does not grow with the model). The tokenizer is
-    compared when the folder has one (None otherwise). X-MOD: every text through `language`'s adapters, or, by
-    default, every language's adapters run (compare_streamed)."""
+    """fairseq vs an HF folder, one module at a time (memory does not grow with the model); the folder's side as
+    AutoModel* loads it (`loaded`, see HFRunner). The tokenizer is compared when the folder has one (None
+    otherwise). X-MOD: every text through `language`'s adapters, or, by default, every language's adapters run
+    (compare_streamed). `alignment`: the checkpoint's dict.txt against its subword model (aligned here when not
+    given); `reference_tokenizer`: also compare the folder's tokenizer, whole, with the one the dictionary implies
+    (convert's own is that one)."""
     oracle = fairseq_oracle.FairseqOracle(ckpt, dtype, materialize=False)
     tok_check = None
     if folder.tokenizer_assets():
         on_stage("tokenizer")
-        tok_check = check_tokenizer(oracle, folder.path, texts)
+        if alignment is None:
+            dict_path, files = ckpt.tokenizer_files()
+            alignment = align(dict_path, files, ckpt.description.vocab_rows, ckpt.dict_symbols)
+        with contextlib.ExitStack() as stack:
+            expected = (
+                stack.enter_context(tokenizer_reference(alignment, ckpt.description.max_positions))
+                if reference_tokenizer
+                else None
+            )
+            tok_check = check_tokenizer(oracle, folder.path, texts, dictionary_texts(alignment), expected)
     ids = [oracle.encode(t) for t in texts]
     tolerance = tol if tol is not None else default_tol(dtype, device)
     report = compare_streamed(
         FairseqRunner(oracle, dtype, device, head),
-        HFRunner(folder, dtype, device, head),
+        HFRunner(folder, dtype, device, head, loaded),
         ids,
         oracle.dictionary.pad(),
         tolerance,

@@ -1,35 +1,94 @@
-"""The written tokenizer against fairseq's own encoder: ids on the sample (or the user's) texts, and <mask>."""
+"""A folder's tokenizer — as AutoTokenizer loads it — against fairseq's: ids on the sample texts and on texts made of
+dict.txt's own symbols (fairseq's encoder is the truth), and the whole vocabulary against the tokenizer the
+checkpoint's dictionary implies.
+
+Sample texts alone cannot prove a tokenizer: two ids swapped for words no sample uses pass them. So the folder's
+tokenizer is also compared, table for table, with a reference — the tokenizer `convert` writes from the checkpoint's
+dict.txt and subword model, built in a temporary folder and loaded the same way: every id's token, the special
+tokens, the subword model's pieces and scores (or merges), and the pipeline around it (normalizer, pre-tokenizer,
+post-processor, added tokens). A pipeline written in another form (an older transformers, another tool) is judged by
+what it does: both tokenizers must give the same ids on a probe corpus — the texts, every dict.txt symbol and every
+BMP codepoint in context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 
+# What a special token is to a transformers tokenizer, by its attribute name.
+SPECIAL_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# The parts of a fast tokenizer's pipeline around its subword model (tokenizers' JSON keys).
+PIPELINE = ("normalizer", "pre_tokenizer", "post_processor", "added_tokens")
+
+
+@dataclass
+class VocabularyRow:
+    item: str  # "vocabulary", "special tokens", "subword model", "pipeline", ...
+    ok: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass
 class TokenizerCheck:
     texts: int
-    equal: bool
+    equal: bool  # ids equal fairseq's on every text, <mask> too, and the whole vocabulary agrees
     mask_id: int
     fillers: int
     first_mismatch: str | None = None  # the first differing text, quoted, with both id sequences there
     mismatches: int = 0  # texts whose ids differ
+    dictionary_texts: int = 0  # texts made of dict.txt's symbols, beside the sample texts
+    vocabulary: list[VocabularyRow] = field(default_factory=list)
+
+    @property
+    def ids_equal(self) -> bool:
+        return self.mismatches == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        d = {k: v for k, v in vars(self).items() if k != "vocabulary"}
+        d["vocabulary"] = [r.to_dict() for r in self.vocabulary]
+        return d
 
 
-def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, folder: Path, texts: list[str]) -> TokenizerCheck:
+def load(folder: Path) -> Any:
+    """The folder's tokenizer as a user loads it."""
     from transformers import AutoTokenizer
 
-    hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
+@contextlib.contextmanager
+def reference(alignment: tokenizer_assets.Alignment, max_length: int) -> Iterator[Any]:
+    """The tokenizer `convert` writes for this dictionary, loaded back as a user loads it."""
+    with tempfile.TemporaryDirectory(prefix="xlmr-reference-tokenizer-") as tmp:
+        tokenizer_assets.write_hf_tokenizer(Path(tmp), alignment, max_length)
+        yield load(Path(tmp))
+
+
+def check_tokenizer(
+    oracle: fairseq_oracle.FairseqOracle,
+    folder: Path,
+    texts: list[str],
+    dictionary: list[str] | None = None,
+    expected: Any = None,
+) -> TokenizerCheck:
+    """The folder's tokenizer against fairseq's encoder on `texts` and the `dictionary` texts (compare.texts.
+    dictionary_texts), and, given the `expected` tokenizer (`reference`), against it over the whole vocabulary."""
+    hf_tok = load(folder)
     mismatch = None
     count = 0
-    for i, text in enumerate(texts):
+    every = list(texts) + list(dictionary or [])
+    for i, text in enumerate(every):
         ids = oracle.encode(text).tolist()
         hf_ids = hf_tok(text, truncation=True, max_length=oracle.max_positions)["input_ids"]
         if hf_ids != ids:
@@ -37,10 +96,113 @@ def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, folder: Path, texts: l
             if mismatch is None:
                 at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
                 shown = text if len(text) <= 60 else text[:57] + "..."
-                mismatch = f"text {i} {shown!r}, token {at}: fairseq {ids[at : at + 4]} vs HF {hf_ids[at : at + 4]}"
+                which = f"text {i}" if i < len(texts) else f"dictionary text {i - len(texts)}"
+                mismatch = f"{which} {shown!r}, token {at}: fairseq {ids[at : at + 4]} vs HF {hf_ids[at : at + 4]}"
     if count > 1:
-        mismatch = f"{count} of {len(texts)} texts differ; first: {mismatch}"
+        mismatch = f"{count} of {len(every)} texts differ; first: {mismatch}"
     if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
         mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
+    rows = compare_tokenizers(hf_tok, expected, lambda: every) if expected is not None else []
+    if mismatch is None and any(not r.ok for r in rows):
+        mismatch = next(f"{r.item}: {r.note}" for r in rows if not r.ok)
     fillers = sum(1 for symbol in oracle.dictionary.symbols if tokenizer_assets.FILLER.match(symbol))
-    return TokenizerCheck(len(texts), mismatch is None, oracle.mask_id, fillers, mismatch, count)
+    return TokenizerCheck(
+        len(texts), mismatch is None, oracle.mask_id, fillers, mismatch, count, len(dictionary or []), rows
+    )
+
+
+def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[VocabularyRow]:
+    """Tokenizer `a` against `b` (the reference), whole: every id's token, the special tokens, the subword model,
+    the pipeline (structurally, else by the ids both give on `texts()` plus a codepoint sweep)."""
+    rows = [_vocabulary(a, b), _specials(a, b)]
+    ja, jb = _backend(a), _backend(b)
+    if ja is not None and jb is not None:
+        rows.append(_subword_model(ja["model"], jb["model"]))
+        differ = [part for part in PIPELINE if ja.get(part) != jb.get(part)]
+    else:  # a sentencepiece-backed (slow) tokenizer on either side: its model file, else behaviour alone
+        pa, pb = _sentencepiece_proto(a), _sentencepiece_proto(b)
+        rows.append(
+            VocabularyRow("subword model", pa == pb, "" if pa == pb else "the sentencepiece models differ")
+            if pa is not None and pb is not None
+            else VocabularyRow("subword model", True, "tokenizer classes differ: judged by the ids they give")
+        )
+        differ = ["pipeline"]
+    if not differ:
+        rows.append(VocabularyRow("pipeline", True))
+        return rows
+    probe = [*texts(), *codepoint_texts()]
+    first = next((t for t in probe if _ids(a, t) != _ids(b, t)), None)
+    rows.append(
+        VocabularyRow("pipeline", True, f"{', '.join(differ)} written differently; same ids on {len(probe)} texts")
+        if first is None
+        else VocabularyRow(
+            "pipeline",
+            False,
+            f"{', '.join(differ)} differ: {first[:40]!r} gives {_ids(a, first)[:8]} instead of {_ids(b, first)[:8]}",
+        )
+    )
+    return rows
+
+
+def codepoint_texts(per_line: int = 32) -> list[str]:
+    """Every BMP codepoint (no surrogates) inside and around a word, a line per `per_line` codepoints."""
+    points = [c for c in range(0x20, 0x10000) if not 0xD800 <= c <= 0xDFFF]
+    return [" ".join(f"a{chr(c)}b {chr(c)}" for c in points[i : i + per_line]) for i in range(0, len(points), per_line)]
+
+
+def _ids(tok: Any, text: str) -> list[int]:
+    return list(tok(text)["input_ids"])
+
+
+def _vocabulary(a: Any, b: Any) -> VocabularyRow:
+    na, nb = len(a), len(b)
+    if na != nb:
+        return VocabularyRow("vocabulary", False, f"{na} tokens, the checkpoint's dictionary gives {nb}")
+    ta, tb = a.convert_ids_to_tokens(list(range(na))), b.convert_ids_to_tokens(list(range(nb)))
+    wrong = [i for i in range(na) if ta[i] != tb[i]]
+    if wrong:
+        i = wrong[0]
+        return VocabularyRow(
+            "vocabulary", False, f"{len(wrong)} ids hold another token; first: id {i} is {ta[i]!r}, not {tb[i]!r}"
+        )
+    return VocabularyRow("vocabulary", True, f"{na} tokens, each at its id")
+
+
+def _specials(a: Any, b: Any) -> VocabularyRow:
+    wrong = []
+    for attr in SPECIAL_ATTRIBUTES:
+        have = (getattr(a, attr, None), getattr(a, f"{attr}_id", None))
+        want = (getattr(b, attr, None), getattr(b, f"{attr}_id", None))
+        if have != want:
+            wrong.append(f"{attr} {have[0]!r} (id {have[1]}), not {want[0]!r} (id {want[1]})")
+    if a.model_max_length != b.model_max_length:
+        wrong.append(f"model_max_length {a.model_max_length}, not {b.model_max_length}")
+    return VocabularyRow("special tokens", not wrong, "; ".join(wrong))
+
+
+def _subword_model(ma: dict[str, Any], mb: dict[str, Any]) -> VocabularyRow:
+    """Unigram: every piece with its score at its id; BPE: the vocabulary and the merges in order; anything else:
+    the model's whole description."""
+    if ma.get("type") != mb.get("type"):
+        return VocabularyRow("subword model", False, f"a {ma.get('type')} model, not {mb.get('type')}")
+    if ma == mb:
+        return VocabularyRow("subword model", True)
+    if ma.get("type") == "Unigram" and ma.get("vocab") != mb.get("vocab"):
+        va, vb = ma.get("vocab") or [], mb.get("vocab") or []
+        i = next((i for i, (x, y) in enumerate(zip(va, vb)) if x != y), min(len(va), len(vb)))
+        shown = (va[i] if i < len(va) else None, vb[i] if i < len(vb) else None)
+        return VocabularyRow("subword model", False, f"piece {i} is {shown[0]}, not {shown[1]} (piece, score)")
+    if ma.get("type") == "BPE" and ma.get("merges") != mb.get("merges"):
+        return VocabularyRow("subword model", False, "the BPE merges differ")
+    other = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))
+    return VocabularyRow("subword model", False, f"{ma.get('type')} settings differ: {', '.join(other)}")
+
+
+def _backend(tok: Any) -> dict[str, Any] | None:
+    backend = getattr(tok, "backend_tokenizer", None) if getattr(tok, "is_fast", False) else None
+    return json.loads(backend.to_str()) if backend is not None else None
+
+
+def _sentencepiece_proto(tok: Any) -> bytes | None:
+    sp = getattr(tok, "sp_model", None)
+    return sp.serialized_model_proto() if sp is not None else None

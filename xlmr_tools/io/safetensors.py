@@ -56,11 +56,20 @@ class TensorInfo:
 
 
 class SafetensorsFile:
-    """One .safetensors file: validated header, lazy tensors."""
+    """One .safetensors file: validated header, lazy tensors.
+
+    The safetensors library's own reader (what transformers loads with) must accept the file first: its rules are
+    stricter than a plain reading of the format (integer shapes and offsets, no gap between tensors, a string map
+    as `__metadata__`), and a file it refuses is one no user can load, whatever our own parser makes of it. Our
+    parser then gives the offsets the lazy tensors are mapped from, and must agree with the library."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        library = library_header(path)
         self.infos, self.metadata, self.data_start = _read_header(path)
+        ours = {name: (SAFETENSORS_NAMES[i.dtype], i.shape) for name, i in self.infos.items()}
+        if ours != library:
+            raise BadInput(path, "the safetensors library reads another header than this file's own parser")
         self._mm: mmap.mmap | None = None
 
     def tensor(self, name: str) -> torch.Tensor:
@@ -74,6 +83,25 @@ class SafetensorsFile:
             self._mm, dtype=torch.uint8, count=info.end - info.begin, offset=self.data_start + info.begin
         )
         return raw.view(info.dtype).reshape(info.shape)
+
+
+def library_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{tensor: (dtype name, shape)} as the safetensors library reads the file (transformers loads through it);
+    BadInput with the library's own reason where it refuses the file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            out = {}
+            for name in f.keys():  # noqa: SIM118 - safe_open is no dict: keys() is its API
+                part = f.get_slice(name)
+                out[name] = (str(part.get_dtype()), tuple(int(d) for d in part.get_shape()))
+            return out
+    except (SafetensorError, OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise BadInput(
+            path, f"the safetensors library refuses this file, so transformers cannot load it ({reason})"
+        ) from None
 
 
 def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str], int]:

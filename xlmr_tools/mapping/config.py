@@ -156,3 +156,34 @@ def read_labels(path: Path, classes: int) -> list[str]:
     if len(set(names)) != len(names):
         raise BadInput(path, "a label is listed twice")
     return names
+
+
+# config.json entries that change nothing a loaded model computes, or that rows of their own cover: dropout and
+# initialisation (inference runs in eval mode on loaded weights), output switches, generation and bookkeeping ids, the
+# class names (which class loads is decided and reported apart), labels (num_labels, id2label), the dtype, how the FFN
+# is chunked (the same products), X-MOD's default_language (any of its languages may be the default), the weights
+# file config.json names (what it selects is what the weights are compared from).
+NOT_COMPARED = frozenset({
+    "_name_or_path", "architectures", "transformers_version", "model_type", "attention_probs_dropout_prob",
+    "hidden_dropout_prob", "classifier_dropout", "initializer_range", "output_attentions", "output_hidden_states",
+    "return_dict", "use_cache", "problem_type", "bos_token_id", "eos_token_id", "id2label", "label2id", "dtype",
+    "chunk_size_feed_forward", "default_language", "tokenizer_class", "transformers_weights",
+})  # fmt: skip
+_FIRST = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size",
+          "max_position_embeddings", "layer_norm_eps", "hidden_act", "pad_token_id", "type_vocab_size")  # fmt: skip
+
+
+def compared_keys(*configs: Any) -> list[str]:
+    """The config entries that change what a loaded model computes (all but NOT_COMPARED), main sizes first."""
+    keys = {k for c in configs for k in c.to_dict() if k not in NOT_COMPARED}
+    return sorted(keys, key=lambda k: (_FIRST.index(k) if k in _FIRST else len(_FIRST), k))
+
+
+def same_value(want: Any, got: Any) -> bool:
+    """Config values as a model uses them: floats to 1e-12 (eps written as 1e-05 or 1.0e-5), a bool never equal
+    to an int."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return type(want) is type(got) and want == got
+    if isinstance(want, float) and isinstance(got, (int, float)):
+        return abs(float(got) - want) <= 1e-12
+    return bool(want == got)

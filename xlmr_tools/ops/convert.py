@@ -321,13 +321,13 @@ def _write_and_prove(
             )
             config.save_pretrained(str(tmp))
             tokenizer_assets.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
-            if verify:  # the class AutoModel* builds from the written config, its keys and shapes (meta device).
+            being_written = folder_being_written(tmp, planned, check.tensor)
+            loaded = None
+            if verify:  # what AutoModel* loads from the written folder: class, tensors, tying (meta device).
                 # Measured at XL width: +1.2 s and +0.7 GB (transformers' modeling code) on a 5.5 s --no-verify run,
                 # so --no-verify keeps the transformers-free checks instead: named refusals, the name plan and
                 # every tensor's shape against the config (ops.convert._prepare).
-                check_auto_class(
-                    tmp, job.head, model_class_name(desc, job.head), {n: s for n, (s, _) in planned.items()}
-                )
+                loaded = check_auto_class(being_written, job.head, model_class_name(desc, job.head))
             if outputs is not None:
                 progress.stage("running fairseq and transformers side by side, one layer at a time, as it is written")
                 texts, tol = outputs
@@ -337,9 +337,9 @@ def _write_and_prove(
                 try:
                     with ReadAhead() as vocab_ahead:
                         report = compare_outputs_streamed(
-                            job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
+                            job.ckpt, being_written, job.head, loaded, job.dtype,
                             texts or list(DEFAULT_TEXTS), tol, language=job.language, ahead=vocab_ahead,
-                            ahead_layers=False,
+                            ahead_layers=False, alignment=job.alignment, reference_tokenizer=False,
                         )  # fmt: skip
                 except InterruptedError:  # the writer or the check stopped first: their own error says why
                     _raise_from_workers(where, checked, shards)
@@ -354,8 +354,11 @@ def _write_and_prove(
             raise
     if differs is not None:
         raise VerificationFailed(where, f"shard header does not place {differs} where it was written and checked")
-    if outputs is not None and open_folder(tmp).file_shapes != planned:  # the index, as AutoModel* will read it
-        raise VerificationFailed(where, "the finished folder does not hold exactly the tensors that were verified")
+    if verify:  # the finished folder as AutoModel* will read it: the files it selects hold exactly what was proven
+        final = open_folder(tmp)
+        if final.file_shapes != planned or set(check_auto_class(final, job.head, model_class_name(desc, job.head))
+                                               .stored.values()) != set(planned):  # fmt: skip
+            raise VerificationFailed(where, "the finished folder does not hold exactly the tensors that were verified")
     return files, report
 
 

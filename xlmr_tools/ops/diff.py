@@ -3,9 +3,10 @@ optionally per-layer activations on sample texts (HF vs HF needs no fairseq)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,22 @@ import torch
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, check_device, compare_streamed
 from xlmr_tools.compare.stages import OutputReport, default_tol
-from xlmr_tools.compare.texts import DEFAULT_TEXTS
+from xlmr_tools.compare.texts import DEFAULT_TEXTS, dictionary_texts
+from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers
+from xlmr_tools.compare.tokenizer import load as load_tokenizer
+from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
 from xlmr_tools.compare.weights import WeightReport, compare_weights
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping.config import build_config, compared_keys, model_class_name, same_value
+from xlmr_tools.mapping.tokenizer import align
 from xlmr_tools.model import DTYPES, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub, open_source
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
+from xlmr_tools.sources.loaded import LoadedModel, load_view, task_of
 
 
 @dataclass
@@ -33,6 +40,7 @@ class Side:
     source: FairseqCheckpoint | HFFolder
     tensors: dict[str, Callable[[], torch.Tensor]] = field(default_factory=dict)  # comparison name -> lazy tensor
     head: str | None = None  # the fairseq head compared with an HF classifier
+    loaded: LoadedModel | None = None  # an HF folder as AutoModel* loads it
 
     @property
     def path(self) -> Path:
@@ -55,14 +63,23 @@ class DiffReport:
     b: str
     weights: WeightReport
     outputs: OutputReport | None = None
+    config: list[ConfigDiff] = field(default_factory=list)  # what each side loads as: class, load-relevant config
+    tokenizer: list[VocabularyRow] = field(default_factory=list)  # B's tokenizer against A's, whole
 
     @property
     def ok(self) -> bool:
-        return self.weights.ok and (self.outputs is None or self.outputs.ok)
+        return (
+            self.weights.ok
+            and (self.outputs is None or self.outputs.ok)
+            and all(r.ok for r in self.config)
+            and all(r.ok for r in self.tokenizer)
+        )
 
     def failures(self) -> list[str]:
         w = self.weights
-        out = [f"{d.name}: max|Δ| {d.max_abs:.3g} > tol {w.tol:g}" for d in w.diffs if not d.ok]
+        out = [f"config {r.item}: {r.note or f'{r.a!r} vs {r.b!r}'}" for r in self.config if not r.ok]
+        out += [f"tokenizer {r.item}: {r.note}" for r in self.tokenizer if not r.ok]
+        out += [f"{d.name}: max|Δ| {d.max_abs:.3g} > tol {w.tol:g}" for d in w.diffs if not d.ok]
         out += [f"only in {self.a}: {n}" for n in w.missing] + [f"only in {self.b}: {n}" for n in w.extra]
         out += [f"{m['name']}: shape {m['a']} vs {m['b']}" for m in w.misshaped]
         r = self.outputs.worst if self.outputs is not None else None
@@ -75,6 +92,8 @@ class DiffReport:
             "ok": self.ok,
             "a": self.a,
             "b": self.b,
+            "config": [r.to_dict() for r in self.config],
+            "tokenizer": [r.to_dict() for r in self.tokenizer],
             "weights": self.weights.to_dict(),
             "outputs": self.outputs.to_dict() if self.outputs else None,
             "failures": self.failures(),
@@ -87,7 +106,14 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
     both_fairseq = isinstance(a.source, FairseqCheckpoint) and isinstance(b.source, FairseqCheckpoint)
     for side in (a, b):
         src = side.source
-        if isinstance(src, HFFolder):
+        if isinstance(src, HFFolder) and side.loaded is not None:  # the folder's tensors as transformers names them
+            view = side.loaded
+            side.tensors = {
+                n: functools.partial(src.stored_tensor, key)
+                for n, key in view.stored.items()
+                if not weight_map.hf_is_buffer(n)
+            }
+        elif isinstance(src, HFFolder):
             side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.hf_is_buffer(n)}
         elif both_fairseq:
             side.tensors = {
@@ -132,6 +158,9 @@ def diff(
             sb.path,
             f"families do not match: {sa.path} is {sa.description.family}, {sb.path} is {sb.description.family}",
         )
+    for side in (sa, sb):
+        if isinstance(side.source, HFFolder):
+            side.loaded = _load_view(side.source, head)
     _name_sides(sa, sb, head)
     shapes_b = {n: sb.shape(n) for n in sb.tensors}
     progress.start("comparing tensors", len(sa.tensors))
@@ -146,6 +175,8 @@ def diff(
     )
     report.extra = sorted(set(sb.tensors) - set(sa.tensors))
     result = DiffReport(str(sa.path), str(sb.path), report)
+    result.config = _config_rows(sa, sb)
+    result.tokenizer = _tokenizer_rows(sa, sb, texts or list(DEFAULT_TEXTS))
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
         if dtype == "auto":  # the models' own dtype when they agree; else the precision both can be run in
             same = sa.description.dtype == sb.description.dtype and sa.description.dtype in DTYPES
@@ -188,7 +219,7 @@ def _outputs(
             encode, pad = encode or oracle.encode, oracle.dictionary.pad()
         else:
             h = head if head is not None else (None if src.description.lm_head else "classifier")
-            runners.append(HFRunner(src, dtype, device, h))
+            runners.append(HFRunner(src, dtype, device, h, side.loaded))
     if encode is None:
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
@@ -210,3 +241,85 @@ def _hf_encoder(folder: HFFolder):
     tok = AutoTokenizer.from_pretrained(str(folder.path), local_files_only=True)
     limit = folder.description.max_positions
     return (lambda t: torch.tensor(tok(t, truncation=True, max_length=limit)["input_ids"])), tok.pad_token_id
+
+
+@dataclass
+class ConfigDiff:
+    item: str
+    a: Any
+    b: Any
+    ok: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _load_view(folder: HFFolder, head: str | None) -> LoadedModel:
+    """What AutoModel* loads from an HF side: the masked-LM model where the folder has its head, else a
+    classifier."""
+    task = task_of(head if head is not None else None if folder.description.lm_head else "classifier")
+    return load_view(folder, task)
+
+
+def _side_config(side: Side) -> tuple[str, Any, list[str]]:
+    """(the class a user gets, the config it runs with, why it is not the folder's model). A fairseq side: what
+    convert writes for it."""
+    src = side.source
+    if isinstance(src, HFFolder):
+        view = side.loaded
+        if view is None:
+            raise ValueError("an HF side without its load view")
+        return view.model_class, view.config, view.failures()
+    d = src.description
+    try:
+        config = build_config(d, src.args, side.head, getattr(torch, d.dtype), str(src.path))
+    except BadInput as e:
+        return "none", None, [e.problem]
+    return model_class_name(d, side.head), config, []
+
+
+def _config_rows(sa: Side, sb: Side) -> list[ConfigDiff]:
+    """What each side loads as, as rows: the class, whether every tensor loads, each load-relevant config entry.
+    Two fairseq checkpoints: their descriptions (sizes, layout, activation, vocabulary, what cannot be
+    represented), whether transformers can represent them or not."""
+    if isinstance(sa.source, FairseqCheckpoint) and isinstance(sb.source, FairseqCheckpoint):
+        da, db = sa.description.to_dict(), sb.description.to_dict()
+        keys = [k for k in da if k not in ("dtype", "parameters", "release", "classification_heads", "lm_head")]
+        return [ConfigDiff(k, da[k], db.get(k), da[k] == db.get(k)) for k in keys]
+    (ca, fa, pa), (cb, fb, pb) = _side_config(sa), _side_config(sb)
+    rows = [ConfigDiff("class", ca, cb, ca == cb)]
+    for side, problems in ((sa, pa), (sb, pb)):
+        if problems:
+            rows.append(ConfigDiff(f"loads ({side.path})", "", "", False, problems[0]))
+    if fa is None or fb is None:
+        return rows
+    for key in compared_keys(fa, fb):
+        va, vb = getattr(fa, key, None), getattr(fb, key, None)
+        rows.append(ConfigDiff(key, va, vb, same_value(va, vb)))
+    return rows
+
+
+def _tokenizer_rows(sa: Side, sb: Side, texts: list[str]) -> list[VocabularyRow]:
+    """B's tokenizer against A's, whole (compare.tokenizer): a fairseq side's is the one convert writes for it."""
+    with contextlib.ExitStack() as stack:
+        toks, probes = [], list(texts)
+        for side in (sa, sb):
+            src = side.source
+            if isinstance(src, HFFolder):
+                toks.append(load_tokenizer(src.path) if src.tokenizer_assets() else None)
+                continue
+            try:
+                dict_path, files = src.tokenizer_files()
+                al = align(dict_path, files, src.description.vocab_rows, src.dict_symbols)
+            except BadInput:
+                toks.append(None)
+                continue
+            probes += dictionary_texts(al)
+            toks.append(stack.enter_context(tokenizer_reference(al, src.description.max_positions)))
+        if toks[0] is None and toks[1] is None:
+            return []
+        if toks[0] is None or toks[1] is None:
+            only = sa.path if toks[0] is not None else sb.path
+            return [VocabularyRow("tokenizer", False, f"only {only} has a tokenizer")]
+        return compare_tokenizers(toks[1], toks[0], lambda: probes)

@@ -20,18 +20,20 @@ from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import (
-    ACTIVATIONS,
+    build_config,
     check_language,
+    compared_keys,
     model_class_name,
     problems,
     read_labels,
-    xmod_settings,
+    same_value,
 )
-from xlmr_tools.model import PRE_LN, torch_dtype
+from xlmr_tools.model import PRE_LN, dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
+from xlmr_tools.sources.loaded import LoadedModel, load_view, task_of
 
 
 @dataclass
@@ -56,18 +58,21 @@ class VerifyReport:
     tokenizer: TokenizerCheck | None = None
     outputs: OutputReport | None = None
     skipped: list[str] = field(default_factory=list)
+    load: LoadedModel | None = None  # what AutoModel* loads from the folder
 
     @property
     def ok(self) -> bool:
         return (
-            all(r.ok for r in self.config)
+            (self.load is None or self.load.ok)
+            and all(r.ok for r in self.config)
             and (self.weights is None or self.weights.ok)
             and (self.tokenizer is None or self.tokenizer.equal)
             and (self.outputs is None or self.outputs.ok)
         )
 
     def failures(self) -> list[str]:
-        out = [
+        out = self.load.failures() if self.load is not None else []
+        out += [
             f"config {r.item}: {r.note or f'expected {r.expected}, found {r.actual}'}" for r in self.config if not r.ok
         ]
         if self.weights and not self.weights.ok:
@@ -94,6 +99,7 @@ class VerifyReport:
             "source": self.source,
             "folder": self.folder,
             "head": self.head,
+            "load": self.load.to_dict() if self.load is not None else None,
             "config": [r.to_dict() for r in self.config],
             "weights": self.weights.to_dict() if self.weights else None,
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
@@ -124,12 +130,19 @@ def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
     )
 
 
-def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> list[ConfigRow]:
-    """The folder's config.json against what the checkpoint needs (labels too, when a label dictionary is known)."""
-    d, cfg = ckpt.description, folder.config
+def expected_config(ckpt: FairseqCheckpoint, head: str | None) -> Any:
+    """The config the checkpoint needs: the one `convert` writes for it."""
+    d = ckpt.description
+    return build_config(d, ckpt.args, head, getattr(torch, d.dtype), str(ckpt.path))
+
+
+def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, head: str | None) -> list[ConfigRow]:
+    """The folder's config as transformers reads it (AutoConfig) against the one the checkpoint needs, every entry
+    that changes what the loaded model computes; labels too, when a label dictionary is known."""
+    d, cfg = ckpt.description, loaded.config
     want_type = d.hf_model_type
     rows = []
-    mt = cfg.get("model_type")
+    mt = getattr(cfg, "model_type", None)
     note = ""
     if mt != want_type:
         built = "XLMRoberta* (post-LN)" if mt == "xlm-roberta" else f"the {mt!r} class"
@@ -141,33 +154,33 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
             f'Fix: set "model_type": "{want_type}" and "architectures": ["{model_class_name(d, head)}"]'
         )
     rows.append(ConfigRow("model_type", want_type, mt, mt == want_type, note))
-    expected = {
-        "num_hidden_layers": d.layers,
-        "hidden_size": d.hidden,
-        "num_attention_heads": d.heads,
-        "intermediate_size": d.ffn,
-        "vocab_size": d.vocab_rows,
-        "max_position_embeddings": d.position_rows,
-        "layer_norm_eps": d.layer_norm_eps,
-        "hidden_act": ACTIVATIONS.get(d.activation, d.activation),
-        "pad_token_id": d.padding_idx,
-        "type_vocab_size": 1,
-    }
+    reference = expected_config(ckpt, head)
+    for key in compared_keys(reference):
+        want, got = getattr(reference, key, None), getattr(cfg, key, None)
+        rows.append(ConfigRow(key, want, got, same_value(want, got)))
     if head is not None:
-        expected["num_labels"] = d.classification_heads[head]
-    if d.adapters is not None:  # X-MOD: the adapters' settings; default_language may be any of the languages
-        expected.update({k: v for k, v in xmod_settings(d).items() if k != "default_language"})
-    for key, want in expected.items():
-        got = cfg.get(key)
-        if key == "num_labels":
-            got = len(cfg.get("id2label", {})) or cfg.get("num_labels", 2)  # transformers omits the default 2
-        ok = got == want if not isinstance(want, float) else got is not None and abs(float(got) - want) <= 1e-12
-        rows.append(ConfigRow(key, want, got, ok))
+        want_n, got_n = d.classification_heads[head], getattr(cfg, "num_labels", None)
+        rows.append(ConfigRow("num_labels", want_n, got_n, want_n == got_n))
+    if d.adapters is not None:  # X-MOD: which adapters run when no language is given; any of the model's
+        lang = getattr(cfg, "default_language", None)
+        rows.append(ConfigRow("default_language", f"one of {d.adapters.languages}", lang, lang in d.adapters.languages))
+    weights_dtype = folder.description.dtype
+    rows.append(
+        ConfigRow(
+            "dtype (loaded)",
+            weights_dtype,
+            dtype_name(loaded.dtype),
+            True,
+            ""
+            if dtype_name(loaded.dtype) == weights_dtype
+            else f"from_pretrained loads this folder in {dtype_name(loaded.dtype)} (config.json's dtype); verified so",
+        )
+    )
     labels_file = ckpt.labels_file(head)
     if labels_file is not None and head is not None:
         want_labels = read_labels(labels_file, d.classification_heads[head])
-        found = cfg.get("id2label") or {}
-        got_labels = [found.get(str(i), found.get(i)) for i in range(len(want_labels))]
+        found = getattr(cfg, "id2label", None) or {}
+        got_labels = [found.get(i, found.get(str(i))) for i in range(len(want_labels))]
         rows.append(
             ConfigRow(
                 "id2label",
@@ -186,16 +199,29 @@ class WeightPass:
     """Every mapped (and synthesized) tensor against the folder's, after casting to the folder's dtype; tied copies a
     writer kept must equal their source; anything else in the folder is extra unless known to be harmless.
 
+    The folder's side is what AutoModel* loads (`loaded`: transformers' file choice, renames and tying) where it
+    builds the class the weights are; where config.json selects another class, the weights are read as the class
+    they are, to show where they stand (the load rows fail the verdict either way).
+
     Runnable whole, or report group by report group ("embeddings", "layer 3", ...) as the streamed forward loads
     that part: each layer's pages are then read from disk once, not once for the weights and again for the outputs
     (at XL-36, 28 GB that do not fit the page cache: the second read was most of the output check's time)."""
 
-    def __init__(self, ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress) -> None:
+    def __init__(
+        self, ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress, loaded: LoadedModel
+    ) -> None:
         plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
         self.ckpt, self.folder, self.head, self.progress = ckpt, folder, head, progress
         self.rows = {m.hf: m for m in plan.mapped}
         self.dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
-        self.shapes = {n: folder.shape(n) for n in folder.names()}
+        self.loaded = loaded if loaded.model_class == model_class_name(ckpt.description, head) else None
+        if self.loaded is not None:
+            view = self.loaded
+            self.shapes = {n: folder.file_shapes[view.stored_name(n)][0] for n in view.names()}
+            self._read: Callable[[str], torch.Tensor] = lambda n: folder.stored_tensor(view.stored_name(n))
+        else:
+            self.shapes = {n: folder.shape(n) for n in folder.names()}
+            self._read = folder.tensor
         self.report = WeightReport(tol=0.0)
         self.pending = {n: weight_map.group_of(n) for n in self.rows}
         self.view: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # the read-ahead's copy of a tensor's bytes
@@ -204,7 +230,7 @@ class WeightPass:
         return self.rows[hf_name].take(lambda n: self.view(self.ckpt.tensor(n)), self.ckpt.description, self.dtype)
 
     def target(self, hf_name: str) -> torch.Tensor:
-        return self.view(self.folder.tensor(hf_name))
+        return self.view(self._read(hf_name))
 
     def structure_ok(self) -> bool:
         """Every tensor the model needs is in the folder with its shape (shapes only: no data read)."""
@@ -241,12 +267,15 @@ class WeightPass:
                             name,
                             weight_map.group_of(name),
                             self.ckpt.tensor(fairseq_source),
-                            self.folder.tensor(name),
+                            self._read(name),
                             0.0,
                             cast_to_b=True,
                         )
                     )
-        self.report.extra = sorted(n for n in self.shapes if n not in known and weight_map.hf_ignorable(n) is None)
+        extra = set(self.shapes) - known
+        if self.loaded is not None:  # the folder's tensors transformers has no place for, by their stored names
+            extra |= set(self.loaded.unexpected)
+        self.report.extra = sorted(n for n in extra if weight_map.hf_ignorable(n) is None)
         return self.report
 
 
@@ -293,20 +322,26 @@ def verify(
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
         raise BadInput(ckpt.path, found[0])
-    run_dtype = torch_dtype(dtype, auto=getattr(torch, folder.description.dtype))
+    loaded = load_view(folder, task_of(head))
+    run_dtype = torch_dtype(dtype, auto=loaded.dtype)  # auto: the dtype from_pretrained loads the folder in
     check_device(device, run_dtype)
     shown = f"{hf_folder}@{revision}" if revision else str(hf_folder) if hub.is_repo_id(hf_folder) else str(folder.path)
-    report = VerifyReport(str(ckpt.path), shown, head)
-    report.config = config_rows(ckpt, folder, head)
-    weights = WeightPass(ckpt, folder, head, progress)
-    if not weights.structure_ok() or not fairseq_oracle.available():
+    report = VerifyReport(str(ckpt.path), shown, head, load=loaded)
+    report.config = config_rows(ckpt, folder, loaded, head)
+    weights = WeightPass(ckpt, folder, head, progress, loaded)
+    skip = (
+        "tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs"
+        if not weights.structure_ok()
+        else f"outputs: {loaded.failures()[0]}"
+        if not loaded.ok and weights.loaded is not None  # (another class: its weights are run as what they are)
+        else "tokenizer and outputs: fairseq is not importable here"
+        if not fairseq_oracle.available()
+        else None
+    )
+    if skip is not None:
         progress.start("comparing weights", len(ckpt.names()))
         report.weights = weights.finish()
-        report.skipped.append(
-            "tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs"
-            if report.weights.missing or report.weights.misshaped
-            else "tokenizer and outputs: fairseq is not importable here"
-        )
+        report.skipped.append(skip)
         return report
     with ReadAhead() as ahead:
         weights.view = ahead.view  # each part's weights compared as the forward loads them: read once
@@ -314,6 +349,7 @@ def verify(
             ckpt,
             folder,
             head,
+            loaded,
             run_dtype,
             list(texts or DEFAULT_TEXTS),
             tol,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,12 +62,19 @@ class HFFolder:
         return self.file_shapes[self._file_name[name]][1]
 
     def tensor(self, name: str) -> torch.Tensor:
-        stored = self._file_name[name]
+        return self.stored_tensor(self._file_name[name])
+
+    def stored_tensor(self, stored: str) -> torch.Tensor:
+        """A tensor by the name it has in the files (sources.loaded maps the model's names to these)."""
         if self._lookup is not None:
             return self._lookup(stored)
         file = self._where[stored]
         opened = self._files[str(file)]
         return opened.tensor(stored) if self.format == "safetensors" else opened[stored]
+
+    def file_of(self, stored: str) -> Path | None:
+        """The weights file a stored tensor is read from (None for a folder still being written)."""
+        return self._where.get(stored)
 
     @property
     def file_bytes(self) -> int:
@@ -83,7 +91,7 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
     if not path.is_dir():
         raise BadInput(path, "expected a Hugging Face model folder, got a file")
     config = _read_config(path)
-    files, fmt, where = _weight_files(path)
+    files, fmt, chosen = select_weights(path, config)
     opened: dict[str, Any] = {}
     shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
     locations: dict[str, Path] = {}
@@ -98,15 +106,17 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
                 raise BadInput(f, "not a state dict of tensors")
             opened[str(f)] = sd
             items = {n: (tuple(t.shape), t.dtype) for n, t in sd.items()}
-        for n, s in items.items():
+        for n, s in items.items():  # a later shard's tensor replaces an earlier one's, as transformers reads them
             shapes[n] = s
             locations[n] = f
-    if where:
-        for name, fname in where.items():
-            if locations.get(name) != path / fname:
-                raise BadInput(path / fname, f"index lists tensor '{name}' in this shard, but it is not there")
     canonical = hf_canonical_names(shapes)
     desc, warnings = _describe(config, {name: shapes[stored] for name, stored in canonical.items()}, path)
+    ignored = [n for n in WEIGHT_FILES if (path / n).is_file() and path / n != chosen]
+    if ignored:
+        warnings.append(
+            f"{', '.join(ignored)} beside {chosen.name}: transformers loads {chosen.name} and ignores "
+            f"{'it' if len(ignored) == 1 else 'them'} (so does xlmr)"
+        )
     return HFFolder(path, config, files, fmt, shapes, desc, warnings, opened, locations, canonical)
 
 
@@ -136,27 +146,64 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
-    for index_name, fmt in (
-        ("model.safetensors.index.json", "safetensors"),
-        ("pytorch_model.bin.index.json", "pytorch_model.bin"),
-    ):
-        index = path / index_name
-        if index.is_file():
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-                raise BadInput(index, f"not a valid shard index ({e})") from e
-            shards = sorted(set(weight_map.values()))
-            for s in shards:
-                if not (path / s).is_file():
-                    raise BadInput(path / s, f"shard listed in {index_name} is missing")
-            return [path / s for s in shards], fmt, weight_map
-    if (path / "model.safetensors").is_file():
-        return [path / "model.safetensors"], "safetensors", {}
-    if (path / "pytorch_model.bin").is_file():
-        return [path / "pytorch_model.bin"], "pytorch_model.bin", {}
-    raise BadInput(path, "no weights: expected model.safetensors, a sharded index, or pytorch_model.bin")
+# The weight files transformers looks for in a local folder, in its order (modeling_utils.
+# _get_resolved_checkpoint_files): the first one present is the one AutoModel*.from_pretrained reads, whatever else is
+# beside it. A `transformers_weights` entry in config.json comes before all of them.
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+EXPLICIT_WEIGHTS = "transformers_weights"
+
+
+def select_weights(path: Path, config: dict[str, Any]) -> tuple[list[Path], str, Path]:
+    """(files, format, the entry chosen): the weight files `from_pretrained(path)` reads, by transformers' own rules
+    — a file config.json names in `transformers_weights`, else the first of WEIGHT_FILES present; an index's shards
+    as it lists them (sorted, each once). BadInput where transformers itself would refuse the folder."""
+    explicit = config.get(EXPLICIT_WEIGHTS)
+    if explicit is not None:
+        if not isinstance(explicit, str) or not explicit.endswith((".safetensors", ".safetensors.index.json")):
+            raise BadInput(
+                path / "config.json",
+                f"{EXPLICIT_WEIGHTS}={explicit!r}: transformers refuses to load it (it must name a *.safetensors "
+                "file or a *.safetensors.index.json inside the folder)",
+            )
+        chosen = path / explicit
+        base = os.path.abspath(path)
+        if os.path.commonpath([base, os.path.abspath(chosen)]) != base:
+            raise BadInput(path / "config.json", f"{EXPLICIT_WEIGHTS}={explicit!r} lies outside the folder")
+        if not chosen.is_file():
+            raise BadInput(chosen, f"config.json names it as the weights ({EXPLICIT_WEIGHTS}), but it is missing")
+    else:
+        found = next((path / name for name in WEIGHT_FILES if (path / name).is_file()), None)
+        if found is None:
+            raise BadInput(path, "no weights: expected model.safetensors, a sharded index, or pytorch_model.bin")
+        chosen = found
+    fmt = "safetensors" if chosen.name.endswith((".safetensors", ".safetensors.index.json")) else "pytorch_model.bin"
+    if not chosen.name.endswith(".index.json"):
+        return [chosen], fmt, chosen
+    return [path / s for s in _shards(chosen)], fmt, chosen
+
+
+def _shards(index: Path) -> list[str]:
+    """The shard files of an index as transformers reads them (utils.hub.get_checkpoint_shard_files): every value
+    of its weight_map, sorted, once each; the index must hold a `metadata` entry too, or transformers fails."""
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(index, f"not a valid shard index ({e})") from e
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise BadInput(index, "not a valid shard index (weight_map must map tensor names to shard file names)")
+    if "metadata" not in data:
+        raise BadInput(index, "shard index without a 'metadata' entry: transformers fails to load it")
+    shards = sorted(set(weight_map.values()))
+    for s in shards:
+        if not (index.parent / s).is_file():
+            raise BadInput(index.parent / s, f"shard listed in {index.name} is missing")
+    return shards
 
 
 def _describe(
