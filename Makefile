@@ -42,8 +42,10 @@ demo: $(STAMP)
 	$(BIN)/xlmr verify tests/fixtures/preln_heads demo-out/xl-mnli --head mnli
 	$(BIN)/xlmr diff tests/fixtures/postln_legacy demo-out/base-mlm --outputs
 
+# make_trained.py runs fairseq's own training CLI (a few minutes) and reuses roberta_gpt2's BPE: after make_fixtures.
 fixtures: $(STAMP)
 	$(BIN)/python tests/fixtures/make_fixtures.py
+	$(BIN)/python tests/fixtures/make_trained.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
