@@ -6,15 +6,20 @@ subword model (sentencepiece, or GPT-2's byte-level BPE whose token ids dict.txt
 piece up in dict.txt: a piece it lacks becomes <unk>; a symbol listed twice (`#fairseq:overwrite`, as CamemBERT's
 dict.txt lists the model's own <unk>, <s> and </s>) takes the later id.
 
-The written tokenizer's vocabulary is laid out in fairseq's id order: each dict.txt symbol that is a piece of the
-subword model keeps the piece (its sentencepiece score; its BPE merges), so segmentation is the subword model's, and
-gets fairseq's id. This holds for the releases (dict.txt in the model's order, perhaps padded with fillers) and for
-a user's own pretraining (dict.txt in corpus-frequency order, as fairseq-preprocess writes it). Symbols that are no
-piece (fillers) are kept unreachable. A piece dict.txt lacks cannot be reproduced: fairseq segments with it and then
-maps it to <unk>; a Unigram or BPE model either has the piece (and an id of its own) or segments without it (a BPE
-vocabulary cannot give two strings one id either: tokenizers serializes it by id, and the merges with it). Such
-dictionaries are reported (`Alignment.missing`) and converted only when the user accepts it; the tokenizer then
-segments without the missing pieces.
+Two routes, each exact where it is taken:
+- A fast (tokenizers) tokenizer whose vocabulary is laid out in fairseq's id order: each dict.txt symbol that is a
+  piece of the subword model keeps the piece (its sentencepiece score; its BPE merges), so segmentation is the
+  subword model's, and gets fairseq's id. Exact when dict.txt holds every piece and nothing the subword model can
+  emit besides them: the releases (dict.txt in the model's order, perhaps padded with fillers, kept unreachable) and a
+  pretraining whose dict.txt is the sentencepiece vocabulary in another order.
+- Sentencepiece with the dictionary looked up, fairseq's own algorithm (transformers' BartphoTokenizer: the
+  sentencepiece model segments, dict.txt gives the ids, anything else is <unk>). A dict.txt made by
+  fairseq-preprocess from an encoded corpus lacks the pieces the corpus never produced (fairseq maps them to <unk>
+  after segmenting, which no vocabulary of a fast tokenizer can express: a piece there has an id of its own) and holds
+  the raw characters sentencepiece emits for what its model does not cover (ids of their own, which a fast tokenizer
+  would have to make reachable). Such a dictionary takes this route, by default.
+A GPT-2 (or CamemBERT-style) dictionary lacking tokens has no exact route (a BPE vocabulary cannot give two strings one
+id either: tokenizers serializes it by id, and the merges with it): it is refused unless the user accepts it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ MODEL_FILES = {
 }
 # The transformers tokenizer class written for each vocabulary (tokenizer_config.json names it for AutoTokenizer).
 TOKENIZER_CLASS = {SENTENCEPIECE: "XLMRobertaTokenizer", CAMEMBERT: "CamembertTokenizer", GPT2: "RobertaTokenizer"}
+LOOKUP_CLASS = "BartphoTokenizer"  # sentencepiece + dict.txt lookup: fairseq's own algorithm (see the docstring)
 # A name for a special fairseq's dictionary keeps at ids 0-3 while dict.txt gives the symbol a later id (CamemBERT):
 # the string is then the later id's; the early id keeps the name transformers' CamemBERT gives it.
 NOT_USED = "NOTUSED"
@@ -58,12 +64,23 @@ class Alignment:
     symbols: tuple[str, ...] = ()  # dict.txt, in order (fairseq ids 4..)
     vocabulary: str = SENTENCEPIECE
     files: dict[str, Path] = field(default_factory=dict)  # the subword model's files, by MODEL_FILES name
+    raw: tuple[str, ...] = ()  # dict.txt symbols that are no piece and no filler: what sentencepiece emits as it is
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
                 "fillers": self.fillers, "mask_id": self.mask_id, "embedding_rows": self.embedding_rows,
-                "order": self.order, "missing_pieces": len(self.missing),
-                "specials": self.specials}  # fmt: skip
+                "order": self.order, "missing_pieces": len(self.missing), "raw_symbols": len(self.raw),
+                "specials": self.specials, "tokenizer_class": self.tokenizer_class}  # fmt: skip
+
+    @property
+    def lookup(self) -> bool:
+        """The tokenizer must look pieces up in dict.txt, as fairseq does (see the module docstring)."""
+        return self.vocabulary == SENTENCEPIECE and bool(self.missing or self.raw)
+
+    @property
+    def tokenizer_class(self) -> str:
+        """The transformers tokenizer class written for this dictionary (tokenizer_config.json names it)."""
+        return LOOKUP_CLASS if self.lookup else TOKENIZER_CLASS[self.vocabulary]
 
     @property
     def specials(self) -> dict[str, int]:
@@ -217,11 +234,13 @@ def align(dict_path: Path, files: dict[str, Path], embedding_rows: int, symbols:
     pieces = set(body)
     in_dict = set(symbols)
     model_order = plain[: len(body)] == body and all(FILLER.match(s) for s in plain[len(body) :])
+    not_pieces = [s for s in plain if s not in pieces]
     return Alignment(
-        len(symbols), size, sum(1 for s in plain if s not in pieces), mask_id, embedding_rows,
+        len(symbols), size, sum(1 for s in not_pieces if FILLER.match(s)), mask_id, embedding_rows,
         ("encoder" if vocabulary == GPT2 else "sentencepiece") if model_order else "dictionary",
         tuple(shown.get(p, p) for p in body if p not in in_dict), tuple(symbols), vocabulary,
         {name: files[name] for name in MODEL_FILES[vocabulary]},
+        tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (),
     )  # fmt: skip
 
 
@@ -242,7 +261,7 @@ def write_hf_tokenizer(out: Path, alignment: Alignment, max_length: int) -> None
     specials and <mask> fairseq's; built by transformers' own tokenizer class for the vocabulary, from a vocabulary
     laid out in fairseq's id order (see the module docstring), so special-token ids are resolved against it and
     nothing is edited after."""
-    tok = _BUILDERS[alignment.vocabulary](out, alignment, max_length)
+    tok = (_lookup if alignment.lookup else _BUILDERS[alignment.vocabulary])(out, alignment, max_length)
     if tok.convert_tokens_to_ids("<mask>") != alignment.mask_id:
         raise RuntimeError(f"<mask> did not land on fairseq's row {alignment.mask_id}")
     for name, fairseq_id in alignment.specials.items():
@@ -310,6 +329,32 @@ def _gpt2(out: Path, alignment: Alignment, max_length: int):
     (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
     # tokenizers takes merges as (a, b) pairs; transformers' annotation says strings, which tokenizers rejects
     return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)  # type: ignore[arg-type]
+
+
+def _lookup(out: Path, alignment: Alignment, max_length: int):
+    """transformers' BartphoTokenizer: the sentencepiece model segments, dict.txt (copied beside it) gives the ids,
+    a piece it lacks is <unk>, <mask> comes last — fairseq's encoding step for step. It reads a dict.txt line's symbol
+    as its first whitespace-separated field: a symbol that is not one such field cannot be read back, and is refused."""
+    from transformers import BartphoTokenizer
+
+    unreadable = next((s for s in alignment.symbols if s.split()[:1] != [s]), None)
+    if unreadable is not None:
+        raise BadInput(
+            None,
+            f"dict.txt symbol {unreadable!r} holds whitespace: the sentencepiece + dict.txt tokenizer cannot read it",
+        )
+    shutil.copyfile(alignment.files["sentencepiece.bpe.model"], out / "sentencepiece.bpe.model")
+    (out / "dict.txt").write_text("".join(f"{s} 1\n" for s in alignment.symbols), encoding="utf-8")
+    tok = BartphoTokenizer(
+        vocab_file=str(out / "sentencepiece.bpe.model"),
+        monolingual_vocab_file=str(out / "dict.txt"),
+        model_max_length=max_length,
+    )
+    ids = tok.fairseq_tokens_to_ids
+    at = next((i for i, s in enumerate(alignment.symbols, len(FAIRSEQ_SPECIALS)) if ids.get(s) != i), None)
+    if at is not None:
+        raise RuntimeError(f"dict.txt symbol {alignment.symbols[at - len(FAIRSEQ_SPECIALS)]!r} did not land on id {at}")
+    return tok
 
 
 _BUILDERS = {SENTENCEPIECE: _sentencepiece, CAMEMBERT: _sentencepiece, GPT2: _gpt2}

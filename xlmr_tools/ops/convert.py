@@ -120,8 +120,10 @@ def convert(
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
     for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint).
-    `accept_missing_pieces`: publish although dict.txt lacks sentencepiece pieces (the tokenizer then differs from
-    fairseq's on texts that use them; the differences on the sample texts are reported, not fatal).
+    `accept_missing_pieces`: publish although a GPT-2 or CamemBERT-style dict.txt lacks tokens of its subword model
+    (the tokenizer then differs from fairseq's on texts that use them; the differences on the sample texts are
+    reported, not fatal). A sentencepiece dict.txt lacking pieces needs no flag: its tokenizer looks pieces up as
+    fairseq does (mapping.tokenizer).
     `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
     folder's default_language."""
     progress = progress or NoProgress()
@@ -182,7 +184,7 @@ def _prepare(
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     dict_path, files = ckpt.tokenizer_files()
     alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols)
-    if alignment.missing and not accept_missing_pieces:
+    if alignment.missing and not alignment.lookup and not accept_missing_pieces:
         raise BadInput(
             dict_path,
             f"lacks {alignment.missing_summary()}: fairseq segments texts with them and then maps them to <unk>, "
@@ -233,7 +235,7 @@ def _convert_prepared(
             stale_removed=[str(p) for p in stale],
         )
         if tok_check is not None and not tok_check.equal:
-            if not job.alignment.missing:
+            if not job.alignment.missing or job.alignment.lookup:
                 raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
             result.accepted.append(
                 f"tokenizer: {tok_check.mismatches} of {tok_check.texts} sample texts get other ids than fairseq's "

@@ -54,6 +54,13 @@ def _tokenizer_notes(al: tokenizer_assets.Alignment) -> list[str]:
     """What a user should know about how dict.txt indexes the subword model."""
     notes = []
     model = "GPT-2 BPE" if al.vocabulary == GPT2 else "sentencepiece"
+    if al.raw:
+        shown = ", ".join(repr(s) for s in al.raw[:5]) + (", …" if len(al.raw) > 5 else "")
+        notes.append(
+            f"dict.txt holds {len(al.raw)} symbols that are no {model} piece ({shown}): what sentencepiece emits as "
+            "it is for characters its model does not cover, which fairseq gives ids of their own; xlmr convert "
+            f"writes a {al.tokenizer_class} (sentencepiece, then dict.txt looked up, as fairseq does)"
+        )
     if al.fillers:
         notes.append(
             f"dict.txt holds {al.fillers} symbols that are no {model} piece (padding fillers): fairseq's <mask> is "
@@ -73,8 +80,12 @@ def _tokenizer_notes(al: tokenizer_assets.Alignment) -> list[str]:
         )  # fmt: skip
     if al.missing:
         notes.append(
-            f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; no HF "
-            "tokenizer reproduces that (convert needs --accept-missing-pieces)"
+            f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; "
+            + (
+                f"xlmr convert writes a {al.tokenizer_class}, which does the same"
+                if al.lookup
+                else "no HF tokenizer reproduces that (convert needs --accept-missing-pieces)"
+            )
         )
     return notes
 
@@ -128,10 +139,8 @@ def inspect_path(
         "layout": ckpt.layout,
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
-    details["converts to"] = (
-        f"{model_class_name(desc, None)} + {tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]} "
-        f"({desc.vocabulary} vocabulary)"
-    )
+    tokenizer_class = tok.get("tokenizer_class") or tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]
+    details["converts to"] = f"{model_class_name(desc, None)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:
