@@ -130,7 +130,7 @@ def convert(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
         encoder_json=encoder_json, vocab_bpe=vocab_bpe,
     )  # fmt: skip
-    sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
+    sha256 = take_digest(ckpt.opened or ckpt.path)  # running already if the CLI started it before importing torch
     try:
         job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language)
         return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
@@ -383,12 +383,12 @@ def _same(t: torch.Tensor) -> torch.Tensor:
 
 def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
     stored = {n: t for n, t in ckpt.tensors.items() if n not in ckpt.derived}  # computed ones have no file bytes
-    offsets = tensor_offsets(ckpt.path, stored) if ckpt.serialization == "zip" else {}
+    offsets = tensor_offsets(ckpt.readable, stored) if ckpt.serialization == "zip" else {}
     out = []
     for m in plan.mapped:
         t = m.take(ckpt.tensor, ckpt.description, dtype)  # lazy: a view of the mmapped file, or a synthesized row
         target = dtype if t.is_floating_point() else t.dtype
         offset = offsets.get(m.fairseq) if m.fairseq is not None and target == t.dtype else None
-        copy_from = (ckpt.path, offset) if offset is not None else None
+        copy_from = (ckpt.readable, offset) if offset is not None else None  # the very file torch mapped
         out.append(TensorToWrite(m.hf, functools.partial(_same, t), target, tuple(t.shape), copy_from))
     return out
