@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.interrupts import deferred_interrupts, mark_complete
+from xlmr_tools.interrupts import check_interrupted, deferred_interrupts, mark_complete, note_complete
 
 PARTIAL = ".xlmr-partial-"
 
@@ -67,6 +67,7 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
     """Yield a fresh temporary folder; on success it becomes OUT, on any error or interrupt it is removed.
     Stale temporary folders of killed runs on the same OUT are removed first and listed in `removed`."""
     check_target(out, force)
+    check_interrupted()  # a signal something swallowed (interrupts.py): nothing more is written
     for p in stale_partials(out):
         shutil.rmtree(p, ignore_errors=True)
         if removed is not None:
@@ -76,6 +77,7 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
     try:
         tmp.mkdir()  # inside the try: an interrupt right after the folder appears still removes it
         yield tmp
+        check_interrupted()
         published = False
         try:  # never split: between the renames OUT is gone and its old copy hidden (a later run removes it)
             with deferred_interrupts():
@@ -85,6 +87,7 @@ def atomic_folder(out: Path, force: bool, removed: list[Path] | None = None) -> 
             if published:
                 mark_complete(e, out)  # it arrived while publishing, which finished first
             raise
+        note_complete(out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno == errno.ENOSPC:
