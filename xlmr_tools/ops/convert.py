@@ -23,7 +23,13 @@ from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.written import Written, WrittenCheck, write_ahead
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.interrupts import deferred_interrupts
-from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
+from xlmr_tools.io.atomic_folder import (
+    atomic_folder,
+    check_free_space,
+    check_inputs_kept,
+    check_report,
+    check_target,
+)
 from xlmr_tools.io.digest import SourceDigest, take_digest
 from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.readahead import ReadAhead
@@ -116,6 +122,7 @@ def convert(
     texts: list[str] | None = None,
     tol: float | None = None,
     progress: Progress | None = None,
+    report: str | Path | None = None,
 ) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
@@ -123,7 +130,8 @@ def convert(
     `accept_missing_pieces`: publish although dict.txt lacks sentencepiece pieces (the tokenizer then differs from
     fairseq's on texts that use them; the differences on the sample texts are reported, not fatal).
     `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
-    folder's default_language."""
+    folder's default_language. `report`: a file the caller writes once this returns (the CLI's --report), refused
+    with the other paths before anything is written if it would overwrite an input or OUT."""
     progress = progress or NoProgress()
     out = Path(out)
     ckpt = open_checkpoint(
@@ -132,7 +140,7 @@ def convert(
     )  # fmt: skip
     sha256 = take_digest(ckpt.opened or ckpt.path)  # running already if the CLI started it before importing torch
     try:
-        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language)
+        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language, report)
         return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
     finally:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
@@ -166,8 +174,12 @@ def _prepare(
     force: bool,
     accept_missing_pieces: bool,
     language: str | None = None,
+    report: str | Path | None = None,
 ) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
+    check_inputs_kept(out, ckpt.inputs())  # first: --force would delete them, whatever else is wrong
+    if report is not None:
+        check_report(Path(report), out, ckpt.inputs())
     desc = ckpt.description
     where = str(ckpt.path)
     target = resolve_dtype(dtype, ckpt)

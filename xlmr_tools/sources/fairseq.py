@@ -70,6 +70,12 @@ class FairseqCheckpoint:
             return None
         return self.labels_path if self.labels_given or self.task_head in (None, head) else None
 
+    def inputs(self) -> list[Path]:
+        """Every file a conversion of this checkpoint reads: the checkpoint, dict.txt, the subword model's files
+        and the label dictionary, as found or given."""
+        found = [self.path, self.dict_path, self.spm_path, *self.given_files.values(), self.labels_path]
+        return [p for p in found if p is not None]
+
     @property
     def folder(self) -> Path:
         return self.path.parent
