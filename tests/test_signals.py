@@ -123,7 +123,7 @@ def test_a_signal_at_any_moment_ends_the_command_as_interrupted(tmp_path):
     assert sum(t.returncode in (130, 143) for t in done) >= len(DELAYS)  # most were in fact interrupted
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_a_library_swallows_still_ends_the_command(tmp_path, monkeypatch, signum, sigterm_handler):
     """torch imports numpy from C and clears any exception raised meanwhile: the conversion ran on and published.
     Here a step of our own swallows the interrupt the same way; the recorded signal still stops the conversion
@@ -162,3 +162,21 @@ def test_a_signal_turned_into_another_error_is_still_an_interrupt(tmp_path, monk
     assert code == 130, err
     assert error_lines(err) == ["error: interrupted; nothing was written"]
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_command_line_is_parsed(monkeypatch, capsys, signum, sigterm_handler):
+    """typer ends a KeyboardInterrupt raised while it parses the arguments with a silent exit 130, SIGTERM too."""
+    from xlmr_tools.cli import app as cli_app
+
+    real = cli_app._Commands.make_context
+
+    def parse_interrupted(self, *args, **kwargs):
+        signal.raise_signal(signum)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cli_app._Commands, "make_context", parse_interrupted)
+    code = cli_app.run(["inspect", str(fixture("preln"))])
+    said = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    assert code == 128 + signum
+    assert error_lines(capsys.readouterr().err) == [f"error: {said}; nothing was written"]

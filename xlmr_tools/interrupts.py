@@ -32,6 +32,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class _Record:
     signals: list[int] = field(default_factory=list)  # received, in order
     complete: list[str] = field(default_factory=list)  # outputs put in place
+    reported: bool = False  # an interrupt's exit status was taken (its line printed)
 
 
 _record: _Record | None = None  # while `handling_signals` is in effect
@@ -83,6 +84,12 @@ def received() -> KeyboardInterrupt | None:
     return interrupt_for(_record.signals[0])
 
 
+def unreported() -> KeyboardInterrupt | None:
+    """A recorded signal whose exit status nobody took: a library swallowed it, or mapped it to a code of its own
+    (typer ends a KeyboardInterrupt during argument parsing with a silent exit 130, SIGTERM included)."""
+    return None if _record is not None and _record.reported else received()
+
+
 def check_interrupted() -> None:
     """Raise a recorded signal again, whatever became of its exception: called before steps that must not follow an
     interrupt (making the temporary folder, publishing it)."""
@@ -99,6 +106,8 @@ def note_complete(output: Path) -> None:
 
 def exit_status(interrupt: KeyboardInterrupt) -> tuple[int, str]:
     """The exit code and the one-line message for an interrupt: what was published, or that nothing was."""
+    if _record is not None:
+        _record.reported = True
     done = complete_output(interrupt)
     written = f"it came as {done} was put in place, which is complete" if done else "nothing was written"
     if isinstance(interrupt, Terminated):

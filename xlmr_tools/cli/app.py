@@ -17,8 +17,8 @@ from xlmr_tools.cli.convert_cmd import convert
 from xlmr_tools.cli.diff_cmd import diff
 from xlmr_tools.cli.inspect_cmd import inspect
 from xlmr_tools.cli.verify_cmd import verify
-from xlmr_tools.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
-from xlmr_tools.interrupts import exit_status, handling_signals, raise_interrupt, received
+from xlmr_tools.errors import EXIT_INTERNAL
+from xlmr_tools.interrupts import exit_status, handling_signals, raise_interrupt, unreported
 
 
 class _Commands(TyperGroup):
@@ -90,9 +90,9 @@ def run(argv: list[str] | None = None) -> int:
             code = _run(argv)
         except KeyboardInterrupt as e:  # outside the command's own mapping (typer building the command)
             code = _report_interrupt(e)
-        swallowed = received()
-        if swallowed is not None and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-            code = _report_interrupt(swallowed)  # e.g. click's "Aborted!" (exit 1), or a run that carried on
+        swallowed = unreported()
+        if swallowed is not None:  # typer's silent 130 for one while parsing, or a run that carried on
+            code = _report_interrupt(swallowed)
         return code
 
 
