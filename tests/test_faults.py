@@ -103,27 +103,41 @@ def test_an_interrupt_as_the_temporary_folder_appears_removes_it(tmp_path, monke
     assert leftovers(tmp_path) == []
 
 
-def test_an_interrupt_while_publishing_waits_until_out_is_whole(tmp_path, monkeypatch, sigterm_raises, capsys):
-    """--force over an existing OUT renames it aside, then the new folder in: a signal between the two renames takes
-    effect after both (else OUT is gone and its old copy hidden, for a later run to remove), and says so."""
+@pytest.mark.parametrize("how", ["exchange", "swap"])
+def test_an_interrupt_while_publishing_waits_until_out_is_whole(tmp_path, monkeypatch, sigterm_raises, capsys, how):
+    """--force over an existing OUT: OUT and the new folder trade places in one renameat2(RENAME_EXCHANGE), or, where
+    that is missing, OUT is renamed aside and the new folder renamed in. A signal inside takes effect after the step
+    (between the swap's renames OUT would be gone and its old copy hidden, for a later run to remove), and says so."""
     from xlmr_tools.cli.console import errors_to_exit
     from xlmr_tools.errors import EXIT_TERMINATED, Terminated
     from xlmr_tools.interrupts import complete_output
-    from xlmr_tools.io.atomic_folder import atomic_folder
+    from xlmr_tools.io import atomic_folder as af
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
-    real = Path.rename
+    if how == "exchange":
+        real_rename = af._rename
 
-    def rename_then_signal(self, target):
-        moved = real(self, target)
-        if self == out:
-            signal.raise_signal(signal.SIGTERM)  # between OUT renamed aside and the new folder renamed in
-        return moved
+        def rename_then_signal(src, dst, flags):
+            done = real_rename(src, dst, flags)
+            assert done, "renameat2 is missing here: the exchange is not tested"
+            signal.raise_signal(signal.SIGTERM)
+            return done
 
-    monkeypatch.setattr(Path, "rename", rename_then_signal)
-    with pytest.raises(Terminated) as caught, atomic_folder(out, force=True) as tmp:
+        monkeypatch.setattr(af, "_rename", rename_then_signal)
+    else:
+        monkeypatch.setattr(af, "_renameat2", None)  # as where the C library or kernel lacks renameat2
+        real = Path.rename
+
+        def path_rename_then_signal(self, target):
+            moved = real(self, target)
+            if self == out:
+                signal.raise_signal(signal.SIGTERM)  # between OUT renamed aside and the new folder renamed in
+            return moved
+
+        monkeypatch.setattr(Path, "rename", path_rename_then_signal)
+    with pytest.raises(Terminated) as caught, af.atomic_folder(out, force=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"] and leftovers(tmp_path) == []
     assert complete_output(caught.value) == str(out)
@@ -135,8 +149,10 @@ def test_an_interrupt_while_publishing_waits_until_out_is_whole(tmp_path, monkey
 
 def test_a_failed_swap_puts_the_old_out_back(tmp_path, monkeypatch):
     from xlmr_tools.errors import BadInput
+    from xlmr_tools.io import atomic_folder as af
     from xlmr_tools.io.atomic_folder import atomic_folder
 
+    monkeypatch.setattr(af, "_renameat2", None)  # the swap is the fallback where renameat2 is missing
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")

@@ -23,6 +23,13 @@ class XlmrError(Exception):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
+    def naming(self, path: str | Path) -> XlmrError:
+        """This error, naming `path` instead: a reader was given another name for the same file (/proc/self/fd/N
+        of a file opened once, io/opened.py), and the user knows it by theirs."""
+        self.path = str(path)
+        self.args = (f"{self.path}: {self.problem}",)
+        return self
+
 
 class BadInput(XlmrError):
     """The input is missing, malformed, unsupported or unsafe (exit 2)."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import traceback
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -18,7 +17,8 @@ from xlmr_tools.cli.convert_cmd import convert
 from xlmr_tools.cli.diff_cmd import diff
 from xlmr_tools.cli.inspect_cmd import inspect
 from xlmr_tools.cli.verify_cmd import verify
-from xlmr_tools.errors import EXIT_INTERNAL, Terminated
+from xlmr_tools.errors import EXIT_INTERNAL
+from xlmr_tools.interrupts import exit_status, handling_signals, raise_interrupt, unreported
 
 
 class _Commands(TyperGroup):
@@ -61,13 +61,11 @@ def main_options(
 
 def _terminate_like_interrupt() -> None:
     """SIGTERM (timeout, a container stop, a batch scheduler) unwinds like Ctrl-C: temporary output is removed and
-    the command exits 143. Only the main thread may set handlers (a library caller's thread keeps its own)."""
-
-    def on_term(signum: int, frame: object) -> None:
-        raise Terminated()
-
+    the command exits 143. `run` has set it already; this is for the app invoked in-process without `run` (typer's
+    test runner). Only the main thread may set handlers (a library caller's thread keeps its own)."""
     with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, on_term)
+        if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, raise_interrupt)
 
 
 app.command()(inspect)
@@ -76,19 +74,36 @@ app.command()(verify)
 app.command()(diff)
 
 
-def main() -> None:
-    """The console script. Once the command is done and stdout/stderr are flushed, the process ends without
-    interpreter teardown: unloading torch and transformers takes ~0.5 s (measured) and every output file is already
-    closed and renamed into place by then."""
-    code = run()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
-            stream.flush()
-    os._exit(code)
+def main() -> NoReturn:
+    """The console script (see `xlmr_tools.cli.main`, which begins handling signals before this module loads)."""
+    from xlmr_tools.cli import main as console_script
+
+    console_script()
 
 
 def run(argv: list[str] | None = None) -> int:
-    """One command, its exit code: exceptions are mapped to codes here, once, around the whole command."""
+    """One command, its exit code: exceptions are mapped to codes here, once, around the whole command. A Ctrl-C or
+    SIGTERM at any moment makes it the interrupt's code (130/143) with its one line, also where a library swallowed
+    the exception or turned it into another error (interrupts.py)."""
+    with handling_signals():
+        try:
+            code = _run(argv)
+        except KeyboardInterrupt as e:  # outside the command's own mapping (typer building the command)
+            code = _report_interrupt(e)
+        swallowed = unreported()
+        if swallowed is not None:  # typer's silent 130 for one while parsing, or a run that carried on
+            code = _report_interrupt(swallowed)
+        return code
+
+
+def _report_interrupt(interrupt: KeyboardInterrupt) -> int:
+    code, message = exit_status(interrupt)
+    with contextlib.suppress(Exception):
+        console.error_line(message)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="xlmr")
         code = 0

@@ -24,8 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from xlmr_tools.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, XlmrError
-from xlmr_tools.interrupts import complete_output
+from xlmr_tools.errors import EXIT_FAILED, EXIT_INTERNAL, XlmrError
+from xlmr_tools.interrupts import exit_status, received
 from xlmr_tools.io.atomic_folder import atomic_write_text
 
 out = Console(soft_wrap=True)
@@ -125,13 +125,9 @@ def internal_error(e: BaseException) -> NoReturn:
 
 
 def _exit_interrupted(e: KeyboardInterrupt) -> NoReturn:
-    done = complete_output(e)
-    written = f"it came as {done} was put in place, which is complete" if done else "nothing was written"
-    if isinstance(e, Terminated):
-        error_line(f"terminated (SIGTERM); {written}")
-        raise typer.Exit(EXIT_TERMINATED) from None
-    error_line(f"interrupted; {written}")
-    raise typer.Exit(EXIT_INTERRUPTED) from None
+    code, message = exit_status(e)
+    error_line(message)
+    raise typer.Exit(code) from None
 
 
 def _raised_while_interrupted(e: BaseException) -> KeyboardInterrupt | None:
@@ -142,7 +138,7 @@ def _raised_while_interrupted(e: BaseException) -> KeyboardInterrupt | None:
             return cause
         seen.add(id(cause))
         cause = cause.__context__
-    return None
+    return received()  # a signal a library turned into this error without chaining it
 
 
 def print_json(data: Any) -> None:

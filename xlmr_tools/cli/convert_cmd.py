@@ -96,6 +96,7 @@ def convert(
             accept_missing_pieces=accept_missing_pieces,
             tol=tol,
             progress=progress,
+            report=report,
         )
     if report is not None:
         console.write_report(report, result.to_dict(), "convert")

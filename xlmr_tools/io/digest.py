@@ -3,7 +3,8 @@
 The model card records the source's sha256. Hashing is CPU-bound (~1 GB/s with SHA-NI, ~3.5 s for 3.2 GB: as long
 as copying the file), so the CLI starts it in a background thread before it imports torch (~2 s), and the hash's
 reads warm the page cache for the copy that follows. `convert()` takes a started digest of the same file, or starts
-one itself.
+one itself. The hash reads the opened file (io/opened.py), so it is of the bytes converted even if the path is
+renamed or replaced meanwhile.
 """
 
 from __future__ import annotations
@@ -16,21 +17,22 @@ import time
 from pathlib import Path
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.io.opened import OpenedFile
 
 _CHUNK = 1024 * 1024
 
 
-def _identity(path: Path) -> tuple[str, int, int, int, int]:
-    st = path.stat()
-    return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+def _opened(source: Path | OpenedFile) -> OpenedFile:
+    return source if isinstance(source, OpenedFile) else OpenedFile(source)
 
 
 class SourceDigest:
-    """sha256 of one file, computed by a daemon thread (an early error must not wait for a 40 GB hash)."""
+    """sha256 of one opened file, computed by a daemon thread (an early error must not wait for a 40 GB hash)."""
 
-    def __init__(self, path: Path, ahead: float = float("inf")) -> None:
-        self.path = path
-        self.identity = _identity(path)
+    def __init__(self, source: Path | OpenedFile, ahead: float = float("inf")) -> None:
+        self._file = _opened(source)  # held open while hashing
+        self.path = self._file.path
+        self.identity = self._file.identity
         self._cancel = threading.Event()
         self._hex: str | None = None
         self._error: BaseException | None = None
@@ -42,10 +44,9 @@ class SourceDigest:
     def _run(self) -> None:
         h = hashlib.sha256()
         try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                # Hashing straight from the page cache: no copy into a buffer (~0.5 s of CPU less on 3 GB than read())
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            size = os.fstat(self._file.fileno()).st_size
+            # Hashing straight from the page cache: no copy into a buffer (~0.5 s of CPU less on 3 GB than read())
+            mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
             if mm is not None:
                 mm.madvise(mmap.MADV_SEQUENTIAL)
                 with mm, memoryview(mm) as view:
@@ -65,7 +66,7 @@ class SourceDigest:
             raise BadInput(self.path, f"cannot read it to hash it: {self._error}")
         if self._cancel.is_set() or self._hex is None:
             raise RuntimeError("the digest was cancelled")
-        if _identity(self.path) != self.identity:
+        if not self._file.unchanged():  # written to in place (size or mtime): the bytes hashed may not be those read
             raise BadInput(self.path, "the file changed while it was being converted")
         return self._hex
 
@@ -93,15 +94,20 @@ _lock = threading.Lock()
 
 def start_digest(path: Path) -> SourceDigest:
     """Begin hashing `path` now (the CLI calls this before importing torch)."""
+    opened = OpenedFile(path)
     with _lock:
-        key = _identity(path)
-        if key not in _started:
-            _started[key] = SourceDigest(path)
-        return _started[key]
+        if opened.identity not in _started:
+            _started[opened.identity] = SourceDigest(opened)
+        return _started[opened.identity]
 
 
-def take_digest(path: Path) -> SourceDigest:
-    """The digest already running for this very file (same inode, size and mtime), else a new one."""
+def take_digest(source: Path | OpenedFile) -> SourceDigest:
+    """The digest already running for this very file (same device, inode, size and mtime as the opened `source`),
+    else a new one of `source`. Any other started digest is cancelled: it hashes a file that is not converted."""
+    opened = _opened(source)
     with _lock:
-        digest = _started.pop(_identity(path), None)
-    return digest if digest is not None else SourceDigest(path)
+        digest = _started.pop(opened.identity, None)
+        for other in _started.values():
+            other.cancel()
+        _started.clear()
+    return digest if digest is not None else SourceDigest(opened)

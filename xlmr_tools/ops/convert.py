@@ -23,7 +23,13 @@ from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.written import Written, WrittenCheck, write_ahead
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.interrupts import deferred_interrupts
-from xlmr_tools.io.atomic_folder import atomic_folder, check_free_space, check_target
+from xlmr_tools.io.atomic_folder import (
+    atomic_folder,
+    check_free_space,
+    check_inputs_kept,
+    check_report,
+    check_target,
+)
 from xlmr_tools.io.digest import SourceDigest, take_digest
 from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.readahead import ReadAhead
@@ -116,6 +122,7 @@ def convert(
     texts: list[str] | None = None,
     tol: float | None = None,
     progress: Progress | None = None,
+    report: str | Path | None = None,
 ) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
@@ -125,16 +132,17 @@ def convert(
     reported, not fatal). A sentencepiece dict.txt lacking pieces needs no flag: its tokenizer looks pieces up as
     fairseq does (mapping.tokenizer).
     `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
-    folder's default_language."""
+    folder's default_language. `report`: a file the caller writes once this returns (the CLI's --report), refused
+    with the other paths before anything is written if it would overwrite an input or OUT."""
     progress = progress or NoProgress()
     out = Path(out)
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
         encoder_json=encoder_json, vocab_bpe=vocab_bpe,
     )  # fmt: skip
-    sha256 = take_digest(ckpt.path)  # already running when the CLI started it before importing torch
+    sha256 = take_digest(ckpt.opened or ckpt.path)  # running already if the CLI started it before importing torch
     try:
-        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language)
+        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language, report)
         return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
     finally:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
@@ -168,8 +176,12 @@ def _prepare(
     force: bool,
     accept_missing_pieces: bool,
     language: str | None = None,
+    report: str | Path | None = None,
 ) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
+    check_inputs_kept(out, ckpt.inputs())  # first: --force would delete them, whatever else is wrong
+    if report is not None:
+        check_report(Path(report), out, ckpt.inputs())
     desc = ckpt.description
     where = str(ckpt.path)
     target = resolve_dtype(dtype, ckpt)
@@ -388,12 +400,12 @@ def _same(t: torch.Tensor) -> torch.Tensor:
 
 def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
     stored = {n: t for n, t in ckpt.tensors.items() if n not in ckpt.derived}  # computed ones have no file bytes
-    offsets = tensor_offsets(ckpt.path, stored) if ckpt.serialization == "zip" else {}
+    offsets = tensor_offsets(ckpt.readable, stored) if ckpt.serialization == "zip" else {}
     out = []
     for m in plan.mapped:
         t = m.take(ckpt.tensor, ckpt.description, dtype)  # lazy: a view of the mmapped file, or a synthesized row
         target = dtype if t.is_floating_point() else t.dtype
         offset = offsets.get(m.fairseq) if m.fairseq is not None and target == t.dtype else None
-        copy_from = (ckpt.path, offset) if offset is not None else None
+        copy_from = (ckpt.readable, offset) if offset is not None else None  # the very file torch mapped
         out.append(TensorToWrite(m.hf, functools.partial(_same, t), target, tuple(t.shape), copy_from))
     return out

@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 
-from xlmr_tools.errors import BadInput
+from xlmr_tools.errors import BadInput, XlmrError
 from xlmr_tools.io import torch_pickle
+from xlmr_tools.io.opened import OpenedFile
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
@@ -48,6 +49,13 @@ class FairseqCheckpoint:
     labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
     given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
     dict_symbols: list[str] | None = None  # dict.txt as read when opened (None: unreadable, reported when aligned)
+    opened: OpenedFile | None = None  # the checkpoint as opened: every later read of its bytes goes through it
+
+    @property
+    def readable(self) -> Path:
+        """A path to the very file that was loaded (io/opened.py), for readers of its bytes (the writer's copy, zip
+        offsets): the path itself may name another file by now."""
+        return self.opened.readable if self.opened is not None else self.path
 
     def tokenizer_files(self) -> tuple[Path, dict[str, Path]]:
         """dict.txt and the subword model's files its vocabulary needs (BadInput naming what is missing)."""
@@ -61,6 +69,12 @@ class FairseqCheckpoint:
         if head is None or self.labels_path is None:
             return None
         return self.labels_path if self.labels_given or self.task_head in (None, head) else None
+
+    def inputs(self) -> list[Path]:
+        """Every file a conversion of this checkpoint reads: the checkpoint, dict.txt, the subword model's files
+        and the label dictionary, as found or given."""
+        found = [self.path, self.dict_path, self.spm_path, *self.given_files.values(), self.labels_path]
+        return [p for p in found if p is not None]
 
     @property
     def folder(self) -> Path:
@@ -80,7 +94,7 @@ class FairseqCheckpoint:
 
     @property
     def file_bytes(self) -> int:
-        return self.path.stat().st_size
+        return self.opened.size if self.opened is not None else self.path.stat().st_size
 
 
 def open_checkpoint(
@@ -94,7 +108,11 @@ def open_checkpoint(
     vocab_bpe: str | Path | None = None,
 ) -> FairseqCheckpoint:
     file = find_checkpoint_file(Path(path))
-    obj, kind = torch_pickle.load(file, trust=trust)
+    opened = OpenedFile(file)  # loaded, copied and hashed through this one opening, whatever the path names later
+    try:
+        obj, kind = torch_pickle.load(opened.readable, trust=trust)
+    except XlmrError as e:
+        raise e.naming(file) from e.__cause__
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
     args, layout, task, task_head = _model_args(obj, file)
@@ -133,6 +151,7 @@ def open_checkpoint(
         labels_given=labels_path is not None,
         given_files={"encoder.json": _asset(encoder_json), "vocab.bpe": _asset(vocab_bpe)},
         dict_symbols=symbols,
+        opened=opened,
     )
 
 
