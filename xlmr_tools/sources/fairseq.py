@@ -23,7 +23,8 @@ from xlmr_tools.mapping.weights import (
     is_bookkeeping,
     normalize_fairseq_state,
 )
-from xlmr_tools.model import POST_LN, PRE_LN, Adapters, ModelDescription
+from xlmr_tools.model import GPT2, POST_LN, PRE_LN, Adapters, ModelDescription
+from xlmr_tools.sources import locate
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 
@@ -122,14 +123,25 @@ def open_checkpoint(
             raise BadInput(file, f"state dict entry '{name}' is not a tensor")
     state = normalize_fairseq_state(raw, args, str(file))
     desc = describe(state.tensors, args, file)
-    folder = file.parent
-    dictionary = _asset(dict_path, folder / "dict.txt", folder / "input0" / "dict.txt")
+    data, bpe = _recorded(obj)
+    places = locate.asset_folders(file, data)
+    dictionary = _asset(dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
     symbols = None
     if dictionary is not None:
         # a bad dict.txt is reported where it is read for the tokenizer (inspect warns, convert refuses)
         with contextlib.suppress(BadInput):
             symbols = tokenizer_assets.read_dict(dictionary)
             desc.vocabulary = tokenizer_assets.vocabulary_of(symbols)
+    gpt2 = desc.vocabulary == GPT2
+    found_files = {
+        "encoder.json": _asset(encoder_json)
+        or (locate.find_recorded(places, bpe.get("gpt2_encoder_json")) if gpt2 else None)
+        or (locate.find_asset(places, "encoder.json", "gpt2_bpe/encoder.json") if gpt2 else None),
+        "vocab.bpe": _asset(vocab_bpe)
+        or (locate.find_recorded(places, bpe.get("gpt2_vocab_bpe")) if gpt2 else None)
+        or (locate.find_asset(places, "vocab.bpe", "gpt2_bpe/vocab.bpe") if gpt2 else None),
+    }
+    spm = _asset(spm_path) or (None if gpt2 else locate.find_sentencepiece(places, bpe.get("sentencepiece_model")))
     return FairseqCheckpoint(
         path=file,
         serialization=kind,
@@ -138,30 +150,45 @@ def open_checkpoint(
         tensors=state.tensors,
         description=desc,
         dict_path=dictionary,
-        spm_path=_asset(spm_path, folder / "sentencepiece.bpe.model"),
+        spm_path=spm,
         raw=dict(raw),
         derived=state.derived,
         dropped=state.dropped,
         pruned_layers=state.pruned_layers,
         task=task,
         task_head=task_head,
-        labels_path=_asset(labels_path, folder / "label" / "dict.txt")
+        labels_path=_asset(labels_path) or locate.find_asset(places, "label/dict.txt")
         if task == "sentence_prediction" or labels_path is not None
         else None,
         labels_given=labels_path is not None,
-        given_files={"encoder.json": _asset(encoder_json), "vocab.bpe": _asset(vocab_bpe)},
+        given_files=found_files,
         dict_symbols=symbols,
         opened=opened,
     )
 
 
-def _asset(given: str | Path | None, *defaults: Path) -> Path | None:
-    if given is not None:
-        p = Path(given)
-        if not p.is_file():
-            raise BadInput(p, "no such file")
-        return p
-    return next((d for d in defaults if d.is_file()), None)
+def _asset(given: str | Path | None) -> Path | None:
+    """A file the user named: it must exist."""
+    if given is None:
+        return None
+    p = Path(given)
+    if not p.is_file():
+        raise BadInput(p, "no such file")
+    return p
+
+
+def _recorded(obj: dict) -> tuple[str | None, dict[str, Any]]:
+    """(the data folder training read, the BPE's settings) as the checkpoint records them (sources.locate finds the
+    dictionary and subword model through them)."""
+    cfg = _as_dict(obj.get("cfg"))
+    if cfg is not None:
+        task = _as_dict(cfg.get("task")) or {}
+        bpe = _as_dict(cfg.get("bpe")) or {}
+        data = task.get("data")
+    else:
+        args = vars(obj["args"]) if isinstance(obj.get("args"), argparse.Namespace) else {}
+        bpe, data = args, args.get("data")
+    return (data if isinstance(data, str) else None), {k: v for k, v in bpe.items() if isinstance(v, str)}
 
 
 def _plain(value: Any) -> Any:
