@@ -12,6 +12,7 @@ from xlmr_tools.cli import console
 from xlmr_tools.cli.options import (
     DictPath,
     Dtype,
+    Ema,
     EncoderJson,
     Force,
     Head,
@@ -66,6 +67,7 @@ def convert(
     ] = False,
     json_: Json = False,
     trust: Trust = False,
+    ema: Ema = False,
 ) -> None:
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
     console.warn_if_trusting(trust)
@@ -95,6 +97,7 @@ def convert(
             texts=texts,
             accept_missing_pieces=accept_missing_pieces,
             tol=tol,
+            ema=ema,
             progress=progress,
             report=report,
         )

@@ -66,3 +66,11 @@ Revision = Annotated[
     str | None,
     typer.Option("--revision", help="For a Hugging Face repo id: a branch, tag or commit (default: main)."),
 ]
+Ema = Annotated[
+    bool,
+    typer.Option(
+        "--ema",
+        help="Use the EMA weights a --store-ema training kept in the checkpoint (extra_state['ema']) instead of the "
+        "live ones.",
+    ),
+]

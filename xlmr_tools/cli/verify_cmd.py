@@ -13,6 +13,7 @@ from xlmr_tools.cli.options import (
     Device,
     DictPath,
     Dtype,
+    Ema,
     EncoderJson,
     Head,
     Json,
@@ -51,6 +52,7 @@ def verify(
     labels: Labels = None,
     lang: Lang = None,
     trust: Trust = False,
+    ema: Ema = False,
     revision: Revision = None,
 ) -> None:
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
@@ -76,6 +78,7 @@ def verify(
             labels=labels,
             language=lang,
             revision=revision,
+            ema=ema,
             progress=progress,
         )
     data = result.to_dict()

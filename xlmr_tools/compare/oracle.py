@@ -106,11 +106,12 @@ class FairseqOracle:
         self.model = model.eval()
         self.max_positions = int(getattr(args, "max_positions", 512))
 
-    def encode(self, text: str) -> torch.Tensor:
-        """fairseq's RobertaHubInterface.encode, truncated to the model's maximum (keeping the final </s>)."""
+    def encode(self, text: str, truncate: bool = True) -> torch.Tensor:
+        """fairseq's RobertaHubInterface.encode, truncated to the model's maximum (keeping the final </s>) unless
+        `truncate` is False (the tokenizer proof compares whole texts)."""
         line = "<s> " + self.bpe.encode(text) + " </s>"
         ids = self.dictionary.encode_line(line, append_eos=False, add_if_not_exist=False).long()
-        if len(ids) > self.max_positions:  # keep the text's own </s> (CamemBERT's dict.txt moves it off eos())
+        if truncate and len(ids) > self.max_positions:  # keep the text's own </s> (CamemBERT moves it off eos())
             ids = torch.cat([ids[: self.max_positions - 1], ids[-1:]])
         return ids
 

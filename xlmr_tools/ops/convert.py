@@ -64,9 +64,11 @@ class ConvertResult:
     accepted: list[str] = field(default_factory=list)  # known differences the user accepted (by flag)
     stale_removed: list[str] = field(default_factory=list)  # temporary folders of killed earlier runs
     source_sha256: str | None = None
+    weights: str = "model"  # which of the checkpoint's weights: "model" (the live ones) or "ema"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "weights": self.weights,
             "out": str(self.out),
             "source": str(self.source),
             "family": self.family,
@@ -123,6 +125,7 @@ def convert(
     tol: float | None = None,
     progress: Progress | None = None,
     report: str | Path | None = None,
+    ema: bool = False,
 ) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
@@ -132,13 +135,15 @@ def convert(
     reported, not fatal). A sentencepiece dict.txt lacking pieces needs no flag: its tokenizer looks pieces up as
     fairseq does (mapping.tokenizer).
     `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
-    folder's default_language. `report`: a file the caller writes once this returns (the CLI's --report), refused
-    with the other paths before anything is written if it would overwrite an input or OUT."""
+    folder's default_language.
+    `ema`: convert the EMA weights a --store-ema training kept instead of the live ones.
+    `report`: a file the caller writes once this returns (the CLI's --report), refused with the other paths before
+    anything is written if it would overwrite an input or OUT."""
     progress = progress or NoProgress()
     out = Path(out)
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
-        encoder_json=encoder_json, vocab_bpe=vocab_bpe,
+        encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
     )  # fmt: skip
     sha256 = take_digest(ckpt.opened or ckpt.path)  # running already if the CLI started it before importing torch
     try:
@@ -245,6 +250,7 @@ def _convert_prepared(
             outputs=outputs,
             skipped=skipped,
             stale_removed=[str(p) for p in stale],
+            weights="ema" if ckpt.ema else "model",
         )
         if tok_check is not None and not tok_check.equal:
             if not job.alignment.missing or job.alignment.lookup:

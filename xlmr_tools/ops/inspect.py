@@ -145,6 +145,9 @@ def inspect_path(
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:
         details["task"] = ckpt.task
+    if ckpt.ema_kept:
+        decay = f", decay {ckpt.ema_decay:g}" if ckpt.ema_decay is not None else ""
+        details["EMA weights"] = f"kept (--store-ema{decay}): convert/verify --ema use them instead of the live ones"
     if ckpt.pruned_layers:
         details["layers in the file"] = desc.layers + len(ckpt.pruned_layers)
     for head in desc.classification_heads:

@@ -8,6 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+WEIGHTS = {
+    "model": "the checkpoint's model (its live weights)",
+    "ema": "the exponential moving average kept by `--store-ema` (`extra_state['ema']`, as fairseq's "
+    "`save_ema_as_checkpoint` exports it)",
+}
+
 
 def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_version: str) -> None:
     lines = [
@@ -26,6 +32,7 @@ def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_ver
         "|---|---|",
         f"| source | `{Path(result['source']).name}` |",
         f"| source sha256 | `{sha256}` |",
+        f"| weights | {WEIGHTS[result.get('weights', 'model')]} |",
         f"| family | {result['family']} |",
         f"| class | `{result['model_class']}` |",
         f"| head | {result['head'] or 'masked LM'} |",

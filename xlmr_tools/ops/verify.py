@@ -301,14 +301,16 @@ def verify(
     labels: str | Path | None = None,
     revision: str | None = None,
     language: str | None = None,
+    ema: bool = False,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`), resolved from the cache first.
-    `language`: X-MOD only: compare through this language's adapters (default: every language's)."""
+    `language`: X-MOD only: compare through this language's adapters (default: every language's). `ema`: the
+    checkpoint's EMA weights (--store-ema) are the original, not its live ones."""
     progress = progress or NoProgress()
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
-        encoder_json=encoder_json, vocab_bpe=vocab_bpe,
+        encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
     )  # fmt: skip
     folder = open_folder(hub.local(hf_folder, revision), trust=trust)
     if ckpt.description.family != folder.description.family:

@@ -51,6 +51,9 @@ class FairseqCheckpoint:
     given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
     dict_symbols: list[str] | None = None  # dict.txt as read when opened (None: unreadable, reported when aligned)
     opened: OpenedFile | None = None  # the checkpoint as opened: every later read of its bytes goes through it
+    ema: bool = False  # the weights are the EMA model's (extra_state["ema"]), not the live ones
+    ema_kept: bool = False  # the file keeps EMA weights (--store-ema)
+    ema_decay: float | None = None
 
     @property
     def readable(self) -> Path:
@@ -107,7 +110,10 @@ def open_checkpoint(
     labels_path: str | Path | None = None,
     encoder_json: str | Path | None = None,
     vocab_bpe: str | Path | None = None,
+    ema: bool = False,
 ) -> FairseqCheckpoint:
+    """`ema`: the weights of the exponential moving average a `--store-ema` training keeps beside the live ones
+    (extra_state["ema"], the model fairseq's own `save_ema_as_checkpoint` exports), instead of the live ones."""
     file = find_checkpoint_file(Path(path))
     opened = OpenedFile(file)  # loaded, copied and hashed through this one opening, whatever the path names later
     try:
@@ -117,7 +123,12 @@ def open_checkpoint(
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
     args, layout, task, task_head = _model_args(obj, file)
+    kept = _ema_of(obj)
     raw = obj["model"]
+    if ema:
+        if kept is None:
+            raise BadInput(file, "holds no EMA weights (extra_state['ema']): the training did not use --store-ema")
+        raw = kept
     for name, t in raw.items():
         if not isinstance(t, torch.Tensor):
             raise BadInput(file, f"state dict entry '{name}' is not a tensor")
@@ -164,6 +175,9 @@ def open_checkpoint(
         given_files=found_files,
         dict_symbols=symbols,
         opened=opened,
+        ema=ema,
+        ema_kept=kept is not None,
+        ema_decay=_ema_decay(obj),
     )
 
 
@@ -175,6 +189,19 @@ def _asset(given: str | Path | None) -> Path | None:
     if not p.is_file():
         raise BadInput(p, "no such file")
     return p
+
+
+def _ema_of(obj: dict) -> dict[str, Any] | None:
+    """The EMA model's state dict a `--store-ema` training keeps in extra_state["ema"], if any."""
+    extra = obj.get("extra_state")
+    kept = extra.get("ema") if isinstance(extra, dict) else None
+    return kept if isinstance(kept, dict) and kept else None
+
+
+def _ema_decay(obj: dict) -> float | None:
+    cfg = _as_dict(obj.get("cfg")) or {}
+    decay = (_as_dict(cfg.get("ema")) or {}).get("ema_decay")
+    return float(decay) if isinstance(decay, (int, float)) and not isinstance(decay, bool) else None
 
 
 def _recorded(obj: dict) -> tuple[str | None, dict[str, Any]]:
