@@ -148,6 +148,9 @@ class ExplodingProgress:
     def start(self, text, total):
         pass
 
+    def step(self, text):
+        pass
+
     def bar(self, text, total):
         return self.advance
 

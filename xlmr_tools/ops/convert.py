@@ -17,7 +17,7 @@ from xlmr_tools._version import __version__
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.auto_class import check_auto_class
 from xlmr_tools.compare.layerwise import compare_outputs_streamed
-from xlmr_tools.compare.stages import OutputReport
+from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.written import Written, WrittenCheck, write_ahead
@@ -58,9 +58,19 @@ class ConvertResult:
     accepted: list[str] = field(default_factory=list)  # known differences the user accepted (by flag)
     stale_removed: list[str] = field(default_factory=list)  # temporary folders of killed earlier runs
     source_sha256: str | None = None
+    model_type: str = ""  # transformers' model_type (the model card's tag)
+    replaced: bool = False  # OUT held an earlier folder, replaced (--force)
+    failures: list[str] = field(default_factory=list)  # why verification failed: then nothing was published
+
+    @property
+    def ok(self) -> bool:
+        """Verified and published; a failed result travels with VerificationFailed (its `result`)."""
+        return not self.failures
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "ok": self.ok,
+            "published": self.ok,
             "out": str(self.out),
             "source": str(self.source),
             "family": self.family,
@@ -78,15 +88,24 @@ class ConvertResult:
             "accepted": self.accepted,
             "stale_removed": self.stale_removed,
             "source_sha256": self.source_sha256,
+            "model_type": self.model_type,
+            "replaced": self.replaced,
+            "failures": self.failures,
         }
 
 
 def parse_size(text: str | int) -> int:
-    """'5GB' -> 5e9 (decimal, as transformers), '500MiB' -> binary; a bare number is bytes."""
+    """'5GB' -> 5e9 (decimal, as transformers), '500MiB' -> binary, '100B' bytes; an int is bytes. Text needs a
+    unit: `--max-shard-size 5` (5 bytes, one file per tensor) is almost certainly not what was meant."""
     if isinstance(text, int):
+        if text <= 0:
+            raise BadInput(None, f"--max-shard-size must be positive, not {text}")
         return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", text.upper().replace("IB", "iB"), re.I)
-    if not m:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)(B?)\s*", text.upper().replace("IB", "iB"), re.I)
+    if m and not (m.group(2) or m.group(4)):
+        raise BadInput(None, f"--max-shard-size {text.strip()}: give a unit, e.g. {text.strip()}GB or {text.strip()}MB "
+                       "(a bare number would be bytes: one file per tensor)")  # fmt: skip
+    if not m or float(m.group(1)) <= 0:
         raise BadInput(None, f"--max-shard-size: cannot read {text!r} (use e.g. 5GB, 500MB, 2GiB)")
     base = 1024 if m.group(3) else 1000
     return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
@@ -126,6 +145,8 @@ def convert(
     folder's default_language."""
     progress = progress or NoProgress()
     out = Path(out)
+    check_tol(tol)
+    check_target(out, force)  # before any work: a bad OUT is known without reading the checkpoint
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
         encoder_json=encoder_json, vocab_bpe=vocab_bpe,
@@ -210,12 +231,12 @@ def _convert_prepared(
     ckpt, head = job.ckpt, job.head
     stale: list[Path] = []
     skipped = [reason] if (reason := _output_check_skipped(verify)) else []  # fairseq imported before OUT's folder
-    with atomic_folder(out, force, stale) as tmp:
-        files, (tok_check, outputs) = _write_and_prove(
-            job, tmp, progress, verify, None if skipped else (texts, tol), sha256
-        )
-        desc = ckpt.description
-        result = ConvertResult(
+    replaced = out.is_dir() and any(out.iterdir())  # check_target let it through: --force
+    desc = ckpt.description
+
+    def result_of(files: dict[str, str], tok_check: TokenizerCheck | None, outputs: OutputReport | None,
+                  weights_equal: bool = True) -> ConvertResult:  # fmt: skip
+        return ConvertResult(
             out=out,
             source=ckpt.path,
             family=desc.family,
@@ -226,15 +247,31 @@ def _convert_prepared(
             bytes_written=job.total,
             tensors_written=len(job.to_write),
             ignored=job.plan.ignored,
-            weights_equal=True,
+            weights_equal=weights_equal,
             tokenizer=tok_check,
             outputs=outputs,
             skipped=skipped,
             stale_removed=[str(p) for p in stale],
+            model_type=desc.hf_model_type,
+            replaced=replaced,
         )
+
+    def failed(result: ConvertResult, problem: str) -> VerificationFailed:
+        """The failure carries its result, so the caller still shows the table, the JSON and the report."""
+        result.failures.append(problem)
+        return VerificationFailed(out, problem, result)
+
+    with atomic_folder(out, force, stale) as tmp:
+        try:
+            files, (tok_check, outputs) = _write_and_prove(
+                job, tmp, progress, verify, None if skipped else (texts, tol), sha256
+            )
+        except VerificationFailed as e:  # a written tensor or header differs: no outputs were compared
+            raise failed(result_of({}, None, None, weights_equal=False), e.problem) from e
+        result = result_of(files, tok_check, outputs)
         if tok_check is not None and not tok_check.equal:
             if not job.alignment.missing:
-                raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
+                raise failed(result, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
             result.accepted.append(
                 f"tokenizer: {tok_check.mismatches} of {tok_check.texts} sample texts get other ids than fairseq's "
                 f"(--accept-missing-pieces: dict.txt lacks {job.alignment.missing_summary()}); "
@@ -242,8 +279,8 @@ def _convert_prepared(
             )
         w = outputs.worst if outputs is not None else None
         if w is not None:
-            raise VerificationFailed(
-                out,
+            raise failed(
+                result,
                 f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
                 f"tol {w.tol:g} (text {w.text}, token {w.token}); not written",
             )
@@ -329,7 +366,8 @@ def _write_and_prove(
                     tmp, job.head, model_class_name(desc, job.head), {n: s for n, (s, _) in planned.items()}
                 )
             if outputs is not None:
-                progress.stage("running fairseq and transformers side by side, one layer at a time, as it is written")
+                # one step per layer, run as soon as it is written
+                progress.start("fairseq and transformers side by side", streamed_stages(desc, tokenizer=True))
                 texts, tol = outputs
                 # The layers are read through the mapping (the writer has just read the source's pages and written
                 # the folder's); the LM decoder, written first, is read ahead by vocabulary block: under a memory
@@ -339,7 +377,7 @@ def _write_and_prove(
                         report = compare_outputs_streamed(
                             job.ckpt, folder_being_written(tmp, planned, check.tensor), job.head, job.dtype,
                             texts or list(DEFAULT_TEXTS), tol, language=job.language, ahead=vocab_ahead,
-                            ahead_layers=False,
+                            ahead_layers=False, on_stage=progress.step,
                         )  # fmt: skip
                 except InterruptedError:  # the writer or the check stopped first: their own error says why
                     _raise_from_workers(where, checked, shards)
@@ -373,7 +411,7 @@ def _output_check_skipped(verify: bool) -> str | None:
     if not verify:
         return "output check: --no-verify"
     if not fairseq_oracle.available():
-        return "output check: fairseq is not importable here (weights were still checked)"
+        return f"output check: fairseq is not importable here (weights were still checked; {fairseq_oracle.INSTALL})"
     return None
 
 
