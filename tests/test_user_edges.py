@@ -446,6 +446,16 @@ def test_the_token_is_sent_to_the_hub(hub_endpoint, tmp_path, how):
     assert want in _Hub.seen, _Hub.seen
 
 
+def test_a_report_never_shows_the_token(converted, tmp_path):
+    report = tmp_path / "v.html"
+    for form in (["--token", "hf_secret123"], ["--token=hf_secret123"]):
+        r = subprocess.run([xlmr_script(), "verify", str(fixture("preln")), str(converted["preln"]), "-q", *form,
+                            "--report", str(report)], capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        page = report.read_text(encoding="utf-8")
+        assert "hf_secret123" not in page and "--token" in page and "***" in page
+
+
 def test_cache_dir_is_the_cache_read(cli, converted, tmp_path, monkeypatch):
     from test_hub import MAIN, REPO, _commit
 

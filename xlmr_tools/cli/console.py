@@ -221,9 +221,23 @@ def write_report(report: Path, data: Any, kind: str) -> None:
     if report.suffix.lower() in (".html", ".htm"):
         from xlmr_tools.ops.html_report import provenance, write_html_report
 
-        write_html_report(report, kind, data, provenance(["xlmr", *sys.argv[1:]]))
+        write_html_report(report, kind, data, provenance(["xlmr", *without_secrets(sys.argv[1:])]))
         return
     atomic_write_text(report, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def without_secrets(argv: list[str]) -> list[str]:
+    """The command line as a report may show it: `--token`'s value replaced (a report is meant to be shared)."""
+    shown, hide = [], False
+    for arg in argv:
+        if hide:
+            shown.append("***")
+        elif arg.startswith("--token="):
+            arg = "--token=***"
+        if not hide:
+            shown.append(arg)
+        hide = arg == "--token"
+    return shown
 
 
 def progress(quiet: bool) -> RichProgress | PlainProgress:
