@@ -9,12 +9,13 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-oracle.txt constraints.txt
+# The fairseq reference as a user installs it (README): ve-fairseq without its dependencies (they would pull another
+# torch), and the `fairseq` extra for the ones it needs at run time.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,fairseq]'
 	$(PIP) --no-deps ve-fairseq==0.12.3
-	$(PIP) -r requirements-oracle.txt
 	touch $(STAMP)
 
 test: lint browser

@@ -97,11 +97,11 @@ PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\d+s\] ")  # plain progress lines (stder
 
 
 def error_lines(stderr: str) -> list[str]:
-    """stderr without progress lines and warnings: what the one-line error promise is about."""
+    """stderr without progress lines, notes and warnings: what the one-line error promise is about."""
     return [
         line
         for line in stderr.splitlines()
-        if line.strip() and not line.startswith("warning:") and not PROGRESS_LINE.match(line)
+        if line.strip() and not line.startswith(("warning:", "note:")) and not PROGRESS_LINE.match(line)
     ]
 
 

@@ -11,8 +11,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "xlmr_tools"
 DOC = ROOT / "docs" / "architecture.md"
 
-LAYERS = {"base": 0, "io": 1, "mapping": 2, "sources": 3, "compare": 4, "ops": 5, "cli": 6, "__init__": 7}
-# `__init__` (the public API) sits on top, beside the CLI
+LAYERS = {
+    "base": 0,
+    "io": 1,
+    "mapping": 2,
+    "sources": 3,
+    "compare": 4,
+    "ops": 5,
+    "cli": 6,
+    "__init__": 7,
+    "__main__": 7,
+}
+# `__init__` (the public API) and `__main__` (`python -m xlmr_tools`) sit on top, beside the CLI
 BASE = {"_version", "errors", "interrupts", "progress", "model"}
 
 

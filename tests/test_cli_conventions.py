@@ -121,7 +121,8 @@ def test_log_bar_shows_error_against_the_tolerance():
 @pytest.mark.parametrize(
     "argv,said",
     [(["convert", "a", "b", "--nonsense"], "No such option"), (["convert"], "Missing argument"),
-     (["inspect", "x", "--debug"], "No such option")],
+     (["convert", "a", "b", "--dtype", "fp8"], "'fp8' is not one of"), (["verify", "a", "b", "--tol", "-1"], "x>=0"),
+     (["diff", "a", "b", "--device", "tpu"], "'tpu' is not one of")],
 )  # fmt: skip
 def test_usage_errors_exit_2_not_as_a_bug(capsys, argv, said):
     """click's own usage errors (raised inside the command group, where our error mapping runs) are usage, exit 2,

@@ -139,9 +139,9 @@ def test_layers_to_keep_is_pruned_as_fairseq_prunes(tmp_path):
     assert [r.stage for r in result.outputs.rows][:3] == ["embeddings", "layer 0", "layer 1"]
     assert any("pruned by encoder_layers_to_keep=0,2" in why for why in result.ignored.values())
     report = inspect_path(folder)
-    assert report.description["layers"] == 2 and report.details["layers in the file"] == 4
+    assert report.description["layers"] == 2 and report.details["layers_in_file"] == 4
     assert report.details["fairseq"]["encoder_layers_to_keep"] == "0,2"
-    assert any("drops layers 1, 3" in w for w in report.warnings)
+    assert any("drops layers 1, 3" in n for n in report.notes)  # convert handles it: a note
 
 
 def test_in_proj_layout_verifies_and_diffs_equal(tmp_path, cli):

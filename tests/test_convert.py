@@ -148,6 +148,9 @@ class ExplodingProgress:
     def start(self, text, total):
         pass
 
+    def step(self, text):
+        pass
+
     def bar(self, text, total):
         return self.advance
 
@@ -252,7 +255,7 @@ def test_auto_class_check_catches_the_old_scripts_config(converted, tmp_path):
     from xlmr_tools.errors import BadInput, VerificationFailed
     from xlmr_tools.sources.hf import open_folder
 
-    def variant(name: str, config: dict | None = None, edit=None) -> Path:
+    def variant(name: str, config: dict | None = None, edit=None):
         folder = tmp_path / name
         sh.copytree(converted["preln"], folder)
         if config:

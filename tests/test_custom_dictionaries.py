@@ -42,30 +42,68 @@ def test_frequency_ordered_dictionary_converts_exactly(tmp_path, verify_outputs)
 
 
 @pytest.mark.parametrize("mode", ["--verify", "--no-verify"])
-def test_missing_pieces_are_refused_without_the_flag(cli, tmp_path, mode):
-    r = cli("convert", fixture("cfg_frequency_dict_missing"), tmp_path / "out", mode)
-    assert r.exit_code == 2, r.output
-    lines = error_lines(r.stderr)
-    assert len(lines) == 1 and "lacks 3 of the sentencepiece model's pieces" in lines[0]
-    assert "--accept-missing-pieces" in lines[0] and not (tmp_path / "out").exists() and leftovers(tmp_path) == []
-
-
-def test_missing_pieces_accepted_are_reported_and_the_model_is_exact(cli, tmp_path):
+def test_missing_pieces_convert_exactly_by_default(cli, tmp_path, mode):
+    """dict.txt lacking pieces (as fairseq-preprocess leaves it): no flag, a tokenizer that maps them to <unk> after
+    segmenting, exactly as fairseq's hub encoder does."""
     name = "cfg_frequency_dict_missing"
-    texts = tmp_path / "texts.txt"
-    texts.write_text("Hello world\nqTq 言\n")  # the second uses pieces dict.txt lacks
-    r = cli("convert", fixture(name), tmp_path / "out", "--accept-missing-pieces", "--json")
+    r = cli("convert", fixture(name), tmp_path / "out", mode, "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["outputs"]["ok"] and data["tokenizer"]["mask_id"] == 240
-    card = (tmp_path / "out" / "README.md").read_text()
-    assert ("Known difference, accepted" in card) == bool(data["accepted"])
+    assert (data["accepted"] == [] and data["tokenizer"] is None) or data["tokenizer"]["equal"]
     hub = fairseq_hub(fixture(name))
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "out"), local_files_only=True)
-    assert tok("Hello world")["input_ids"] == hub.encode("Hello world").tolist()
-    assert tok("qTq 言")["input_ids"] != hub.encode("qTq 言").tolist()  # fairseq: <unk> after segmenting
-    assert 3 in hub.encode("qTq 言").tolist()
-    r = cli("verify", fixture(name), tmp_path / "out", "--texts-file", texts, "-q")
-    assert r.exit_code == 1 and "text 1 'qTq 言'" in r.stderr  # verify stays strict, and says where
+    assert type(tok).__name__ == "BartphoTokenizer"  # what AutoTokenizer loads, through tokenizer_config.json
+    assert tok("qTq 言")["input_ids"] == hub.encode("qTq 言").tolist() and 3 in hub.encode("qTq 言").tolist()
+    for text in list(DEFAULT_TEXTS)[:6] + texts_sample(1000, seed=1):
+        if kind_of(text) not in DOCUMENTED:
+            assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Hello world\nqTq 言\n")  # the second uses pieces dict.txt lacks
+    assert cli("verify", fixture(name), tmp_path / "out", "--texts-file", texts, "-q").exit_code == 0
     report = inspect_path(fixture(name))
     assert report.tokenizer["missing_pieces"] == 3 and report.tokenizer["order"] == "dictionary"
+    assert report.tokenizer["tokenizer_class"] == "BartphoTokenizer"
+
+
+def test_autotokenizer_ignores_the_tokenizer_class_of_an_xl_folder(converted, tmp_path):
+    """transformers' own rule behind FAST_ONLY_MODEL_TYPES: AutoTokenizer loads an xlm-roberta-xl folder through
+    tokenizer.json whatever tokenizer_config.json names, while it honours the named class for the other families."""
+    from xlmr_tools.mapping.tokenizer import FAST_ONLY_MODEL_TYPES, align, write_hf_tokenizer
+    from xlmr_tools.model import HF_CLASSES
+    from xlmr_tools.sources.fairseq import open_checkpoint
+
+    ckpt = open_checkpoint(fixture("cfg_frequency_dict_missing"))
+    dict_path, files = ckpt.tokenizer_files()
+    model_types = {t for t, _ in HF_CLASSES.values()} | {"xmod"}
+    for model_type in sorted(model_types):
+        folder = tmp_path / model_type
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+        write_hf_tokenizer(folder, align(dict_path, files, ckpt.description.vocab_rows), 512)  # the lookup one
+        try:
+            loaded = type(AutoTokenizer.from_pretrained(str(folder), local_files_only=True)).__name__
+        except ValueError:  # no tokenizer.json to fall back to
+            loaded = "TokenizersBackend"
+        assert (loaded != "BartphoTokenizer") == (model_type in FAST_ONLY_MODEL_TYPES), model_type
+
+
+def test_an_xl_model_with_missing_pieces_is_refused_and_accepted_by_flag(cli, tmp_path):
+    """Where AutoTokenizer cannot load the lookup tokenizer (XL), no exact tokenizer exists: refused by name unless
+    --accept-missing-pieces, which publishes the fast one and reports the differences."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(fixture("preln"), src)
+    lines = (src / "dict.txt").read_text().splitlines()
+    (src / "dict.txt").write_text("\n".join(["notapiece " + lines[0].split()[-1], *lines[1:]]) + "\n")
+    r = cli("convert", src, tmp_path / "out")
+    assert r.exit_code == 2, r.output
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and "AutoTokenizer loads every xlm-roberta-xl folder through tokenizer.json" in lines[0]
+    assert "--accept-missing-pieces" in lines[0] and not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    r = cli("convert", src, tmp_path / "out", "--accept-missing-pieces", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["outputs"]["ok"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert ("Known difference, accepted" in card) == bool(data["accepted"])

@@ -59,11 +59,20 @@ def test_hf_folder_without_config(cli, converted, tmp_path):
     _one_line_error(cli("inspect", folder), str(folder), "no config.json")
 
 
-def test_debug_shows_traceback(cli, tmp_path):
-    from xlmr_tools.errors import BadInput
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_traceback_and_keeps_the_exit_code(tmp_path, where):
+    """--debug before or after the command (the internal-error text asks users to rerun with it): the traceback,
+    then the one-line error and bad input's own exit code 2, not "internal error" (70)."""
+    import subprocess
 
-    with pytest.raises(BadInput):
-        cli("--debug", "inspect", tmp_path / "nope")
+    from conftest import xlmr_script
+
+    args = ["inspect", str(tmp_path / "nope")]
+    argv = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    r = subprocess.run([xlmr_script(), *argv], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" in r.stderr and "BadInput" in r.stderr and "internal error" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "no such file" in r.stderr
 
 
 def test_error_while_unwinding_ctrl_c_is_still_an_interrupt(monkeypatch):

@@ -63,7 +63,7 @@ def test_verify_diff_and_inspect(tmp_path, cli, name):
     model_type, cls, tok_cls, _, _ = FAMILIES[name]
     report = inspect_path(fixture(name))
     assert report.description["hf_model_type"] == model_type
-    assert report.details["converts to"].startswith(f"{cls} + {tok_cls}")
+    assert report.details["converts_to"].startswith(f"{cls} + {tok_cls}")
     assert inspect_path(out).description["vocabulary"] == report.description["vocabulary"]
 
 

@@ -213,11 +213,15 @@ def test_write_ahead_is_a_share_of_the_memory_room_within_bounds(tmp_path):
 def test_convert_failing_its_output_check_mid_write_publishes_nothing(tmp_path, monkeypatch):
     """The output check fails while the paced writer still has layers to write: the conversion raises, the writer
     and the check are joined, and neither OUT nor a temporary folder is left behind."""
+    from xlmr_tools.compare import stages
+
     monkeypatch.setattr(written_module, "MIN_AHEAD", 0)
     monkeypatch.setattr(written_module, "MAX_AHEAD", 0)
+    # no |Δ| is below a negative tolerance (which --tol refuses, so the default by dtype is made one)
+    monkeypatch.setitem(stages.TOLERANCE, torch.float32, -1.0)
     before = set(threading.enumerate())
     with pytest.raises(VerificationFailed, match="outputs differ from fairseq at embeddings"):
-        convert(fixture("preln"), tmp_path / "out", tol=-1.0)  # no |Δ| is below a negative tolerance
+        convert(fixture("preln"), tmp_path / "out")
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
     assert [t.name for t in set(threading.enumerate()) - before if not t.daemon] == []  # writer and check joined
 

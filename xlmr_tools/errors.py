@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,9 +49,15 @@ class UnsafeCheckpoint(BadInput):
 
 
 class VerificationFailed(XlmrError):
-    """A comparison ran and found differences above tolerance (exit 1)."""
+    """A comparison ran and found differences above tolerance (exit 1). `result`: the operation's report as far as
+    it got (convert's ConvertResult, with `failures`), so a caller can still show the table, the JSON and the
+    report of a run that published nothing."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, path: str | Path | None, problem: str, result: Any = None) -> None:
+        super().__init__(path, problem)
+        self.result = result
 
 
 class Terminated(KeyboardInterrupt):

@@ -1,4 +1,5 @@
-"""The `xlmr` entry point: registers the commands and the global --debug flag."""
+"""The `xlmr` entry point: registers the commands, the global --debug/--version flags and shell completion, with
+huggingface_hub's `hf` conventions (-h, `version`, `--token`/`--cache-dir`)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ app = typer.Typer(
     name="xlmr",
     cls=_Commands,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     help="fairseq XLM-RoBERTa -> Hugging Face transformers, proven exact.\n\n"
     "Exit codes: 0 ok, 1 verification or diff failed, 2 bad input, 70 internal error (a bug: please report "
@@ -44,19 +46,26 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"xlmr-tools {__version__}")
+        version()
         raise typer.Exit()
 
 
 @app.callback()
 def main_options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for errors (also after the command).")
+    ] = False,
+    show_version: Annotated[
+        bool, typer.Option("-V", "--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     console.DEBUG["on"] = debug
     _terminate_like_interrupt()
+
+
+def version() -> None:
+    """Print the version (as `xlmr --version`)."""
+    print(f"xlmr-tools {__version__}")
 
 
 def _terminate_like_interrupt() -> None:
@@ -72,6 +81,7 @@ app.command()(inspect)
 app.command()(convert)
 app.command()(verify)
 app.command()(diff)
+app.command()(version)
 
 
 def main() -> NoReturn:

@@ -6,25 +6,37 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich import filesize
+from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from xlmr_tools.errors import EXIT_FAILED, EXIT_INTERNAL, XlmrError
+from xlmr_tools.errors import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    BadInput,
+    XlmrError,
+)
 from xlmr_tools.interrupts import exit_status, received
 from xlmr_tools.io.atomic_folder import atomic_write_text
 
@@ -34,16 +46,60 @@ DEBUG = {"on": False}
 
 
 def error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True) if err.is_terminal else print(
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True) if err.is_terminal else print(
         f"error: {message}", file=sys.stderr
     )
 
 
 def warn(message: str) -> None:
     if err.is_terminal:
-        err.print(f"[yellow]warning:[/] {message}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
     else:
         print(f"warning: {message}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """Something the user should know that needs no action (xlmr handles it): not a warning."""
+    if err.is_terminal:
+        err.print(f"[cyan]note:[/] {escape(message)}", highlight=False)
+    else:
+        print(f"note: {message}", file=sys.stderr)
+
+
+def set_debug(debug: bool) -> None:
+    """`--debug` after the command (`xlmr convert … --debug`) as before it: the error text asks users to rerun so."""
+    if debug:
+        DEBUG["on"] = True
+
+
+def check_report_path(report: Path | None) -> None:
+    """`--report FILE` is checked before any work: a run of minutes must not end on a path it cannot write (exit 2,
+    nothing written)."""
+    if report is None:
+        return
+    parent = report.parent if str(report.parent) else Path(".")
+    if report.is_dir():
+        raise BadInput(report, "--report: is a folder; give a file name (FILE.json or FILE.html)")
+    if not parent.is_dir():
+        raise BadInput(parent, "--report: folder does not exist")
+    try:  # access() says yes to root where nothing can be created (read-only mounts): create and remove a file
+        fd, probe = tempfile.mkstemp(prefix=f".{report.name}.xlmr-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BadInput(parent, f"--report: cannot write here ({e.strerror or e})") from None
+
+
+def texts_note(texts: list[str] | None, texts_file: Path | None) -> None:
+    """--text/--texts-file replace the built-in sample texts: say so (the built-in ones test a 512-token text and
+    characters unknown to the vocabulary)."""
+    if texts or texts_file is not None:
+        from xlmr_tools.compare.texts import DEFAULT_TEXTS
+
+        note(
+            f"checking on your texts instead of the {len(DEFAULT_TEXTS)} built-in ones (multilingual, one of 512 "
+            "tokens, one with characters unknown to the vocabulary)"
+        )
 
 
 def exit_failed(what: str, failures: list[str]) -> NoReturn:
@@ -66,8 +122,8 @@ def errors_to_exit() -> Iterator[None]:
     except typer.Exit:
         raise
     except XlmrError as e:
-        if DEBUG["on"]:
-            raise
+        if DEBUG["on"]:  # the traceback, and still the input's own exit code: bad input is not a bug
+            traceback.print_exc()
         error_line(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt as e:
@@ -83,15 +139,23 @@ def errors_to_exit() -> Iterator[None]:
         internal_error(e)
 
 
-def performance_line(perf: Any) -> str:
-    """The output check's compute against the FLOP bound of its real tokens (compare/flops.py)."""
-    if perf is None:
+def performance_line(perf: Any, dtype: str = "") -> str:
+    """The output check's compute against the FLOP bound of its real tokens (compare/flops.py), for -v. A run
+    faster than the GEMM peak (CPU float16/bfloat16, where one large product is slower than the model's many small
+    ones) has no bound to state: that is said instead of a ratio below 1."""
+    if perf is None or not perf.bound_seconds:
         return ""
     padding = perf.padded_tokens / perf.tokens - 1 if perf.tokens else 0.0
+    ratio = perf.seconds / perf.bound_seconds
+    bound = (
+        f"{ratio:.2f}× the FLOP bound"
+        if ratio >= 1
+        else f"faster than that peak, which is then no bound{f' for {dtype}' if dtype else ''} here"
+    )
     return (
         f"compute: {perf.flops / 1e9:,.1f} GFLOP on {perf.tokens:,} real tokens ({padding:.0%} padding run) in "
         f"{perf.seconds:.1f} s = {perf.achieved_flops / 1e9:,.1f} GFLOPS; GEMM peak measured now "
-        f"{perf.peak_flops / 1e9:,.0f} GFLOPS: {perf.seconds / perf.bound_seconds:.2f}× the FLOP bound"
+        f"{perf.peak_flops / 1e9:,.0f} GFLOPS: {bound}"
         + (
             f" (+ {perf.weights_seconds:.1f} s comparing weights between stages)"
             if perf.weights_seconds >= 0.05
@@ -150,9 +214,23 @@ def write_report(report: Path, data: Any, kind: str) -> None:
     if report.suffix.lower() in (".html", ".htm"):
         from xlmr_tools.ops.html_report import provenance, write_html_report
 
-        write_html_report(report, kind, data, provenance(["xlmr", *sys.argv[1:]]))
+        write_html_report(report, kind, data, provenance(["xlmr", *without_secrets(sys.argv[1:])]))
         return
     atomic_write_text(report, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def without_secrets(argv: list[str]) -> list[str]:
+    """The command line as a report may show it: `--token`'s value replaced (a report is meant to be shared)."""
+    shown, hide = [], False
+    for arg in argv:
+        if hide:
+            shown.append("***")
+        elif arg.startswith("--token="):
+            arg = "--token=***"
+        if not hide:
+            shown.append(arg)
+        hide = arg == "--token"
+    return shown
 
 
 def progress(quiet: bool) -> RichProgress | PlainProgress:
@@ -168,6 +246,7 @@ class PlainProgress:
         self.every = every if every is not None else float(os.environ.get("XLMR_PROGRESS_SECONDS", "5"))
         self._lock = threading.Lock()
         self._start = time.monotonic()
+        self._label, self._total, self._steps = "", 0, 0
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -183,12 +262,19 @@ class PlainProgress:
             self._line(text)
 
     def start(self, text: str, total: int) -> None:
+        self._label, self._total, self._steps = text, total, 0
         self._advance = self._counter(text, total, lambda n: str(n))
 
     def advance(self, n: int) -> None:
         advance = getattr(self, "_advance", None)
         if advance is not None:
             advance(n)
+
+    def step(self, text: str) -> None:
+        """One line per step (a layer takes seconds to minutes: a log shows where a run is, never silent)."""
+        with self._lock:
+            self._steps += 1
+            self._line(f"{self._label}: {text} ({self._steps} of {max(self._total, self._steps)})")
 
     def bar(self, text: str, total: int) -> Callable[[int], None]:
         """Bars count bytes (the Progress protocol); `start` counts items."""
@@ -214,6 +300,19 @@ class PlainProgress:
         return advance
 
 
+class _Amount(ProgressColumn):
+    """Bytes for the byte bars (`bar`), "k/n" for counters of items and steps (`start`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Any) -> Any:
+        if task.fields.get("bytes"):
+            return self._bytes.render(task)
+        return Text(f"{int(task.completed)}/{int(task.total or 0)}", style="progress.download")
+
+
 class RichProgress:
     """The core's Progress protocol, drawn on stderr (nothing when quiet)."""
 
@@ -222,13 +321,14 @@ class RichProgress:
         self._p = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            _Amount(),
             TimeElapsedColumn(),
             console=err,
             transient=True,
             disable=quiet,
         )
         self._task: Any = None
+        self._label, self._steps = "", 0
         self._bars: list[Any] = []
 
     def __enter__(self) -> RichProgress:
@@ -244,15 +344,25 @@ class RichProgress:
             self._finish()
 
     def start(self, text: str, total: int) -> None:
-        self._finish()
+        """A counter beside the byte bars (convert's writer keeps writing while the layers are compared)."""
+        if self._task is not None:
+            self._p.remove_task(self._task)
+        self._label, self._steps = text, 0
         self._task = self._p.add_task(text, total=total)
 
     def advance(self, n: int) -> None:
         if self._task is not None:
             self._p.advance(self._task, n)
 
+    def step(self, text: str) -> None:
+        if self._task is None:
+            return
+        self._steps += 1
+        total = max(next(t.total or 0 for t in self._p.tasks if t.id == self._task), self._steps)
+        self._p.update(self._task, description=f"{self._label}: {text}", completed=self._steps - 1, total=total)
+
     def bar(self, text: str, total: int) -> Callable[[int], None]:
-        task = self._p.add_task(text, total=total)  # rich's Progress locks: safe from worker threads
+        task = self._p.add_task(text, total=total, bytes=True)  # rich's Progress locks: safe from worker threads
         self._bars.append(task)
         return lambda n: self._p.advance(task, n)
 
@@ -287,67 +397,137 @@ def log_bar(value: float, tol: float, width: int = BAR_WIDTH) -> str:
     return "".join(cells)
 
 
-def stage_table(rows: list[dict[str, Any]], title: str, texts: list[str] | None = None) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col, justify in (
-        ("stage", "left"),
-        ("max |Δ|", "right"),
-        ("mean |Δ|", "right"),
-        ("at text, token", "right"),
-        ("tol", "right"),
-        ("log |Δ| / tol", "left"),
-        ("", "center"),
-    ):
-        bar = col.startswith("log")  # numbers and bars never wrap (narrow terminals squeeze the position column)
-        t.add_column(col, justify=justify, no_wrap=not col.startswith("at"), min_width=BAR_WIDTH if bar else None)  # type: ignore[arg-type]
+@dataclass
+class Col:
+    """A table column: numbers and verdicts never wrap and are never cut; text may fold onto more lines. On a narrow
+    terminal optional columns (`drop` 1, 2, …: first to last) are left out until the rest fits."""
+
+    header: str
+    justify: str = "left"
+    wrap: bool = False
+    drop: int = 0
+    min_width: int | None = None
+
+
+FOLDED_TEXT_WIDTH = 10  # the least a text column is given before optional columns are dropped
+FOLDED_TEXT_NARROWEST = 4  # … and before numbers must fold too (then nothing is left to drop)
+
+
+def fitted_table(
+    title: str, cols: list[Col], rows: list[list[str]], show_header: bool = True, width: int | None = None
+) -> Table:
+    """A table that fits the terminal (`width`, default stdout's) without cutting a number or a verdict: optional
+    columns are dropped first; where even the rest does not fit, every cell folds onto more lines (never `…`)."""
+    width = width or out.width
+    plain = [[Text.from_markup(cell).plain for cell in row] for row in rows]
+
+    def needed(keep: list[int], folded: int) -> int:
+        total = 1  # the left border; each column adds its padding and right border
+        for i in keep:
+            c = cols[i]
+            natural = max([cell_len(r[i]) for r in plain] + [cell_len(c.header) if show_header else 0, 1])
+            natural = max(natural, c.min_width or 0)
+            total += (min(natural, folded) if c.wrap else natural) + 3
+        return total
+
+    keep = list(range(len(cols)))
+    for i in sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: cols[i].drop):
+        if needed(keep, FOLDED_TEXT_WIDTH) <= width:
+            break
+        keep.remove(i)
+    squeezed = needed(keep, FOLDED_TEXT_NARROWEST) > width
+    t = Table(title=title, title_justify="left", show_header=show_header)
+    for i in keep:
+        c = cols[i]
+        t.add_column(
+            c.header,
+            justify=c.justify,  # type: ignore[arg-type]
+            no_wrap=not (c.wrap or squeezed),
+            overflow="fold",
+            min_width=None if squeezed else c.min_width,
+        )
+    for row in rows:
+        t.add_row(*(row[i] for i in keep))
+    return t
+
+
+def verdict(ok: bool) -> str:
+    return "[green]ok[/]" if ok else "[bold red]FAIL[/]"
+
+
+def stage_table(rows: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
+    cols = [
+        Col("stage", wrap=True),
+        Col("max |Δ|", "right"),
+        Col("mean |Δ|", "right", drop=1),  # at 80 columns the bar is kept and the mean left to --json/--report
+        Col("at text, token", "right", drop=3),
+        Col("tol", "right", drop=4),
+        Col("log |Δ| / tol", drop=2, min_width=BAR_WIDTH),
+        Col("", "center"),
+    ]
+    cells = []
     for r in rows:
         where = f"{r['text']}, {r['token']}" if r["token"] >= 0 else f"{r['text']}"
-        t.add_row(
-            r["stage"],
-            f"{r['max_abs']:.3e}",
-            f"{r['mean_abs']:.3e}",
-            where,
-            f"{r['tol']:g}",
-            ("[green]" if r["ok"] else "[bold red]") + log_bar(r["max_abs"], r["tol"]) + "[/]",
-            "[green]ok[/]" if r["ok"] else "[bold red]FAIL[/]",
+        cells.append(
+            [
+                escape(r["stage"]),
+                f"{r['max_abs']:.3e}",
+                f"{r['mean_abs']:.3e}",
+                where,
+                f"{r['tol']:g}",
+                ("[green]" if r["ok"] else "[bold red]") + log_bar(r["max_abs"], r["tol"]) + "[/]",
+                verdict(r["ok"]),
+            ]
         )
-    return t
+    return fitted_table(title, cols, cells, width=width)
 
 
-def kv_table(title: str, items: list[tuple[str, Any]]) -> Table:
-    t = Table(title=title, title_justify="left", show_header=False)
-    t.add_column(style="bold")
-    t.add_column()
-    for k, v in items:
-        t.add_row(k, str(v))
-    return t
+def kv_table(title: str, items: list[tuple[str, Any]], width: int | None = None) -> Table:
+    rows = [[f"[bold]{escape(k)}[/]", escape(plain_value(v))] for k, v in items]
+    return fitted_table(title, [Col("", wrap=True), Col("", wrap=True)], rows, show_header=False, width=width)
+
+
+def plain_value(v: Any) -> str:
+    """A value as a person reads it: lists joined by commas, mappings as key=value, None as a dash — never Python's
+    own repr of a list or dict."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={plain_value(x)}" for k, x in v.items()) or "—"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(plain_value(x) for x in v) or "—"
+    return str(v)
+
+
+def config_table(rows: list[Any], title: str, width: int | None = None) -> Table:
+    cells = [
+        [escape(r.item), escape(plain_value(r.expected)), escape(plain_value(r.actual)), verdict(r.ok)] for r in rows
+    ]
+    cols = [Col("config", wrap=True), Col("expected", wrap=True), Col("found", wrap=True), Col("", "center")]
+    return fitted_table(title, cols, cells, width=width)
 
 
 def human_bytes(n: int) -> str:
     return filesize.decimal(n)
 
 
-def weights_table(groups: list[dict[str, Any]], title: str) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col, justify in (
-        ("group", "left"),
-        ("tensors", "right"),
-        ("max |Δ|", "right"),
-        ("rel", "right"),
-        ("worst tensor", "left"),
-        ("", "center"),
-    ):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for g in groups:
-        t.add_row(
-            g["group"],
-            str(g["tensors"]),
-            f"{g['max_abs']:.3e}",
-            f"{g['rel']:.2e}",
-            g["worst"],
-            "[green]ok[/]" if g["ok"] else "[bold red]FAIL[/]",
-        )
-    return t
+def weights_table(groups: list[dict[str, Any]], title: str, width: int | None = None) -> Table:
+    cols = [
+        Col("group", wrap=True),
+        Col("tensors", "right", drop=2),
+        Col("max |Δ|", "right"),
+        Col("rel", "right", drop=1),
+        Col("worst tensor", wrap=True, drop=3),
+        Col("", "center"),
+    ]
+    cells = [
+        [escape(g["group"]), str(g["tensors"]), f"{g['max_abs']:.3e}", f"{g['rel']:.2e}", escape(g["worst"]),
+         verdict(g["ok"])]
+        for g in groups
+    ]  # fmt: skip
+    return fitted_table(title, cols, cells, width=width)
 
 
 def name_lists(weights: dict[str, Any]) -> None:
@@ -358,7 +538,7 @@ def name_lists(weights: dict[str, Any]) -> None:
             out.print(f"[bold red]{len(items)} {kind}[/]:", highlight=False)
             for item in items[:20]:
                 out.print(
-                    f"  {item['name']} {item['a']} vs {item['b']}" if isinstance(item, dict) else f"  {item}",
+                    escape(f"  {item['name']} {item['a']} vs {item['b']}" if isinstance(item, dict) else f"  {item}"),
                     highlight=False,
                 )
             if len(items) > 20:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
-import typer
+from rich.markup import escape
 
 from xlmr_tools.cli import console
 from xlmr_tools.cli.options import (
+    AcceptMissingPieces,
+    ConvertDtype,
+    ConvertTol,
+    Debug,
     DictPath,
-    Dtype,
+    DtypeName,
     Ema,
     EncoderJson,
     Force,
@@ -19,34 +23,33 @@ from xlmr_tools.cli.options import (
     Json,
     Labels,
     Lang,
+    MaxShardSize,
+    Out,
     Quiet,
     Report,
     SpmPath,
+    Src,
     Texts,
     TextsFile,
-    Tol,
     Trust,
+    Verbose,
+    Verify,
     VocabBpe,
 )
-from xlmr_tools.errors import XlmrError
+from xlmr_tools.errors import VerificationFailed, XlmrError
+from xlmr_tools.io.atomic_folder import check_inputs_kept, check_target
 from xlmr_tools.io.digest import start_digest
-from xlmr_tools.sources.locate import find_checkpoint_file
+from xlmr_tools.sources.locate import checkpoint_named, find_checkpoint_file
 
 
 def convert(
-    src: Annotated[
-        Path, typer.Argument(help="fairseq folder (model.pt, dict.txt, sentencepiece.bpe.model) or model.pt.")
-    ],
-    out: Annotated[Path, typer.Argument(help="Output folder; written atomically, never half-done.")],
+    src: Src,
+    out: Out,
     head: Head = None,
-    dtype: Dtype = "auto",
-    max_shard_size: Annotated[
-        str, typer.Option("--max-shard-size", help="Largest safetensors file, e.g. 5GB.")
-    ] = "5GB",
-    verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Run fairseq and the result side by side.")
-    ] = True,
-    tol: Tol = None,
+    dtype: ConvertDtype = DtypeName.auto,
+    max_shard_size: MaxShardSize = "5GB",
+    verify: Verify = True,
+    tol: ConvertTol = None,
     force: Force = False,
     quiet: Quiet = False,
     dict_path: DictPath = None,
@@ -58,18 +61,19 @@ def convert(
     text: Texts = None,
     texts_file: TextsFile = None,
     report: Report = None,
-    accept_missing_pieces: Annotated[
-        bool,
-        typer.Option(
-            "--accept-missing-pieces",
-            help="Publish although dict.txt lacks sentencepiece pieces (texts using them tokenize differently).",
-        ),
-    ] = False,
+    accept_missing_pieces: AcceptMissingPieces = False,
     json_: Json = False,
     trust: Trust = False,
     ema: Ema = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
 ) -> None:
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
+    console.set_debug(debug)
+    console.check_report_path(report)  # every output path before any work: exit 2, nothing written
+    given = [p for p in (checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    check_inputs_kept(out, given)  # the worst thing wrong with OUT first: it would delete an input
+    check_target(out, force)
     console.warn_if_trusting(trust)
     with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
         start_digest(find_checkpoint_file(src))
@@ -77,34 +81,47 @@ def convert(
     from xlmr_tools.ops.convert import convert as convert_checkpoint
 
     texts = read_texts(text, texts_file)
+    if verify and not quiet and not json_:
+        console.texts_note(text, texts_file)
 
-    with console.progress(quiet or json_) as progress:
-        result = convert_checkpoint(
-            src,
-            out,
-            head=head,
-            dtype=dtype,
-            max_shard_size=max_shard_size,
-            verify=verify,
-            force=force,
-            trust=trust,
-            dict_path=dict_path,
-            spm_path=spm_path,
-            encoder_json=encoder_json,
-            vocab_bpe=vocab_bpe,
-            labels=labels,
-            language=lang,
-            texts=texts,
-            accept_missing_pieces=accept_missing_pieces,
-            tol=tol,
-            ema=ema,
-            progress=progress,
-            report=report,
-        )
+    try:
+        with console.progress(quiet or json_) as progress:
+            result = convert_checkpoint(
+                src,
+                out,
+                head=head,
+                dtype=dtype.value,
+                max_shard_size=max_shard_size,
+                verify=verify,
+                force=force,
+                trust=trust,
+                dict_path=dict_path,
+                spm_path=spm_path,
+                encoder_json=encoder_json,
+                vocab_bpe=vocab_bpe,
+                labels=labels,
+                language=lang,
+                texts=texts,
+                accept_missing_pieces=accept_missing_pieces,
+                tol=tol,
+                ema=ema,
+                progress=progress,
+                report=report,
+            )
+    except VerificationFailed as e:  # nothing was published: still the table, the JSON and the report
+        if e.result is not None:
+            _show(e.result, report, json_, verbose)
+        raise
+    _show(result, report, json_, verbose)
+
+
+def _show(result: Any, report: Path | None, json_: bool, verbose: bool) -> None:
+    """The result (a ConvertResult, published or failed): the report file, then JSON or the tables."""
+    data = result.to_dict()
     if report is not None:
-        console.write_report(report, result.to_dict(), "convert")
+        console.write_report(report, data, "convert")
     if json_:
-        console.print_json(result.to_dict())
+        console.print_json(data)
         return
     if result.outputs is not None:
         o = result.outputs
@@ -115,22 +132,36 @@ def convert(
                 f"{console.languages_note(o.languages)})",
             )
         )
-        console.out.print(console.performance_line(o.performance))
+        if verbose:
+            console.out.print(console.performance_line(o.performance, o.dtype))
     if result.tokenizer is not None:
         t = result.tokenizer
-        console.out.print(
-            (f"tokenizer: ids equal fairseq's on {t.texts} texts" if t.equal else
-             f"tokenizer: ids differ from fairseq's on {t.mismatches} of {t.texts} texts (accepted, below)")
-            + f"; <mask> = {t.mask_id}" + (f" (after {t.fillers} dictionary padding fillers)" if t.fillers else "")
-        )  # fmt: skip
+        line = (
+            f"tokenizer: ids equal fairseq's on {t.texts} texts"
+            if t.equal
+            else f"tokenizer: ids differ from fairseq's on {t.mismatches} of {t.texts} texts"
+            + (" (accepted, below)" if result.ok else "")
+        )
+        fillers = f" (after {t.fillers} dictionary padding fillers)" if t.fillers else ""
+        console.out.print(escape(f"{line}; <mask> = {t.mask_id}{fillers}"))
     for s in result.skipped:
         console.warn(f"not checked: {s}")
     for s in result.accepted:
         console.warn(f"accepted difference: {s}")
     for p in result.stale_removed:
-        console.warn(f"removed {p}: the temporary folder of an earlier run that was killed")
+        console.note(f"removed {p}: the temporary folder of an earlier run that was killed")
+    if not result.ok:
+        console.out.print(
+            f"[bold red]not converted[/]: verification failed, {escape(str(result.out))} was not written"
+            + (" (the earlier folder there is unchanged)" if result.replaced else ""),
+            highlight=False,
+        )
+        return
     console.out.print(
-        f"[green]converted[/] {result.source} → {result.out}: {result.model_class}, {result.dtype}, "
-        f"{result.tensors_written} tensors in {len(result.shards)} file(s), "
+        f"[green]converted[/] {escape(str(result.source))} → {escape(str(result.out))}"
+        + (" (replaced the folder that was there)" if result.replaced else "")
+        + f": {result.model_class}, {result.dtype}, {result.tensors_written} tensors in {len(result.shards)} file(s), "
         f"{console.human_bytes(result.bytes_written)}; weights re-read and equal"
+        + ("" if result.outputs is not None else "; outputs not compared with fairseq"),
+        highlight=False,
     )

@@ -2,48 +2,67 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
+from rich.markup import escape
 
 from xlmr_tools.cli import console
-from xlmr_tools.cli.options import Device, Head, Json, Quiet, Report, Revision, Texts, TextsFile, Trust
+from xlmr_tools.cli.options import (
+    CacheDir,
+    Debug,
+    Device,
+    DeviceName,
+    DiffA,
+    DiffB,
+    DiffDtype,
+    DiffTol,
+    DtypeName,
+    Head,
+    Json,
+    Outputs,
+    OutputTol,
+    Quiet,
+    Report,
+    Revision,
+    Texts,
+    TextsFile,
+    Token,
+    Trust,
+    Verbose,
+)
+
+SHOWN = 20  # differing tensors listed under the table (all of them are in --json / --report)
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder, an HF folder or repo id (the reference).")],
-    b: Annotated[Path, typer.Argument(help="A fairseq checkpoint/folder, an HF folder or a repo id.")],
+    a: DiffA,
+    b: DiffB,
     head: Head = None,
-    tol: Annotated[float, typer.Option("--tol", help="Max |Δ| per tensor (and per stage with --outputs).")] = 0.0,
-    outputs: Annotated[bool, typer.Option("--outputs", help="Also compare per-layer activations.")] = False,
-    output_tol: Annotated[
-        float | None,
-        typer.Option("--output-tol", help="Max |Δ| per stage with --outputs (default: max of --tol and the dtype's)."),
-    ] = None,
+    tol: DiffTol = 0.0,
+    outputs: Outputs = False,
+    output_tol: OutputTol = None,
     text: Texts = None,
     texts_file: TextsFile = None,
-    dtype: Annotated[
-        str,
-        typer.Option(
-            "--dtype",
-            help="dtype both models run in for --outputs: float32, float16, bfloat16, or auto (the models' "
-            "own when they agree, else float32).",
-        ),
-    ] = "float32",
-    device: Device = "cpu",
+    dtype: DiffDtype = DtypeName.auto,
+    device: Device = DeviceName.cpu,
     json_: Json = False,
     report: Report = None,
     quiet: Quiet = False,
     trust: Trust = False,
     revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
 ) -> None:
     """Compare two models; exit 0 when equal within --tol, 1 when not, 2 on bad input."""
+    console.set_debug(debug)
+    console.check_report_path(report)
     console.warn_if_trusting(trust)
     from xlmr_tools.compare.texts import read_texts
     from xlmr_tools.ops.diff import diff as diff_models
 
     texts = read_texts(text, texts_file)
+    if outputs and not quiet and not json_:
+        console.texts_note(text, texts_file)
     with console.progress(quiet or json_) as progress:
         result = diff_models(
             a,
@@ -53,10 +72,12 @@ def diff(
             outputs=outputs,
             texts=texts,
             output_tol=output_tol,
-            dtype=dtype,
-            device=device,
+            dtype=dtype.value,
+            device=device.value,
             trust=trust,
             revision=revision,
+            token=token,
+            cache_dir=cache_dir,
             progress=progress,
         )
     data = result.to_dict()
@@ -65,12 +86,15 @@ def diff(
     if json_:
         console.print_json(data)
     else:
-        console.out.print(console.weights_table(result.weights.groups(), f"{a} vs {b}: tensors (tol {tol:g})"))
+        console.out.print(console.weights_table(result.weights.groups(), f"A {a} vs B {b}: tensors (tol {tol:g})"))
         bad = [d for d in result.weights.diffs if not d.ok]
-        for d in bad[:20]:
+        for d in bad[:SHOWN]:
             console.out.print(
-                f"  {d.name}: max|Δ| {d.max_abs:.3e} (rel {d.rel:.2e}), {d.dtype_a} vs {d.dtype_b}", highlight=False
+                escape(f"  {d.name}: max|Δ| {d.max_abs:.3e} (rel {d.rel:.2e}), {d.dtype_a} vs {d.dtype_b}"),
+                highlight=False,
             )
+        if len(bad) > SHOWN:
+            console.out.print(f"  … and {len(bad) - SHOWN} more differing tensors (all in --json)", highlight=False)
         console.name_lists(data["weights"])
         for r in result.config:
             if not r.ok:
@@ -78,6 +102,8 @@ def diff(
         for t in result.tokenizer:
             if not t.ok:
                 console.out.print(f"[bold red]tokenizer {t.item}:[/] {t.note}", highlight=False)
+        if result.cast:
+            console.out.print(f"[yellow]only a dtype cast[/]: {escape(result.cast)}", highlight=False)
         if result.outputs is not None:
             o = result.outputs
             console.out.print(
@@ -85,6 +111,8 @@ def diff(
                     [r.to_dict() for r in o.rows], f"activations ({o.dtype}, {o.texts} texts, pads excluded)"
                 )
             )
+            if verbose:
+                console.out.print(console.performance_line(o.performance, o.dtype))
         console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
     if not result.ok:
         console.exit_failed(f"{b}: differs from {a}", result.failures())

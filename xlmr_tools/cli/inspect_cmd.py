@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-import typer
-from rich.table import Table
+from rich.markup import escape
 
 from xlmr_tools.cli import console
-from xlmr_tools.cli.options import Json, Revision, Trust
+from xlmr_tools.cli.options import CacheDir, Debug, InspectPath, Json, Revision, Tensors, Token, Trust
 
 ASSET_NAMES = ("dict.txt", "sentencepiece.bpe.model", "encoder.json", "vocab.bpe")  # shown by file name
 
 
 def inspect(
-    path: Annotated[
-        Path, typer.Argument(help="A fairseq folder or model.pt, a Hugging Face model folder, or a Hub repo id.")
-    ],
+    path: InspectPath,
     json_: Json = False,
-    tensors: Annotated[bool, typer.Option("--tensors", help="Also list every tensor: name, shape, dtype.")] = False,
+    tensors: Tensors = False,
     trust: Trust = False,
     revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    debug: Debug = False,
 ) -> None:
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
+    console.set_debug(debug)
     console.warn_if_trusting(trust)
     from xlmr_tools.ops.inspect import inspect_path
 
-    report = inspect_path(path, trust=trust, with_tensors=tensors, revision=revision)
+    report = inspect_path(path, trust=trust, with_tensors=tensors, revision=revision, token=token, cache_dir=cache_dir)
     if json_:
         console.print_json(report.to_dict())
         return
@@ -48,9 +48,12 @@ def inspect(
         ("classification heads", heads),
     ]
     for k, v in report.details.items():
-        if isinstance(v, dict):
-            v = ", ".join(f"{a}={b}" for a, b in v.items())
-        items.append((k, v))
+        if k == "labels":  # {head: [class names]}: a row per head
+            items += [(f"labels ({h})", names) for h, names in v.items()]
+        elif k == "languages":
+            items.append((f"languages ({len(v)} X-MOD adapters)", v))
+        else:
+            items.append((k.replace("_", " "), v))
     tok = report.tokenizer
     if report.kind == "fairseq":
         if "dict_symbols" in tok:
@@ -72,9 +75,12 @@ def inspect(
         items.append(("tokenizer assets", ", ".join(tok.get("files", [])) or "none"))
     console.out.print(console.kv_table(f"xlmr inspect: {path}", items))
     if report.tensors is not None:
-        t = Table("name", "shape", "dtype", title=f"{len(report.tensors)} tensors", title_justify="left")
-        for row in report.tensors:
-            t.add_row(row["name"], "×".join(map(str, row["shape"])) or "scalar", row["dtype"])
-        console.out.print(t)
+        rows = [
+            [escape(row["name"]), "×".join(map(str, row["shape"])) or "scalar", row["dtype"]] for row in report.tensors
+        ]
+        cols = [console.Col("name", wrap=True), console.Col("shape", "right"), console.Col("dtype")]
+        console.out.print(console.fitted_table(f"{len(report.tensors)} tensors", cols, rows))
+    for n in report.notes:
+        console.note(n)
     for w in report.warnings:
         console.warn(w)

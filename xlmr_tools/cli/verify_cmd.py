@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-from rich.table import Table
+from rich.markup import escape
 
 from xlmr_tools.cli import console
 from xlmr_tools.cli.options import (
+    CacheDir,
+    Debug,
     Device,
+    DeviceName,
     DictPath,
-    Dtype,
+    DtypeName,
     Ema,
     EncoderJson,
     Head,
+    HfFolder,
     Json,
     Labels,
     Lang,
@@ -23,25 +23,27 @@ from xlmr_tools.cli.options import (
     Report,
     Revision,
     SpmPath,
+    Src,
     Texts,
     TextsFile,
-    Tol,
+    Token,
     Trust,
+    Verbose,
+    VerifyDtype,
+    VerifyTol,
     VocabBpe,
 )
 
 
 def verify(
-    src: Annotated[Path, typer.Argument(help="The original fairseq folder or model.pt.")],
-    hf_folder: Annotated[
-        Path, typer.Argument(help="Any Hugging Face folder (ours, the old script's, a download) or a Hub repo id.")
-    ],
+    src: Src,
+    hf_folder: HfFolder,
     head: Head = None,
     text: Texts = None,
     texts_file: TextsFile = None,
-    tol: Tol = None,
-    dtype: Dtype = "auto",
-    device: Device = "cpu",
+    tol: VerifyTol = None,
+    dtype: VerifyDtype = DtypeName.auto,
+    device: Device = DeviceName.cpu,
     json_: Json = False,
     report: Report = None,
     quiet: Quiet = False,
@@ -54,13 +56,21 @@ def verify(
     trust: Trust = False,
     ema: Ema = False,
     revision: Revision = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
 ) -> None:
     """Compare config, every weight, the tokenizer and every layer's outputs (streamed one layer at a time)."""
+    console.set_debug(debug)
+    console.check_report_path(report)
     console.warn_if_trusting(trust)
     from xlmr_tools.compare.texts import read_texts
     from xlmr_tools.ops.verify import verify as verify_folder
 
     texts = read_texts(text, texts_file)
+    if not quiet and not json_:
+        console.texts_note(text, texts_file)
     with console.progress(quiet or json_) as progress:
         result = verify_folder(
             src,
@@ -68,8 +78,8 @@ def verify(
             head=head,
             texts=texts,
             tol=tol,
-            dtype=dtype,
-            device=device,
+            dtype=dtype.value,
+            device=device.value,
             trust=trust,
             dict_path=dict_path,
             spm_path=spm_path,
@@ -79,6 +89,8 @@ def verify(
             language=lang,
             revision=revision,
             ema=ema,
+            token=token,
+            cache_dir=cache_dir,
             progress=progress,
         )
     data = result.to_dict()
@@ -87,10 +99,7 @@ def verify(
     if json_:
         console.print_json(data)
     else:
-        t = Table("config", "expected", "found", "", title="config.json vs checkpoint", title_justify="left")
-        for r in result.config:
-            t.add_row(r.item, str(r.expected), str(r.actual), "[green]ok[/]" if r.ok else "[bold red]FAIL[/]")
-        console.out.print(t)
+        console.out.print(console.config_table(result.config, "config.json vs checkpoint"))
         if result.weights is not None:
             console.out.print(console.weights_table(result.weights.groups(), "weights through the map (after cast)"))
             console.name_lists(data["weights"])
@@ -102,7 +111,7 @@ def verify(
             console.out.print(
                 f"tokenizer: {'[green]ids equal[/]' if tk.ids_equal else '[bold red]ids differ[/]'} on "
                 f"{tk.texts} texts and {tk.dictionary_texts} made of dict.txt's symbols; fairseq <mask> = {tk.mask_id}"
-                + (f"; {tk.first_mismatch}" if tk.first_mismatch else "")
+                + (f"; {escape(tk.first_mismatch)}" if tk.first_mismatch else "")
             )
             for row in tk.vocabulary:
                 if not row.ok:
@@ -116,16 +125,22 @@ def verify(
                     f"{console.languages_note(o.languages)})",
                 )
             )
-            console.out.print(console.performance_line(o.performance))
-        for s in result.skipped:
+            if verbose:
+                console.out.print(console.performance_line(o.performance, o.dtype))
+        for s in result.skipped if not result.ok else []:  # else the verdict line names them
             console.warn(f"not checked: {s}")
         for r in result.config:
             if not r.ok and r.note:
-                console.out.print(f"[bold red]config:[/] {r.note}", highlight=False)
-        console.out.print(
-            "[green]verified[/]: the folder matches the checkpoint"
-            if result.ok
-            else f"[bold red]verification failed[/]: {len(result.failures())} problem(s)"
-        )
+                console.out.print(f"[bold red]config:[/] {escape(r.note)}", highlight=False)
+        if not result.ok:
+            console.out.print(f"[bold red]verification failed[/]: {len(result.failures())} problem(s)")
+        elif result.skipped:
+            console.out.print(
+                "[yellow]partially verified[/]: what was checked matches the checkpoint; not checked: "
+                + escape("; ".join(result.skipped)),
+                highlight=False,
+            )
+        else:
+            console.out.print("[green]verified[/]: the folder matches the checkpoint")
     if not result.ok:
         console.exit_failed(f"{result.folder}: verification failed", result.failures())

@@ -651,7 +651,8 @@ def compare_outputs_streamed(
         on_stage("tokenizer")
         if alignment is None:
             dict_path, files = ckpt.tokenizer_files()
-            alignment = align(dict_path, files, ckpt.description.vocab_rows, ckpt.dict_symbols)
+            d = ckpt.description
+            alignment = align(dict_path, files, d.vocab_rows, ckpt.dict_symbols, d.hf_model_type)
         with contextlib.ExitStack() as stack:
             expected = (
                 stack.enter_context(tokenizer_reference(alignment, ckpt.description.max_positions))

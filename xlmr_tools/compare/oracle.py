@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from xlmr_tools.sources.fairseq import FairseqCheckpoint
 
 
+# How a user gets the reference (README "Installing the fairseq reference"; the Makefile runs the same two steps):
+# ve-fairseq declares torchaudio and cython, which would pull another torch, so it goes in without its dependencies
+# and the `fairseq` extra brings the ones it needs at run time.
+INSTALL = 'install it with: pip install --no-deps ve-fairseq==0.12.3 && pip install "xlmr-tools[fairseq]"'
+
+
 def available() -> bool:
     try:
         with _quiet():

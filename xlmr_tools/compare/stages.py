@@ -8,6 +8,8 @@ from typing import Any
 import torch
 
 from xlmr_tools.compare.flops import Performance
+from xlmr_tools.errors import BadInput
+from xlmr_tools.model import PRE_LN, ModelDescription
 
 # Default output tolerances by the dtype the models run in (fp32 default 1e-5, as promised in the docs).
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-2, torch.bfloat16: 1.5e-1}
@@ -17,6 +19,19 @@ TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-2, torch.bfloat16: 1.5e-1}
 # was bit-identical but the LM logits differed by 1.07e-5 (most likely the decoder bias: added inside the matmul by
 # transformers' nn.Linear, after it by fairseq). fp16/bf16 tolerances already cover such rounding.
 CUDA_FP32_TOLERANCE = 1e-4
+
+
+def check_tol(tol: float | None, flag: str = "--tol") -> None:
+    """A tolerance is a number >= 0 (None: the default by dtype); a negative or NaN one would fail or pass
+    everything."""
+    if tol is not None and not tol >= 0:
+        raise BadInput(None, f"{flag} must be a number >= 0, not {tol:g}")
+
+
+def streamed_stages(description: ModelDescription, tokenizer: bool) -> int:
+    """How many stages a streamed comparison names through on_stage (the tokenizer when compared, embeddings, each
+    layer, the final norm of pre-LN models, the head): the total of a progress counter."""
+    return int(tokenizer) + 1 + description.layers + int(description.family == PRE_LN) + 1
 
 
 def default_tol(dtype: torch.dtype, device: str = "cpu") -> float:

@@ -86,23 +86,27 @@ def check_tokenizer(
     dictionary_texts), and, given the `expected` tokenizer (`reference`), against it over the whole vocabulary."""
     hf_tok = load(folder)
     mismatch = None
-    count = 0
+    wrong = [0, 0]  # sample texts, dictionary texts
     every = list(texts) + list(dictionary or [])
     for i, text in enumerate(every):
-        if i < len(texts):  # the sample texts as the models run them, truncated; the dictionary's texts whole
+        sample = i < len(texts)
+        if sample:  # the sample texts as the models run them, truncated; the dictionary's texts whole
             ids = oracle.encode(text).tolist()
             hf_ids = hf_tok(text, truncation=True, max_length=oracle.max_positions)["input_ids"]
         else:
             ids, hf_ids = oracle.encode(text, truncate=False).tolist(), _ids(hf_tok, text)
         if hf_ids != ids:
-            count += 1
+            wrong[0 if sample else 1] += 1
             if mismatch is None:
                 at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
                 shown = text if len(text) <= 60 else text[:57] + "..."
-                which = f"text {i}" if i < len(texts) else f"dictionary text {i - len(texts)}"
+                which = f"text {i}" if sample else f"dictionary text {i - len(texts)}"
                 mismatch = f"{which} {shown!r}, token {at}: fairseq {ids[at : at + 4]} vs HF {hf_ids[at : at + 4]}"
+    count = sum(wrong)
     if count > 1:
-        mismatch = f"{count} of {len(every)} texts differ; first: {mismatch}"
+        counted = [f"{wrong[0]} of {len(texts)} texts"] if wrong[0] else []
+        counted += [f"{wrong[1]} of {len(every) - len(texts)} dictionary texts"] if wrong[1] else []
+        mismatch = f"{' and '.join(counted)} differ; first: {mismatch}"
     if mismatch is None and hf_tok.mask_token_id != oracle.mask_id:
         mismatch = f"<mask> is {hf_tok.mask_token_id} in HF, {oracle.mask_id} in fairseq"
     rows = compare_tokenizers(hf_tok, expected, lambda: every) if expected is not None else []

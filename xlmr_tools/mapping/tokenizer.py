@@ -46,6 +46,10 @@ MODEL_FILES = {
 # The transformers tokenizer class written for each vocabulary (tokenizer_config.json names it for AutoTokenizer).
 TOKENIZER_CLASS = {SENTENCEPIECE: "XLMRobertaTokenizer", CAMEMBERT: "CamembertTokenizer", GPT2: "RobertaTokenizer"}
 LOOKUP_CLASS = "BartphoTokenizer"  # sentencepiece + dict.txt lookup: fairseq's own algorithm (see the docstring)
+# Model types for which AutoTokenizer ignores tokenizer_config.json's tokenizer_class and loads tokenizer.json
+# (transformers' tokenization_auto registers the generic TokenizersBackend for them): the lookup tokenizer, which has
+# no tokenizer.json, cannot be loaded there. tests/test_pretraining.py pins this against transformers.
+FAST_ONLY_MODEL_TYPES = frozenset({"xlm-roberta-xl"})
 # A name for a special fairseq's dictionary keeps at ids 0-3 while dict.txt gives the symbol a later id (CamemBERT):
 # the string is then the later id's; the early id keeps the name transformers' CamemBERT gives it.
 NOT_USED = "NOTUSED"
@@ -65,6 +69,7 @@ class Alignment:
     vocabulary: str = SENTENCEPIECE
     files: dict[str, Path] = field(default_factory=dict)  # the subword model's files, by MODEL_FILES name
     raw: tuple[str, ...] = ()  # dict.txt symbols that are no piece and no filler: what sentencepiece emits as it is
+    model_type: str | None = None  # the transformers model_type the tokenizer is written for
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
@@ -74,8 +79,33 @@ class Alignment:
 
     @property
     def lookup(self) -> bool:
-        """The tokenizer must look pieces up in dict.txt, as fairseq does (see the module docstring)."""
+        """The tokenizer must look pieces up in dict.txt, as fairseq does (see the module docstring), and
+        AutoTokenizer will load such a tokenizer for this model type."""
+        return self.lookup_needed and self.model_type not in FAST_ONLY_MODEL_TYPES
+
+    @property
+    def lookup_needed(self) -> bool:
         return self.vocabulary == SENTENCEPIECE and bool(self.missing or self.raw)
+
+    @property
+    def inexact(self) -> str | None:
+        """Why no tokenizer AutoTokenizer loads for this model gives fairseq's ids on every text, or None."""
+        if self.lookup_needed and not self.lookup:
+            what = ", ".join(x for x in (
+                f"lacks {self.missing_summary()}" if self.missing else "",
+                f"holds {len(self.raw)} symbols sentencepiece emits as they are" if self.raw else "",
+            ) if x)  # fmt: skip
+            return (
+                f"{what}, so the tokenizer must look pieces up in dict.txt as fairseq does; AutoTokenizer loads every "
+                f"{self.model_type} folder through tokenizer.json whatever tokenizer_config.json names (transformers' "
+                "own rule), and no tokenizer.json can look pieces up"
+            )
+        if self.missing and not self.lookup:
+            return (
+                f"lacks {self.missing_summary()}: fairseq segments texts with them and then maps them to <unk>, which "
+                "no tokenizer.json can reproduce"
+            )
+        return None
 
     @property
     def tokenizer_class(self) -> str:
@@ -205,9 +235,16 @@ def model_files(vocabulary: str, folder: Path, given: dict[str, Path | None]) ->
     return found
 
 
-def align(dict_path: Path, files: dict[str, Path], embedding_rows: int, symbols: list[str] | None = None) -> Alignment:
+def align(
+    dict_path: Path,
+    files: dict[str, Path],
+    embedding_rows: int,
+    symbols: list[str] | None = None,
+    model_type: str | None = None,
+) -> Alignment:
     """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt
-    as already read (an XLM-V dictionary takes 0.5 s to parse), else it is read here."""
+    as already read (an XLM-V dictionary takes 0.5 s to parse), else it is read here; `model_type`: the transformers
+    model type the tokenizer is for (it decides which tokenizer AutoTokenizer loads)."""
     symbols = read_dict(dict_path) if symbols is None else symbols
     vocabulary = vocabulary_of(symbols)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
@@ -240,7 +277,7 @@ def align(dict_path: Path, files: dict[str, Path], embedding_rows: int, symbols:
         ("encoder" if vocabulary == GPT2 else "sentencepiece") if model_order else "dictionary",
         tuple(shown.get(p, p) for p in body if p not in in_dict), tuple(symbols), vocabulary,
         {name: files[name] for name in MODEL_FILES[vocabulary]},
-        tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (),
+        tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (), model_type,
     )  # fmt: skip
 
 

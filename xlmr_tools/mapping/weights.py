@@ -472,6 +472,14 @@ def group_of(name: str) -> str:
     return "other"
 
 
+def group_order(group: str) -> tuple[int, int, str]:
+    """Sort key of report groups in model order: embeddings, layer 0, 1, … (numerically), final norm, heads."""
+    if group.startswith("layer ") and group[6:].isdigit():
+        return (1, int(group[6:]), "")
+    rank = {"embeddings": 0, "final norm": 2, "lm head": 3, "classifier": 4}
+    return (rank.get(group, 4 if group.startswith("head ") else 5), 0, group)
+
+
 def is_bookkeeping(name: str) -> bool:
     """fairseq's `version` buffers: no weights, never compared or converted."""
     return any(pattern.search(name) for pattern, _ in IGNORED_PATTERNS)

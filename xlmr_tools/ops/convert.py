@@ -17,7 +17,7 @@ from xlmr_tools._version import __version__
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.auto_class import check_auto_class
 from xlmr_tools.compare.layerwise import compare_outputs_streamed
-from xlmr_tools.compare.stages import OutputReport
+from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.written import Written, WrittenCheck, write_ahead
@@ -43,6 +43,7 @@ from xlmr_tools.ops.model_card import write_model_card
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import folder_being_written, open_folder
+from xlmr_tools.sources.locate import checkpoint_named as _checkpoint_named
 
 
 @dataclass
@@ -65,9 +66,19 @@ class ConvertResult:
     stale_removed: list[str] = field(default_factory=list)  # temporary folders of killed earlier runs
     source_sha256: str | None = None
     weights: str = "model"  # which of the checkpoint's weights: "model" (the live ones) or "ema"
+    model_type: str = ""  # transformers' model_type (the model card's tag)
+    replaced: bool = False  # OUT held an earlier folder, replaced (--force)
+    failures: list[str] = field(default_factory=list)  # why verification failed: then nothing was published
+
+    @property
+    def ok(self) -> bool:
+        """Verified and published; a failed result travels with VerificationFailed (its `result`)."""
+        return not self.failures
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "ok": self.ok,
+            "published": self.ok,
             "weights": self.weights,
             "out": str(self.out),
             "source": str(self.source),
@@ -86,15 +97,24 @@ class ConvertResult:
             "accepted": self.accepted,
             "stale_removed": self.stale_removed,
             "source_sha256": self.source_sha256,
+            "model_type": self.model_type,
+            "replaced": self.replaced,
+            "failures": self.failures,
         }
 
 
 def parse_size(text: str | int) -> int:
-    """'5GB' -> 5e9 (decimal, as transformers), '500MiB' -> binary; a bare number is bytes."""
+    """'5GB' -> 5e9 (decimal, as transformers), '500MiB' -> binary, '100B' bytes; an int is bytes. Text needs a
+    unit: `--max-shard-size 5` (5 bytes, one file per tensor) is almost certainly not what was meant."""
     if isinstance(text, int):
+        if text <= 0:
+            raise BadInput(None, f"--max-shard-size must be positive, not {text}")
         return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", text.upper().replace("IB", "iB"), re.I)
-    if not m:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)(B?)\s*", text.upper().replace("IB", "iB"), re.I)
+    if m and not (m.group(2) or m.group(4)):
+        raise BadInput(None, f"--max-shard-size {text.strip()}: give a unit, e.g. {text.strip()}GB or {text.strip()}MB "
+                       "(a bare number would be bytes: one file per tensor)")  # fmt: skip
+    if not m or float(m.group(1)) <= 0:
         raise BadInput(None, f"--max-shard-size: cannot read {text!r} (use e.g. 5GB, 500MB, 2GiB)")
     base = 1024 if m.group(3) else 1000
     return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
@@ -141,6 +161,10 @@ def convert(
     anything is written if it would overwrite an input or OUT."""
     progress = progress or NoProgress()
     out = Path(out)
+    check_tol(tol)
+    given = [Path(p) for p in (_checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    check_inputs_kept(out, given)  # before any work: OUT holding an input is the worst thing wrong with OUT
+    check_target(out, force)  # a bad OUT is known without reading the checkpoint
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
         encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
@@ -200,13 +224,12 @@ def _prepare(
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     dict_path, files = ckpt.tokenizer_files()
-    alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols)
-    if alignment.missing and not alignment.lookup and not accept_missing_pieces:
+    alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols, desc.hf_model_type)
+    if alignment.inexact and not accept_missing_pieces:
         raise BadInput(
             dict_path,
-            f"lacks {alignment.missing_summary()}: fairseq segments texts with them and then maps them to <unk>, "
-            "which a Hugging Face tokenizer cannot reproduce, so texts using them would get other ids; pass "
-            "--accept-missing-pieces to publish anyway (the differences on the sample texts are then reported)",
+            f"{alignment.inexact}, so texts using them would get other ids; pass --accept-missing-pieces to publish "
+            "anyway (the differences on the sample texts are then reported)",
         )
     prepared = _Prepared(
         ckpt, head, target, shard_bytes, plan, labels, language, alignment, _tensors_to_write(ckpt, plan, target)
@@ -229,12 +252,12 @@ def _convert_prepared(
     ckpt, head = job.ckpt, job.head
     stale: list[Path] = []
     skipped = [reason] if (reason := _output_check_skipped(verify)) else []  # fairseq imported before OUT's folder
-    with atomic_folder(out, force, stale) as tmp:
-        files, (tok_check, outputs) = _write_and_prove(
-            job, tmp, progress, verify, None if skipped else (texts, tol), sha256
-        )
-        desc = ckpt.description
-        result = ConvertResult(
+    replaced = out.is_dir() and any(out.iterdir())  # check_target let it through: --force
+    desc = ckpt.description
+
+    def result_of(files: dict[str, str], tok_check: TokenizerCheck | None, outputs: OutputReport | None,
+                  weights_equal: bool = True) -> ConvertResult:  # fmt: skip
+        return ConvertResult(
             out=out,
             source=ckpt.path,
             family=desc.family,
@@ -245,25 +268,41 @@ def _convert_prepared(
             bytes_written=job.total,
             tensors_written=len(job.to_write),
             ignored=job.plan.ignored,
-            weights_equal=True,
+            weights_equal=weights_equal,
             tokenizer=tok_check,
             outputs=outputs,
             skipped=skipped,
             stale_removed=[str(p) for p in stale],
             weights="ema" if ckpt.ema else "model",
+            model_type=desc.hf_model_type,
+            replaced=replaced,
         )
+
+    def failed(result: ConvertResult, problem: str) -> VerificationFailed:
+        """The failure carries its result, so the caller still shows the table, the JSON and the report."""
+        result.failures.append(problem)
+        return VerificationFailed(out, problem, result)
+
+    with atomic_folder(out, force, stale) as tmp:
+        try:
+            files, (tok_check, outputs) = _write_and_prove(
+                job, tmp, progress, verify, None if skipped else (texts, tol), sha256
+            )
+        except VerificationFailed as e:  # a written tensor or header differs: no outputs were compared
+            raise failed(result_of({}, None, None, weights_equal=False), e.problem) from e
+        result = result_of(files, tok_check, outputs)
         if tok_check is not None and not tok_check.equal:
-            if not job.alignment.missing or job.alignment.lookup:
-                raise VerificationFailed(out, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
+            if not job.alignment.inexact:
+                raise failed(result, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
             result.accepted.append(
                 f"tokenizer: {tok_check.mismatches} of {tok_check.texts} sample texts get other ids than fairseq's "
-                f"(--accept-missing-pieces: dict.txt lacks {job.alignment.missing_summary()}); "
+                f"(--accept-missing-pieces: dict.txt {job.alignment.inexact}); "
                 f"{tok_check.first_mismatch}"
             )
         w = outputs.worst if outputs is not None else None
         if w is not None:
-            raise VerificationFailed(
-                out,
+            raise failed(
+                result,
                 f"outputs differ from fairseq at {w.stage}: max|Δ| {w.max_abs:.3g} > "
                 f"tol {w.tol:g} (text {w.text}, token {w.token}); not written",
             )
@@ -349,7 +388,8 @@ def _write_and_prove(
                 # every tensor's shape against the config (ops.convert._prepare).
                 loaded = check_auto_class(being_written, job.head, model_class_name(desc, job.head))
             if outputs is not None:
-                progress.stage("running fairseq and transformers side by side, one layer at a time, as it is written")
+                # one step per layer, run as soon as it is written
+                progress.start("fairseq and transformers side by side", streamed_stages(desc, tokenizer=True))
                 texts, tol = outputs
                 # The layers are read through the mapping (the writer has just read the source's pages and written
                 # the folder's); the LM decoder, written first, is read ahead by vocabulary block: under a memory
@@ -359,7 +399,8 @@ def _write_and_prove(
                         report = compare_outputs_streamed(
                             job.ckpt, being_written, job.head, loaded, job.dtype,
                             texts or list(DEFAULT_TEXTS), tol, language=job.language, ahead=vocab_ahead,
-                            ahead_layers=False, alignment=job.alignment, reference_tokenizer=False,
+                            ahead_layers=False, on_stage=progress.step, alignment=job.alignment,
+                            reference_tokenizer=False,
                         )  # fmt: skip
                 except InterruptedError:  # the writer or the check stopped first: their own error says why
                     _raise_from_workers(where, checked, shards)
@@ -396,7 +437,7 @@ def _output_check_skipped(verify: bool) -> str | None:
     if not verify:
         return "output check: --no-verify"
     if not fairseq_oracle.available():
-        return "output check: fairseq is not importable here (weights were still checked)"
+        return f"output check: fairseq is not importable here (weights were still checked; {fairseq_oracle.INSTALL})"
     return None
 
 

@@ -14,18 +14,18 @@ import torch
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, check_device, compare_streamed
-from xlmr_tools.compare.stages import OutputReport, default_tol
+from xlmr_tools.compare.stages import OutputReport, check_tol, default_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS, dictionary_texts
 from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers
 from xlmr_tools.compare.tokenizer import load as load_tokenizer
 from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
-from xlmr_tools.compare.weights import WeightReport, compare_weights
+from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import build_config, compared_keys, model_class_name, same_value
 from xlmr_tools.mapping.tokenizer import align
-from xlmr_tools.model import DTYPES, torch_dtype
+from xlmr_tools.model import DTYPES, dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub, open_source
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -65,6 +65,7 @@ class DiffReport:
     outputs: OutputReport | None = None
     config: list[ConfigDiff] = field(default_factory=list)  # what each side loads as: class, load-relevant config
     tokenizer: list[VocabularyRow] = field(default_factory=list)  # B's tokenizer against A's, whole
+    cast: str | None = None  # when every weight difference is one side rounded to the other's dtype: which
 
     @property
     def ok(self) -> bool:
@@ -96,6 +97,7 @@ class DiffReport:
             "tokenizer": [r.to_dict() for r in self.tokenizer],
             "weights": self.weights.to_dict(),
             "outputs": self.outputs.to_dict() if self.outputs else None,
+            "only_a_cast": self.cast,
             "failures": self.failures(),
         }
 
@@ -113,6 +115,13 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
                 for n, key in view.stored.items()
                 if not weight_map.hf_is_buffer(n)
             }
+            side.tensors.update(  # what transformers has no place for (ignored on load), by its stored name
+                {
+                    key: functools.partial(src.stored_tensor, key)
+                    for key in view.unexpected
+                    if not weight_map.hf_is_buffer(key)
+                }
+            )
         elif isinstance(src, HFFolder):
             side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.hf_is_buffer(n)}
         elif both_fairseq:
@@ -142,17 +151,25 @@ def diff(
     outputs: bool = False,
     texts: list[str] | None = None,
     output_tol: float | None = None,
-    dtype: str = "float32",
+    dtype: str = "auto",
     device: str = "cpu",
     trust: bool = False,
     revision: str | None = None,
     progress: Progress | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> DiffReport:
-    """`a`, `b`: fairseq checkpoints or HF folders, or Hugging Face repo ids (`revision` applies to those)."""
+    """`a`, `b`: fairseq checkpoints or HF folders, or Hugging Face repo ids (`revision`, `token` and `cache_dir`
+    apply to those)."""
     progress = progress or NoProgress()
+    check_tol(tol)
+    check_tol(output_tol, "--output-tol")
     if revision is not None and not (hub.is_repo_id(a) or hub.is_repo_id(b)):
         raise BadInput(None, "--revision applies to a Hugging Face repo id, and neither side is one")
-    sa, sb = (Side(open_source(hub.local(s, revision if hub.is_repo_id(s) else None), trust=trust)) for s in (a, b))
+    sa, sb = (
+        Side(open_source(hub.local(s, revision if hub.is_repo_id(s) else None, token, cache_dir), trust=trust))
+        for s in (a, b)
+    )
     if sa.description.family != sb.description.family:
         raise BadInput(
             sb.path,
@@ -174,7 +191,8 @@ def diff(
         on_tensor=lambda: progress.advance(1),
     )
     report.extra = sorted(set(sb.tensors) - set(sa.tensors))
-    result = DiffReport(str(sa.path), str(sb.path), report)
+    report.diffs.sort(key=lambda d: weight_map.group_order(d.group))  # model order: embeddings, layer 0, 1, …
+    result = DiffReport(str(sa.path), str(sb.path), report, cast=_only_a_cast(sa, sb, report))
     result.config = _config_rows(sa, sb)
     result.tokenizer = _tokenizer_rows(sa, sb, texts or list(DEFAULT_TEXTS))
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
@@ -194,6 +212,27 @@ def diff(
             progress,
         )
     return result
+
+
+def _only_a_cast(sa: Side, sb: Side, report: WeightReport) -> str | None:
+    """When the tensors differ only because one side is the other rounded to a narrower dtype (an fp32 checkpoint
+    against its bf16 folder), say so: each differing tensor is compared again after that cast and must be equal."""
+    bad = [d for d in report.diffs if not d.ok]
+    if not bad or report.missing or report.extra or report.misshaped:
+        return None
+    narrower = set()
+    for d in bad:
+        a, b = sa.tensor(d.name), sb.tensor(d.name)
+        if a.dtype.itemsize == b.dtype.itemsize:
+            return None
+        wide, narrow = (a, b) if a.dtype.itemsize > b.dtype.itemsize else (b, a)
+        if tensor_diff(d.name, d.group, wide, narrow, 0.0, cast_to_b=True).max_abs != 0:
+            return None
+        narrower.add(("B" if narrow is b else "A", dtype_name(narrow.dtype)))
+    if len(narrower) != 1:
+        return None
+    side, dtype = narrower.pop()
+    return f"{side} is {'A' if side == 'B' else 'B'} cast to {dtype}: every difference is that rounding"
 
 
 def _outputs(
@@ -224,10 +263,10 @@ def _outputs(
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
     ids = [encode(t) for t in texts]
+    progress.start("outputs, one layer at a time", streamed_stages(sa.description, tokenizer=False))
     with ReadAhead() as ahead:
         return compare_streamed(
-            runners[0], runners[1], ids, pad, tol, dtype,
-            on_stage=lambda s: progress.stage(f"outputs: {s}"), ahead=ahead,
+            runners[0], runners[1], ids, pad, tol, dtype, on_stage=progress.step, ahead=ahead,
         )  # fmt: skip
 
 
@@ -311,7 +350,9 @@ def _tokenizer_rows(sa: Side, sb: Side, texts: list[str]) -> list[VocabularyRow]
                 continue
             try:
                 dict_path, files = src.tokenizer_files()
-                al = align(dict_path, files, src.description.vocab_rows, src.dict_symbols)
+                al = align(
+                    dict_path, files, src.description.vocab_rows, src.dict_symbols, src.description.hf_model_type
+                )
             except BadInput:
                 toks.append(None)
                 continue

@@ -51,9 +51,11 @@ def write_html_report(path: str | Path, kind: str, report: dict[str, Any], prov:
 
 
 def render(kind: str, report: dict[str, Any], prov: dict[str, Any]) -> str:
-    """kind: "verify" or "convert"; report: that operation's to_dict()."""
+    """kind: "verify", "convert" or "diff"; report: that operation's to_dict()."""
     ok = report.get("ok", report.get("weights_equal", False)) and (report.get("outputs") or {}).get("ok", True)
-    title = f"xlmr {kind}: {report.get('source', '')}"
+    title = f"xlmr {kind}: " + (
+        f"{report.get('a')} vs {report.get('b')}" if kind == "diff" else report.get("source", "")
+    )
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -65,13 +67,18 @@ def render(kind: str, report: dict[str, Any], prov: dict[str, Any]) -> str:
     if outputs:
         parts += [_chart(outputs), _stages(outputs), _performance(outputs.get("performance"))]
     if report.get("config"):
-        parts.append(_table("Config", ["item", "expected", "actual", "ok", "note"], report["config"]))
+        columns = ["item", "a", "b", "ok", "note"] if kind == "diff" else ["item", "expected", "actual", "ok", "note"]
+        parts.append(_table("Config", columns, report["config"]))
+    load = report.get("load")
+    if isinstance(load, dict):
+        parts.append(_table("What AutoModel loads", ["auto_class", "model_class", "dtype", "ok", "problems"], [load]))
     weights = report.get("weights")
     if isinstance(weights, dict):
         parts.append(_table("Weights, by group", ["group", "tensors", "max_abs", "worst", "ok"], weights["groups"]))
         for key in ("missing", "extra", "misshaped"):
             if weights.get(key):
-                parts.append(f"<p><b>{key}</b>: " + ", ".join(f"<code>{_e(n)}</code>" for n in weights[key]) + "</p>")
+                names = [n["name"] if isinstance(n, dict) else n for n in weights[key]]
+                parts.append(f"<p><b>{key}</b>: " + ", ".join(f"<code>{_e(n)}</code>" for n in names) + "</p>")
     elif kind == "convert":
         parts.append(
             f"<h2>Weights</h2><p>{report.get('tensors_written')} tensors written in {len(report.get('shards', []))} "
@@ -79,11 +86,17 @@ def render(kind: str, report: dict[str, Any], prov: dict[str, Any]) -> str:
             f"after the cast: {'yes' if report.get('weights_equal') else 'no'}.</p>"
         )
     tok = report.get("tokenizer")
-    if tok:
-        parts.append(_table("Tokenizer", list(tok), [tok]))
-    for key in ("skipped", "accepted", "failures"):
+    if isinstance(tok, list) and tok:  # diff: B's tokenizer against A's, row by row
+        parts.append(_table("Tokenizer", ["item", "ok", "note"], tok))
+    elif isinstance(tok, dict):
+        parts.append(_table("Tokenizer", [k for k in tok if k != "vocabulary"], [tok]))
+        if tok.get("vocabulary"):
+            parts.append(_table("Tokenizer, whole vocabulary", ["item", "ok", "note"], tok["vocabulary"]))
+    if report.get("only_a_cast"):
+        parts.append(f"<h2>Only a dtype cast</h2><p>{_e(report['only_a_cast'])}</p>")
+    for key, heading in (("skipped", "Not checked"), ("accepted", "Accepted differences"), ("failures", "Failures")):
         if report.get(key):
-            parts.append(f"<h2>{key.capitalize()}</h2><ul>" + "".join(f"<li>{_e(s)}</li>" for s in report[key]))
+            parts.append(f"<h2>{heading}</h2><ul>" + "".join(f"<li>{_e(s)}</li>" for s in report[key]))
             parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -94,8 +107,13 @@ def _e(value: Any) -> str:
 
 
 def _provenance(kind: str, report: dict[str, Any], prov: dict[str, Any]) -> str:
-    rows = [("source", report.get("source")), ("source sha256", report.get("source_sha256"))]
-    rows += [("folder" if kind == "verify" else "output", report.get("folder") or report.get("out"))]
+    if kind == "diff":
+        rows = [("A (the reference)", report.get("a")), ("B", report.get("b"))]
+    else:
+        rows = [("source", report.get("source")), ("source sha256", report.get("source_sha256"))]
+        rows += [("folder" if kind == "verify" else "output", report.get("folder") or report.get("out"))]
+    if kind == "convert" and report.get("published") is False:
+        rows.append(("published", "no: verification failed, nothing was written"))
     rows += [(k, report.get(k)) for k in ("model_class", "head", "dtype") if report.get(k) is not None]
     rows += [("command", prov.get("command")), ("made", prov.get("date")), ("machine", prov.get("machine"))]
     rows += [("python", prov.get("python"))] + list(prov.get("versions", {}).items())
@@ -173,16 +191,46 @@ def _performance(p: dict[str, Any] | None) -> str:
     )
 
 
+# Column headers as a reader says them (the report dicts' keys are identifiers).
+HEADERS = {
+    "max_abs": "max |Δ|",
+    "mean_abs": "mean |Δ|",
+    "tol": "tolerance",
+    "ok": "",
+    "text": "at text",
+    "token": "token",
+    "worst": "worst tensor",
+    "actual": "found",
+    "mask_id": "<mask> id",
+    "first_mismatch": "first mismatch",
+    "equal": "ids equal",
+}
+
+
+def _cell(column: str, v: Any) -> str:
+    """A value as a reader reads it: the verdict as ok/FAIL, other booleans yes/no, lists joined, None empty."""
+    if isinstance(v, bool):
+        return ("ok" if v else "FAIL") if column == "ok" else ("yes" if v else "no")
+    if isinstance(v, float) and column in ("max_abs", "mean_abs"):
+        return f"{v:.3e}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_cell('', x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_cell("", x) for x in v)
+    return "" if v is None else str(v)
+
+
 def _table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    head = "".join(f"<th>{_e(HEADERS.get(c, c.replace('_', ' ')))}</th>" for c in columns)
     body = []
     for r in rows:
         bad = r.get("ok") is False
         cells = []
         for c in columns:
             v = r.get(c)
-            num = isinstance(v, float)
-            text = f"{v:.3e}" if num and c in ("max_abs", "mean_abs") else v
-            cells.append(f"<td{' class=num' if num else ''}>{_e('' if text is None else text)}</td>")
+            num = isinstance(v, (int, float)) and not isinstance(v, bool)
+            cells.append(f"<td{' class=num' if num else ''}>{_e(_cell(c, v))}</td>")
         body.append(f"<tr{' class=bad' if bad else ''}>" + "".join(cells) + "</tr>")
     return f"<h2>{_e(title)}</h2><table><tr>{head}</tr>{''.join(body)}</table>"

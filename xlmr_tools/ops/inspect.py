@@ -41,20 +41,23 @@ class InspectReport:
     format: str  # "fairseq zip", "fairseq legacy", "safetensors", "pytorch_model.bin"
     description: dict[str, Any]
     file_bytes: int
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # keys are identifiers (the CLI shows them with spaces)
     tokenizer: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what needs the user: a refusal, a flag, a trap
     tensors: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)  # what convert handles by itself, worth knowing
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
 
-def _tokenizer_notes(al: tokenizer_assets.Alignment) -> list[str]:
-    """What a user should know about how dict.txt indexes the subword model."""
-    notes = []
+def _tokenizer_notes(al: tokenizer_assets.Alignment) -> tuple[list[str], list[str]]:
+    """What a user should know about how dict.txt indexes the subword model: (notes, warnings) — notes for what
+    convert handles, warnings for what needs a flag."""
+    notes: list[str] = []
+    warnings: list[str] = []
     model = "GPT-2 BPE" if al.vocabulary == GPT2 else "sentencepiece"
-    if al.raw:
+    if al.raw and al.lookup:
         shown = ", ".join(repr(s) for s in al.raw[:5]) + (", …" if len(al.raw) > 5 else "")
         notes.append(
             f"dict.txt holds {len(al.raw)} symbols that are no {model} piece ({shown}): what sentencepiece emits as "
@@ -75,26 +78,33 @@ def _tokenizer_notes(al: tokenizer_assets.Alignment) -> list[str]:
     if al.vocabulary == CAMEMBERT:
         notes.append(
             "dict.txt lists the model's own " + ", ".join(n for n in ("<unk>", "<s>", "</s>") if al.specials[n] > 3)
-            + f" (#fairseq:overwrite): fairseq encodes them as {al.specials}; xlmr convert writes a CamemBERT "
+            + " (#fairseq:overwrite): fairseq encodes them as "
+            + ", ".join(f"{k}={v}" for k, v in al.specials.items())
+            + "; xlmr convert writes a CamemBERT "
             "tokenizer with those ids"
         )  # fmt: skip
-    if al.missing:
+    if al.missing and al.lookup:
         notes.append(
-            f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; "
-            + (
-                f"xlmr convert writes a {al.tokenizer_class}, which does the same"
-                if al.lookup
-                else "no HF tokenizer reproduces that (convert needs --accept-missing-pieces)"
-            )
+            f"dict.txt lacks {al.missing_summary()}: fairseq maps them to <unk> after segmenting; xlmr convert "
+            f"writes a {al.tokenizer_class}, which does the same"
         )
-    return notes
+    if al.inexact:
+        warnings.append(f"dict.txt {al.inexact} (convert needs --accept-missing-pieces)")
+    return notes, warnings
 
 
 def inspect_path(
-    path: str | Path, *, trust: bool = False, with_tensors: bool = False, revision: str | None = None
+    path: str | Path,
+    *,
+    trust: bool = False,
+    with_tensors: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> InspectReport:
-    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (at `revision`)."""
-    path = hub.local(path, revision)
+    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (at `revision`; `token` and
+    `cache_dir` as huggingface_hub takes them)."""
+    path = hub.local(path, revision, token, cache_dir)
     if is_hf_folder(path):
         return _inspect_hf(open_folder(path, trust=trust), with_tensors)
     if path.is_dir() and any(path.glob("*.safetensors")):
@@ -102,13 +112,16 @@ def inspect_path(
     ckpt = open_checkpoint(path, trust=trust)
     desc = ckpt.description
     warnings: list[str] = []
+    notes: list[str] = []
     tok: dict[str, Any] = {"dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None}
     try:
         dict_path, files = ckpt.tokenizer_files()
         tok.update({name: str(path) for name, path in files.items()})
-        al = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols)
+        al = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols, desc.hf_model_type)
         tok.update(al.to_dict())
-        warnings += _tokenizer_notes(al)
+        found = _tokenizer_notes(al)
+        notes += found[0]
+        warnings += found[1]
     except BadInput as e:
         warnings.append(f"tokenizer: {e}")
     for problem in problems(desc, ckpt.args, None):
@@ -124,23 +137,21 @@ def inspect_path(
         except BadInput as e:
             warnings.append(f"head {head}: {e.problem}")
     if ckpt.pruned_layers:
-        warnings.append(
+        notes.append(
             f"encoder_layers_to_keep={ckpt.args.get('encoder_layers_to_keep')}: the file holds "
             f"{desc.layers + len(ckpt.pruned_layers)} layers; fairseq drops layers "
             f"{', '.join(map(str, ckpt.pruned_layers))} at load time and renumbers the rest, and "
             f"so does convert ({desc.layers} layers)"
         )
     if ckpt.serialization == "legacy":
-        warnings.append(
-            "legacy (pre-zip) torch serialization: tensors cannot be memory-mapped and are read into memory"
-        )
+        notes.append("legacy (pre-zip) torch serialization: tensors cannot be memory-mapped and are read into memory")
     details: dict[str, Any] = {
         "serialization": ckpt.serialization,
         "layout": ckpt.layout,
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
     tokenizer_class = tok.get("tokenizer_class") or tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]
-    details["converts to"] = f"{model_class_name(desc, None)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
+    details["converts_to"] = f"{model_class_name(desc, None)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:
@@ -149,14 +160,19 @@ def inspect_path(
         decay = f", decay {ckpt.ema_decay:g}" if ckpt.ema_decay is not None else ""
         details["EMA weights"] = f"kept (--store-ema{decay}): convert/verify --ema use them instead of the live ones"
     if ckpt.pruned_layers:
-        details["layers in the file"] = desc.layers + len(ckpt.pruned_layers)
+        details["layers_in_file"] = desc.layers + len(ckpt.pruned_layers)
+    if desc.adapters is not None:
+        details["languages"] = list(desc.adapters.languages)
+    labels: dict[str, list[str]] = {}
     for head in desc.classification_heads:
         labels_file = ckpt.labels_file(head)
         if labels_file is not None:
             try:
-                details[f"labels ({head})"] = ", ".join(read_labels(labels_file, desc.classification_heads[head]))
+                labels[head] = read_labels(labels_file, desc.classification_heads[head])
             except BadInput as e:
                 warnings.append(f"labels: {e}")
+    if labels:
+        details["labels"] = labels
     return InspectReport(
         path=str(ckpt.path),
         kind="fairseq",
@@ -167,6 +183,7 @@ def inspect_path(
         tokenizer=tok,
         warnings=warnings,
         tensors=[_row(n, tuple(t.shape), t.dtype) for n, t in ckpt.raw.items()] if with_tensors else None,
+        notes=notes,
     )
 
 
@@ -178,6 +195,8 @@ def _inspect_hf(folder: HFFolder, with_tensors: bool) -> InspectReport:
         "weight_files": [p.name for p in folder.weight_files],
         "config_dtype": cfg.get("dtype", cfg.get("torch_dtype")),
     }
+    if folder.description.adapters is not None:
+        details["languages"] = list(folder.description.adapters.languages)
     return InspectReport(
         path=str(folder.path),
         kind="hf",

@@ -15,14 +15,24 @@ WEIGHTS = {
 }
 
 
-def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_version: str) -> None:
-    lines = [
+def front_matter(result: dict[str, Any]) -> list[str]:
+    """The Hub's metadata: `pipeline_tag` (what the widget and search offer: fill-mask for the masked-LM head,
+    text-classification for a classifier) and tags naming the model's own family (its transformers model_type:
+    `roberta`, `camembert`, `xmod`, `xlm-roberta`, `xlm-roberta-xl`), never another's."""
+    tags = [t for t in (result.get("model_type"), "fairseq", "fairseq-conversion") if t]
+    return [
         "---",
         "library_name: transformers",
+        f"pipeline_tag: {'fill-mask' if result['head'] is None else 'text-classification'}",
         "tags:",
-        "- xlm-roberta",
-        "- fairseq-conversion",
+        *(f"- {t}" for t in tags),
         "---",
+    ]
+
+
+def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_version: str) -> None:
+    lines = [
+        *front_matter(result),
         "",
         f"# {result['model_class']} converted from fairseq",
         "",

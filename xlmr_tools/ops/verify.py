@@ -12,7 +12,7 @@ import torch
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.layerwise import check_device, compare_outputs_streamed
-from xlmr_tools.compare.stages import OutputReport
+from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
@@ -105,6 +105,7 @@ class VerifyReport:
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
             "outputs": self.outputs.to_dict() if self.outputs else None,
             "skipped": self.skipped,
+            "complete": not self.skipped,  # every check ran (else "ok" means: partially verified)
             "failures": self.failures(),
         }
 
@@ -303,16 +304,20 @@ def verify(
     language: str | None = None,
     ema: bool = False,
     progress: Progress | None = None,
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> VerifyReport:
-    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`), resolved from the cache first.
+    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`; `token`, `cache_dir` as
+    huggingface_hub takes them), resolved from the cache first.
     `language`: X-MOD only: compare through this language's adapters (default: every language's). `ema`: the
     checkpoint's EMA weights (--store-ema) are the original, not its live ones."""
     progress = progress or NoProgress()
+    check_tol(tol)
     ckpt = open_checkpoint(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
         encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
     )  # fmt: skip
-    folder = open_folder(hub.local(hf_folder, revision), trust=trust)
+    folder = open_folder(hub.local(hf_folder, revision, token, cache_dir), trust=trust)
     if ckpt.description.family != folder.description.family:
         raise BadInput(
             folder.path,
@@ -336,7 +341,7 @@ def verify(
         if not weights.structure_ok()
         else f"outputs: {loaded.failures()[0]}"
         if not loaded.ok and weights.loaded is not None  # (another class: its weights are run as what they are)
-        else "tokenizer and outputs: fairseq is not importable here"
+        else f"tokenizer and outputs: fairseq is not importable here ({fairseq_oracle.INSTALL})"
         if not fairseq_oracle.available()
         else None
     )
@@ -345,6 +350,8 @@ def verify(
         report.weights = weights.finish()
         report.skipped.append(skip)
         return report
+    weights.progress = NoProgress()  # the counter below is the stages'
+    progress.start("comparing, one layer at a time", streamed_stages(ckpt.description, bool(folder.tokenizer_assets())))
     with ReadAhead() as ahead:
         weights.view = ahead.view  # each part's weights compared as the forward loads them: read once
         report.tokenizer, report.outputs = compare_outputs_streamed(
@@ -356,7 +363,7 @@ def verify(
             list(texts or DEFAULT_TEXTS),
             tol,
             device,
-            on_stage=lambda s: progress.stage(f"comparing {s}"),
+            on_stage=progress.step,
             language=language,
             on_loaded=lambda stage: weights.run(_groups_of_stage(stage)),
             ahead=ahead,

@@ -2,7 +2,9 @@
 huggingface_hub: the local cache first, then the Hub (unless offline), and only the files a comparison reads —
 config, weights and their index, tokenizer files — never the whole repository.
 
-A path that exists is always a path; only a name that does not exist and has the `owner/name` form is a repo id.
+A path that exists is always a path, and so is anything written as one (`./x`, `../x`, `/x`, `~/x`, more than one
+separator, a Windows separator, a `pathlib.Path`): only a name that does not exist and has exactly the `owner/name`
+form is a repo id. A typo in a local path is then "no such file or directory", never a download attempt.
 """
 
 from __future__ import annotations
@@ -29,9 +31,17 @@ NEEDED_FILES = [
 ]
 
 
+PATH_PREFIXES = ("./", "../", "/", "~")
+
+
 def is_repo_id(spec: str | Path) -> bool:
+    """Whether SPEC names a Hub repository rather than a local path (see the module's rules)."""
+    if isinstance(spec, Path):  # a caller that built a Path means a path (and pathlib drops a leading ./)
+        return False
     text = str(spec)
-    return not Path(text).exists() and REPO_ID.match(text) is not None
+    separators = {os.sep, os.altsep or os.sep} - {"/"}
+    written_as_path = text.startswith(PATH_PREFIXES) or any(s in text for s in separators)
+    return not written_as_path and not Path(text).exists() and REPO_ID.match(text) is not None
 
 
 def _offline() -> bool:
@@ -40,8 +50,12 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
 
 
-def resolve(repo_id: str, revision: str | None = None) -> Path:
-    """The snapshot folder holding the repo's files at `revision` (default: main), from the cache when it is there."""
+def resolve(
+    repo_id: str, revision: str | None = None, token: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
+    """The snapshot folder holding the repo's files at `revision` (default: main), from the cache when it is there.
+    `token`: for private or gated repos (None: huggingface_hub's own, i.e. HF_TOKEN or the saved login);
+    `cache_dir`: the hub cache (None: HF_HUB_CACHE, read now, else huggingface_hub's default)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
@@ -52,11 +66,16 @@ def resolve(repo_id: str, revision: str | None = None) -> Path:
     )
 
     where = f"{repo_id}@{revision}" if revision else repo_id
-    cache_dir = os.environ.get("HF_HUB_CACHE") or None  # read now, not when huggingface_hub was imported
+    cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None  # read now, not when huggingface_hub loaded
 
     def download(local_only: bool) -> Path:
         found = snapshot_download(
-            repo_id, revision=revision, allow_patterns=NEEDED_FILES, cache_dir=cache_dir, local_files_only=local_only
+            repo_id,
+            revision=revision,
+            allow_patterns=NEEDED_FILES,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            local_files_only=local_only,
+            token=token,
         )
         return Path(str(found))
 
@@ -75,11 +94,13 @@ def resolve(repo_id: str, revision: str | None = None) -> Path:
         raise BadInput(where, f"cannot download it ({str(e).splitlines()[0][:160]})") from None
 
 
-def local(spec: str | Path, revision: str | None = None) -> Path:
-    """SPEC as a local path: itself, or the cached snapshot of the repo id it names. A --revision given with a path
-    is refused (it would be silently ignored)."""
+def local(
+    spec: str | Path, revision: str | None = None, token: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
+    """SPEC as a local path: itself (`~` expanded), or the cached snapshot of the repo id it names. A --revision
+    given with a path is refused (it would be silently ignored)."""
     if is_repo_id(spec):
-        return resolve(str(spec), revision)
+        return resolve(str(spec), revision, token, cache_dir)
     if revision is not None:
         raise BadInput(spec, "--revision applies to a Hugging Face repo id, not to a local path")
-    return Path(spec)
+    return Path(spec).expanduser()

@@ -43,6 +43,14 @@ def find_checkpoint_file(path: Path) -> Path:
     raise BadInput(path, "directory holds no fairseq checkpoint (looked for model.pt and *.pt)")
 
 
+def checkpoint_named(src: str | Path) -> Path:
+    """The checkpoint file SRC names where it names one, else SRC itself (for checks that need no more)."""
+    try:
+        return find_checkpoint_file(Path(src))
+    except BadInput:
+        return Path(src)
+
+
 def checkpoints_in(folder: Path) -> list[Path]:
     """The checkpoints of a folder, as fairseq-train names them (best, last, then by epoch and update), any other
     .pt after them."""
