@@ -238,3 +238,40 @@ def compare_outputs(
         del a, b
     report = OutputReport([s.row() for s in acc.values()], str(dtype).removeprefix("torch."), len(texts), sum(lengths))
     return tok_check, report
+
+
+# ------------------------------------------------------------------------ fixtures from real training (trained/)
+
+
+def trained(name: str) -> Path:
+    """A folder of tests/fixtures/trained (tests/fixtures/make_trained.py): laid out as fairseq's CLI left it."""
+    return Path(__file__).parent / "fixtures" / "trained" / name
+
+
+def trained_bpe(name: str) -> dict[str, str]:
+    """fairseq's hub loader's tokenizer arguments for a trained fixture."""
+    f = trained(name)
+    if (f / "spm.model").is_file():
+        return {"bpe": "sentencepiece", "sentencepiece_model": str(f / "spm.model")}
+    if (f / "vocab.json").is_file():
+        return {"bpe": "hf_byte_bpe", "bpe_vocab": str(f / "vocab.json"), "bpe_merges": str(f / "merges.txt")}
+    return {"bpe": "gpt2", "gpt2_encoder_json": str(f / "gpt2_bpe" / "encoder.json"),
+            "gpt2_vocab_bpe": str(f / "gpt2_bpe" / "vocab.bpe")}  # fmt: skip
+
+
+def trained_hub(name: str, checkpoint: str = "checkpoints/checkpoint_best.pt"):
+    """fairseq's RobertaModel.from_pretrained on a trained fixture's save dir, its data-bin named (input0/ +
+    label/ for a fine-tune), in eval mode."""
+    import logging
+
+    from fairseq.models.roberta import RobertaModel
+
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    path = trained(name) / checkpoint
+    data = str(trained(name) / "data-bin")
+    ctx = full_unpickling() if checkpoint == "ema.pt" else torch.serialization.safe_globals([argparse.Namespace])
+    with ctx:
+        hub = RobertaModel.from_pretrained(
+            str(path.parent), checkpoint_file=path.name, data_name_or_path=data, **trained_bpe(name)
+        )
+    return hub.eval()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import FIXTURES
+from full_forward import trained, trained_hub
 
 TRAINED = FIXTURES / "trained"
 
@@ -61,7 +62,7 @@ TEXT = "Hello world! Привет, мир! 你好 🦜 커피"
 
 
 def folder(name: str) -> Path:
-    return TRAINED / name
+    return trained(name)
 
 
 def load(path: Path) -> dict:
@@ -259,39 +260,12 @@ def test_tokenizer_models_and_dictionaries_rebuild_byte_identical(tmp_path):
 # ---------------------------------------------------------------- fairseq's own loaders and encoders
 
 
-def bpe_kwargs(name: str) -> dict[str, str]:
-    """The hub loader's tokenizer arguments for a fixture folder."""
-    f = folder(name)
-    if (f / "spm.model").is_file():
-        return {"bpe": "sentencepiece", "sentencepiece_model": str(f / "spm.model")}
-    if (f / "vocab.json").is_file():
-        return {"bpe": "hf_byte_bpe", "bpe_vocab": str(f / "vocab.json"), "bpe_merges": str(f / "merges.txt")}
-    return {"bpe": "gpt2", "gpt2_encoder_json": str(f / "gpt2_bpe" / "encoder.json"),
-            "gpt2_vocab_bpe": str(f / "gpt2_bpe" / "vocab.bpe")}  # fmt: skip
-
-
-def fairseq_hub(name: str, checkpoint: str = "checkpoints/checkpoint_best.pt"):
-    """fairseq's RobertaModel.from_pretrained on the save dir, data-bin named (input0/ + label/ for a fine-tune)."""
-    import logging
-
-    from fairseq.models.roberta import RobertaModel
-
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    path = folder(name) / checkpoint
-    data = str(folder(name) / "data-bin")
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        hub = RobertaModel.from_pretrained(
-            str(path.parent), checkpoint_file=path.name, data_name_or_path=data, **bpe_kwargs(name)
-        )
-    return hub.eval()
-
-
 ROBERTA = [n for n in FIXTURE_NAMES if n != "data2vec_text"]
 
 
 @pytest.mark.parametrize("name", ROBERTA)
 def test_fairseq_hub_loads_and_encodes(name):
-    hub = fairseq_hub(name)
+    hub = trained_hub(name)
     ids = hub.encode(TEXT)
     assert ids[0] == 0 and ids[-1] == 2 and len(ids) > 8
     with torch.no_grad():
@@ -310,7 +284,7 @@ def test_fairseq_gives_raw_characters_their_ids_and_missing_pieces_unk():
     characters outside the model's coverage has an id there, a piece the corpus never produced is <unk>."""
     import sentencepiece as spm
 
-    hub = fairseq_hub("spm_preprocess")
+    hub = trained_hub("spm_preprocess")
     d = hub.task.source_dictionary
     facts = json.loads((TRAINED / "spm_dict.json").read_text())
     sp = spm.SentencePieceProcessor(model_file=str(folder("spm_preprocess") / "spm.model"))
@@ -326,14 +300,14 @@ def test_fairseq_gives_raw_characters_their_ids_and_missing_pieces_unk():
 
 
 def test_fairseq_hub_loads_the_ema_export():
-    live, ema = fairseq_hub("ema"), fairseq_hub("ema", "ema.pt")
+    live, ema = trained_hub("ema"), trained_hub("ema", "ema.pt")
     ids = live.encode(TEXT)
     with torch.no_grad():
         assert (live.extract_features(ids) - ema.extract_features(ids)).abs().max() > 1e-4
 
 
 def test_gottbert_hub_encodes_through_the_byte_level_bpe():
-    hub = fairseq_hub("gottbert")
+    hub = trained_hub("gottbert")
     vocab = json.loads((folder("gottbert") / "vocab.json").read_text())
     from tokenizers import ByteLevelBPETokenizer
 

@@ -158,7 +158,7 @@ def inspect_path(
         details["task"] = ckpt.task
     if ckpt.ema_kept:
         decay = f", decay {ckpt.ema_decay:g}" if ckpt.ema_decay is not None else ""
-        details["EMA weights"] = f"kept (--store-ema{decay}): convert/verify --ema use them instead of the live ones"
+        details["ema_weights"] = f"kept (--store-ema{decay}): convert/verify --ema use them instead of the live ones"
     if ckpt.pruned_layers:
         details["layers_in_file"] = desc.layers + len(ckpt.pruned_layers)
     if desc.adapters is not None:

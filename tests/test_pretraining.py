@@ -1,0 +1,139 @@
+"""A user's own fairseq pretraining, as fairseq's command-line pipeline leaves it (tests/fixtures/trained: a
+sentencepiece model trained on the corpus, `fairseq-preprocess` dictionaries, `fairseq-train` save dirs): converts
+with default flags and is exact — the tokenizer token by token and the model logit by logit against fairseq's own hub
+loader — and verifies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import error_lines
+from full_forward import padded_batch, trained, trained_hub
+from tokenizer_fuzz import DOCUMENTED, kind_of
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from xlmr_tools import inspect_path
+
+BEST = "checkpoints/checkpoint_best.pt"
+FACTS = json.loads((trained("") / "spm_dict.json").read_text())
+
+
+def corpus() -> list[str]:
+    return [line for p in sorted(trained("corpus").glob("*.txt")) for line in p.read_text().splitlines() if line]
+
+
+def dictionary_probes() -> list[str]:
+    """Texts fairseq encodes through dict.txt's own peculiarities: the raw runs sentencepiece emits for characters
+    outside its coverage (ids of their own), the pieces the corpus never produced (<unk> after segmenting)."""
+    return [*FACTS["raw_characters"], " ".join(FACTS["raw_characters"]), " ".join(FACTS["missing_pieces"]),
+            "Hello 🦜 커피"]  # fmt: skip
+
+
+def assert_tokenizer_is_fairseqs(folder, hub) -> None:
+    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    for text in corpus() + dictionary_probes():
+        if kind_of(text) not in DOCUMENTED:
+            assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
+    assert tok.mask_token_id == hub.task.source_dictionary.index("<mask>")
+
+
+def assert_logits_are_fairseqs(folder, hub) -> None:
+    model, info = AutoModelForMaskedLM.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
+    )
+    assert {k: v for k, v in info.items() if v} == {}, info
+    ids = [hub.encode(t)[:60] for t in corpus()[::25] + dictionary_probes()]
+    batch, mask = padded_batch(ids)
+    with torch.no_grad():
+        want = hub.model(batch)[0]
+        got = model.eval()(input_ids=batch, attention_mask=mask).logits
+    for i, t in enumerate(ids):
+        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
+
+
+@pytest.mark.parametrize("name", ["spm_preprocess", "ema"])
+def test_a_preprocess_dictionary_converts_exactly_with_default_flags(cli, tmp_path, name):
+    """dict.txt from fairseq-preprocess lacks pieces and holds raw characters; found in data-bin/, the sentencepiece
+    model found beside the save dir: no flag needed, and the tokenizer looks pieces up as fairseq does."""
+    out = tmp_path / "out"
+    r = cli("convert", trained(name) / BEST, out, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["accepted"] == [] and data["tokenizer"]["equal"] and data["tokenizer"]["dictionary_texts"] > 0
+    hub = trained_hub(name)
+    assert_tokenizer_is_fairseqs(out, hub)
+    assert_logits_are_fairseqs(out, hub)
+    probes = tmp_path / "probes.txt"
+    probes.write_text("\n".join(dictionary_probes()) + "\n")
+    r = cli("verify", trained(name) / BEST, out, "--texts-file", probes, "--json")
+    assert r.exit_code == 0, r.output
+    assert all(row["ok"] for row in json.loads(r.stdout)["tokenizer"]["vocabulary"])
+
+
+def test_inspect_tells_the_dictionary_as_it_is(tmp_path):
+    report = inspect_path(trained("spm_preprocess") / BEST)
+    tok = report.tokenizer
+    assert tok["tokenizer_class"] == "BartphoTokenizer" and tok["raw_symbols"] == len(FACTS["raw_characters"])
+    assert tok["missing_pieces"] == len(FACTS["missing_pieces"]) and tok["fillers"] == len(FACTS["fillers"])
+    assert tok["dict.txt"].endswith("data-bin/dict.txt") and tok["sentencepiece.bpe.model"].endswith("spm.model")
+    notes = " ".join(report.notes)
+    assert "no sentencepiece piece" in notes and "which does the same" in notes
+    assert "BartphoTokenizer" in report.details["converts_to"]
+
+
+def test_a_save_dir_is_never_guessed_from(cli, tmp_path):
+    save_dir = trained("spm_preprocess") / "checkpoints"
+    for command in (("inspect",), ("convert", tmp_path / "out")):
+        r = cli(command[0], save_dir, *command[1:])
+        assert r.exit_code == 2
+        (line,) = error_lines(r.stderr)
+        assert "holds 3 checkpoints (checkpoint_best.pt, checkpoint_last.pt, checkpoint_1_8.pt)" in line
+        assert "name the one to use" in line
+        r = cli(command[0], trained("spm_preprocess"), *command[1:])
+        assert r.exit_code == 2 and "checkpoints holds checkpoint_best.pt" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interval_checkpoint_converts_and_verifies(cli, tmp_path):
+    src = trained("spm_preprocess") / "checkpoints" / "checkpoint_1_8.pt"
+    assert cli("convert", src, tmp_path / "out", "-q").exit_code == 0
+    assert cli("verify", src, tmp_path / "out", "-q").exit_code == 0
+    assert cli("verify", trained("spm_preprocess") / BEST, tmp_path / "out", "-q").exit_code == 1  # another update
+
+
+def test_ema_weights_are_fairseqs_own_export(cli, tmp_path):
+    """--ema converts the averaged model a --store-ema training kept: what fairseq's save_ema_as_checkpoint
+    exports (ema.pt, loaded by fairseq's hub loader), not the live weights."""
+    src = trained("ema") / BEST
+    assert "--store-ema" in inspect_path(src).details["ema_weights"]
+    r = cli("convert", src, tmp_path / "ema", "--ema", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["weights"] == "ema"
+    assert "exponential moving average" in (tmp_path / "ema" / "README.md").read_text()
+    assert_logits_are_fairseqs(tmp_path / "ema", trained_hub("ema", "ema.pt"))
+    assert cli("verify", src, tmp_path / "ema", "--ema", "-q").exit_code == 0
+    assert cli("verify", src, tmp_path / "ema", "-q").exit_code == 1  # the live weights are another model
+    r = cli("convert", trained("spm_preprocess") / BEST, tmp_path / "none", "--ema")
+    assert r.exit_code == 2 and "did not use --store-ema" in r.stderr
+
+
+def test_a_sentence_prediction_fine_tune_finds_its_label_dictionary(cli, tmp_path):
+    """input0/dict.txt and label/dict.txt where fairseq-preprocess put them for the task; the head's classes named
+    by label/dict.txt, logits equal fairseq's head."""
+    name, head = "sentence_prediction", "script_head"
+    r = cli("convert", trained(name) / BEST, tmp_path / "out", "--head", head, "--json")
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    labels = [line.split()[0] for line in (trained(name) / "data-bin/label/dict.txt").read_text().splitlines()]
+    assert [config["id2label"][str(i)] for i in range(6)] == labels[:6]
+    hub = trained_hub(name)
+    ids = [hub.encode(t)[:60] for t in corpus()[::40]]
+    batch, mask = padded_batch(ids)
+    model = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "out"), dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = hub.model(batch, features_only=True, classification_head_name=head)[0]
+        got = model(input_ids=batch, attention_mask=mask).logits
+    assert (want - got).abs().max().item() <= 1e-5
+    assert cli("verify", trained(name) / BEST, tmp_path / "out", "--head", head, "-q").exit_code == 0
