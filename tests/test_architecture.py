@@ -15,12 +15,13 @@ LAYERS = {
     "base": 0,
     "io": 1,
     "mapping": 2,
-    "sources": 3,
-    "compare": 4,
-    "ops": 5,
-    "cli": 6,
-    "__init__": 7,
-    "__main__": 7,
+    "families": 3,
+    "sources": 4,
+    "compare": 5,
+    "ops": 6,
+    "cli": 7,
+    "__init__": 8,
+    "__main__": 8,
 }
 # `__init__` (the public API) and `__main__` (`python -m xlmr_tools`) sit on top, beside the CLI
 BASE = {"_version", "errors", "interrupts", "progress", "model"}
@@ -119,7 +120,8 @@ def test_no_operation_imports_another():
 
 
 def test_tensor_names_live_in_the_weight_map():
-    """The spellings of tensor names (and the rules about them) appear in mapping/weights.py only."""
+    """The spellings of tensor names (and the rules about them) appear in mapping/weights.py (the tables) and in
+    families/ (each family's own names) only."""
     needles = [
         re.compile(r"token_type_embeddings"),
         re.compile(r"[\"']roberta\."),
@@ -129,7 +131,7 @@ def test_tensor_names_live_in_the_weight_map():
     ]
     offenders = []
     for name, path in modules().items():
-        if name == "mapping.weights":
+        if name == "mapping.weights" or name.startswith("families."):  # the tables, and each family's own names
             continue
         text = path.read_text()
         offenders += [f"{name}: {n.pattern}" for n in needles if n.search(text)]
@@ -140,3 +142,34 @@ def test_no_assert_statements_in_the_package():
     """`python -O` strips asserts: a check that matters raises."""
     for name, path in modules().items():
         assert not any(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(path.read_text()))), name
+
+
+def _code_strings(path: Path) -> list[str]:
+    """Every string constant of a module's code (f-string parts included), its docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docs = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs]  # fmt: skip
+
+
+def test_no_module_outside_families_names_a_family():
+    """Family knowledge lives in families/ (one module per family): no other module spells a registered family's
+    name, its model_type or its transformers classes; they ask the registry (families.detect, for_model_type, of)."""
+    from xlmr_tools.families.base import REGISTRY
+
+    names = {f.name for f in REGISTRY} | {f.model_type for f in REGISTRY} | {f.base for f in REGISTRY}
+    classes = re.compile(r"\b(" + "|".join(f.prefix for f in REGISTRY) + r")(For\w+|Config|Model)\b")
+    offenders = []
+    for name, path in modules().items():
+        if name.startswith("families"):
+            continue
+        for text in _code_strings(path):
+            if text in names or classes.search(text):
+                offenders.append(f"{name}: {text!r}")
+    assert offenders == []

@@ -66,16 +66,17 @@ def test_missing_pieces_convert_exactly_by_default(cli, tmp_path, mode):
 
 
 def test_autotokenizer_ignores_the_tokenizer_class_of_an_xl_folder(converted, tmp_path):
-    """transformers' own rule behind FAST_ONLY_MODEL_TYPES: AutoTokenizer loads an xlm-roberta-xl folder through
+    """transformers' own rule behind Family.autotokenizer_honours_class: AutoTokenizer loads an xlm-roberta-xl folder through
     tokenizer.json whatever tokenizer_config.json names, while it honours the named class for the other families."""
-    from xlmr_tools.mapping.tokenizer import FAST_ONLY_MODEL_TYPES, align, write_hf_tokenizer
-    from xlmr_tools.model import HF_CLASSES
+    from xlmr_tools import families
+    from xlmr_tools.mapping.tokenizer import align, write_hf_tokenizer
     from xlmr_tools.sources.fairseq import open_checkpoint
 
     ckpt = open_checkpoint(fixture("cfg_frequency_dict_missing"))
     dict_path, files = ckpt.tokenizer_files()
-    model_types = {t for t, _ in HF_CLASSES.values()} | {"xmod"}
-    for model_type in sorted(model_types):
+    fast_only = {t for t in families.model_types() if not families.for_model_type(t).autotokenizer_honours_class}
+    assert fast_only  # (one at least: xlm-roberta-xl)
+    for model_type in sorted(families.model_types()):
         folder = tmp_path / model_type
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
@@ -84,7 +85,7 @@ def test_autotokenizer_ignores_the_tokenizer_class_of_an_xl_folder(converted, tm
             loaded = type(AutoTokenizer.from_pretrained(str(folder), local_files_only=True)).__name__
         except ValueError:  # no tokenizer.json to fall back to
             loaded = "TokenizersBackend"
-        assert (loaded != "BartphoTokenizer") == (model_type in FAST_ONLY_MODEL_TYPES), model_type
+        assert (loaded != "BartphoTokenizer") == (model_type in fast_only), model_type
 
 
 def test_an_xl_model_with_missing_pieces_is_refused_and_accepted_by_flag(cli, tmp_path):

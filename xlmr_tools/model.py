@@ -10,38 +10,32 @@ from xlmr_tools.errors import BadInput
 if TYPE_CHECKING:
     import torch
 
-POST_LN = "post-ln"  # xlmr.base / xlmr.large: embedding LayerNorm, norms after each block (HF: xlm-roberta)
-PRE_LN = "pre-ln"  # xlmr.xl / xlmr.xxl: norms before each block, a final LayerNorm (HF: xlm-roberta-xl)
+POST_LN = "post-ln"  # norms after each block (xlmr.base/large, RoBERTa): `family` in a description
+PRE_LN = "pre-ln"  # norms before each block and a final one (xlmr.xl/xxl; encoder_normalize_before)
 
-# What a model's ids mean (fairseq's dict.txt over a subword model), which decides the tokenizer and, for post-LN
-# models, the transformers class users load:
+# What a model's ids mean (fairseq's dict.txt over a subword model), which decides the tokenizer:
 SENTENCEPIECE = "sentencepiece"  # XLM-R, XLM-V and a user's own sentencepiece pretraining (dict.txt in any order)
-CAMEMBERT = "camembert"  # sentencepiece whose dict.txt lists the model's own <unk>/<s>/</s> (#fairseq:overwrite)
-GPT2 = "gpt2"  # RoBERTa: GPT-2 byte-level BPE, dict.txt holding GPT-2 token ids
+# sentencepiece whose dict.txt lists the model's own <unk>/<s>/</s> (#fairseq:overwrite, as CamemBERT's does)
+CAMEMBERT = "sentencepiece+specials"
+GPT2 = "gpt2"  # byte-level BPE whose token ids dict.txt lists as numbers (RoBERTa's GPT-2 BPE, hf_byte_bpe)
 VOCABULARIES = (SENTENCEPIECE, CAMEMBERT, GPT2)
 
-# transformers' class family by (layout, vocabulary): its model_type and class-name prefix. The classes share module
-# names (the `roberta.` base model); pre-LN has one class, XLMRobertaXL, whatever the vocabulary (its tokenizer is
-# named apart in tokenizer_config.json); X-MOD (adapters) has its own, in either layout.
-HF_CLASSES = {
-    (POST_LN, SENTENCEPIECE): ("xlm-roberta", "XLMRoberta"),
-    (POST_LN, CAMEMBERT): ("camembert", "Camembert"),
-    (POST_LN, GPT2): ("roberta", "Roberta"),
-    **{(PRE_LN, vocabulary): ("xlm-roberta-xl", "XLMRobertaXL") for vocabulary in VOCABULARIES},
-}
-XMOD_MODEL_TYPE = "xmod"
-XMOD_CLASSES = (XMOD_MODEL_TYPE, "Xmod")
-FAMILY_OF_MODEL_TYPE = {t: layout for (layout, _), (t, _) in HF_CLASSES.items()}
-VOCABULARY_OF_MODEL_TYPE = {"roberta": GPT2, "camembert": CAMEMBERT}
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a model's LayerNorms are (fairseq's flags), and what transformers' classes call them: the norm of a
+    layer's attention and feed-forward blocks under `encoder.layer.{i}.`, the final one under the base model. The
+    families (families/) hold the instances; the name tables (mapping.weights) are made from them."""
 
-def hf_classes(family: str, vocabulary: str = SENTENCEPIECE, xmod: bool = False) -> tuple[str, str]:
-    """(model_type, class-name prefix) transformers has for this model."""
-    return XMOD_CLASSES if xmod else HF_CLASSES[(family, vocabulary)]
+    embedding_norm: bool  # fairseq layernorm_embedding
+    pre_norm: bool  # fairseq encoder_normalize_before: norms before each block and a final one after the last
+    attention_norm: str
+    ffn_norm: str
+    final_norm: str | None = None
 
-
-def hf_model_type(family: str, vocabulary: str = SENTENCEPIECE, xmod: bool = False) -> str:
-    return hf_classes(family, vocabulary, xmod)[0]
+    @property
+    def family(self) -> str:
+        return PRE_LN if self.pre_norm else POST_LN
 
 
 @dataclass
@@ -56,23 +50,9 @@ class Adapters:
     ln_before_adapter: bool  # the residual is taken after that norm (else before it)
 
 
-KNOWN_RELEASES = {  # (family, layers, hidden) -> release name, for a friendlier `inspect`
-    (POST_LN, 12, 768): "xlmr.base",
-    (POST_LN, 24, 1024): "xlmr.large",
-    (PRE_LN, 36, 2560): "xlmr.xl",
-    (PRE_LN, 48, 4096): "xlmr.xxl",
-}
-KNOWN_RELEASES_BY_VOCABULARY = {  # the same shapes in the other vocabularies
-    (GPT2, 12, 768): "RoBERTa-base",
-    (GPT2, 24, 1024): "RoBERTa-large",
-    (CAMEMBERT, 12, 768): "CamemBERT-base",
-    (CAMEMBERT, 24, 1024): "CamemBERT-large",
-}
-
-
 @dataclass
 class ModelDescription:
-    family: str
+    family: str  # the norm placement: POST_LN or PRE_LN
     layers: int
     hidden: int
     heads: int
@@ -90,34 +70,35 @@ class ModelDescription:
     # What transformers cannot reproduce, each naming the fairseq option and why: convert and verify refuse the
     # model (exit 2, nothing written, --no-verify too); inspect shows them.
     unsupported: list[str] = field(default_factory=list)
-    vocabulary: str = SENTENCEPIECE  # SENTENCEPIECE, CAMEMBERT or GPT2 (from dict.txt; HF: from model_type)
+    vocabulary: str = SENTENCEPIECE  # SENTENCEPIECE, CAMEMBERT or GPT2 (from dict.txt; HF: from the tokenizer)
     adapters: Adapters | None = None  # X-MOD
-
-    @property
-    def hf_model_type(self) -> str:
-        return self.hf_classes[0]
+    # The family (families/) and what it makes of the model in transformers:
+    hf_family: str = ""  # the registered family's name
+    hf_model_type: str = ""
+    class_prefix: str = ""  # {class_prefix}ForMaskedLM, ...
+    base: str = ""  # the base model's attribute in the *For* classes (its tensors' prefix)
+    layout: Layout | None = None
+    release: str | None = None  # a public release of this shape, for a friendlier `inspect`
 
     @property
     def hf_classes(self) -> tuple[str, str]:
         """(model_type, class-name prefix) in transformers."""
-        return hf_classes(self.family, self.vocabulary, self.adapters is not None)
+        return self.hf_model_type, self.class_prefix
+
+    @property
+    def norms(self) -> Layout:
+        if self.layout is None:
+            raise ValueError("a description without its family's layout")
+        return self.layout
 
     @property
     def max_positions(self) -> int:
         """Usable sequence length: rows minus the padding offset (514 rows -> 512 tokens)."""
         return self.position_rows - self.padding_idx - 1
 
-    @property
-    def release(self) -> str | None:
-        if self.vocabulary != SENTENCEPIECE:
-            return KNOWN_RELEASES_BY_VOCABULARY.get((self.vocabulary, self.layers, self.hidden))
-        return KNOWN_RELEASES.get((self.family, self.layers, self.hidden))
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["max_positions"] = self.max_positions
-        d["hf_model_type"] = self.hf_model_type
-        d["release"] = self.release
         return d
 
 

@@ -41,9 +41,14 @@ from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.readahead import ReadAhead
-from xlmr_tools.mapping.tokenizer import Alignment, align
-from xlmr_tools.mapping.weights import FAIRSEQ_MODULES, HF_MODULES, HF_NAMES, TIED_COPIES, hf_classifier_classes
-from xlmr_tools.model import PRE_LN, hf_classes
+from xlmr_tools.mapping.tokenizer import Alignment
+from xlmr_tools.mapping.weights import (
+    FAIRSEQ_MODULES,
+    HF_HEAD_NAMES,
+    hf_classifier_classes,
+    hf_modules,
+    tied_copies,
+)
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
 from xlmr_tools.sources.loaded import LoadedModel
@@ -307,7 +312,7 @@ class HFRunner(Runner):
         desc = folder.description
         # The class the weights are (not what config.json claims: verify reports that): XLM-R's classes compute
         # RoBERTa's and CamemBERT's too, under the same module names.
-        prefix = hf_classes(desc.family, xmod=desc.adapters is not None)[1]
+        prefix = desc.class_prefix
         cls: Any = getattr(transformers, prefix + ("ForMaskedLM" if head is None else "ForSequenceClassification"))
         self.loaded = loaded if loaded is not None and loaded.model_class == cls.__name__ else None
         if self.loaded is not None:
@@ -323,7 +328,7 @@ class HFRunner(Runner):
         self.head = head
         self.languages = list(desc.adapters.languages) if desc.adapters is not None else []
         if head is None:
-            if HF_NAMES["lm_head"] not in names:
+            if HF_HEAD_NAMES["lm_head"] not in names:
                 raise BadInput(folder.path, "folder has no masked-LM head (lm_head.*); pass --head for a classifier")
         else:
             classes = hf_classifier_classes({n: folder.shape(n) for n in names})
@@ -337,20 +342,22 @@ class HFRunner(Runner):
         self.layers = config.num_hidden_layers
         self.vocab_rows = desc.vocab_rows
         self.hidden, self.ffn = config.hidden_size, config.intermediate_size
-        self.has_final_norm = desc.family == PRE_LN
+        self.has_final_norm = desc.norms.final_norm is not None
+        self.modules = hf_modules(desc.base, desc.norms)  # the family's module paths
+        self.tied_copies = tied_copies(desc.base)
         self.head_stage = "lm logits" if head is None else f"head {head}"
         self.pad = int(config.pad_token_id if config.pad_token_id is not None else 1)
 
     def load_embeddings(self, ids: torch.Tensor) -> None:
-        self._load(str(HF_MODULES["embeddings"]), rows=("word_embeddings.weight", ids))
+        self._load(str(self.modules["embeddings"]), rows=("word_embeddings.weight", ids))
 
     def free_embeddings(self) -> None:
-        self._free(str(HF_MODULES["embeddings"]))
+        self._free(str(self.modules["embeddings"]))
 
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         from transformers.masking_utils import create_bidirectional_mask
 
-        emb = self.model.get_submodule(str(HF_MODULES["embeddings"]))
+        emb = self.model.get_submodule(str(self.modules["embeddings"]))
         n = emb.position_embeddings.num_embeddings
         emb.register_buffer("position_ids", torch.arange(n, device=self.device).expand((1, -1)), persistent=False)
         emb.register_buffer(
@@ -376,7 +383,7 @@ class HFRunner(Runner):
         )
 
     def layer_name(self, k: int) -> str:
-        return str(HF_MODULES["layer"]).format(k=k)
+        return str(self.modules["layer"]).format(k=k)
 
     def layer(self, k: int, x: torch.Tensor, ctx: Any, languages: list[str] | None) -> torch.Tensor:
         layer = self.model.get_submodule(self.layer_name(k))
@@ -388,24 +395,24 @@ class HFRunner(Runner):
         return out[0] if isinstance(out, tuple) else out
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
-        return self._load(str(HF_MODULES["final_norm"]))(x)
+        return self._load(str(self.modules["final_norm"]))(x)
 
     def batch_first(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     def load_head(self) -> None:
         if self.head is not None:
-            self._load(str(HF_MODULES["head"]))
+            self._load(str(self.modules["head"]))
             return
-        module = str(HF_MODULES["lm_head"])
+        module = str(self.modules["lm_head"])
         state = {
             k: self._tensor(f"{module}.{k}")
             for k in ("dense.weight", "dense.bias", "layer_norm.weight", "layer_norm.bias", "bias")
         }
         # transformers ties the decoder to the word embeddings and its bias to lm_head.bias unless the folder is
-        # untied and holds its own (see mapping.weights.TIED_COPIES); the load view says which, as transformers ties
-        untied = HF_NAMES["lm_decoder"] in self.names and not self.tied
-        for name, (_, tied_to) in TIED_COPIES.items():
+        # untied and holds its own (mapping.weights.tied_copies); the load view says which, as transformers ties
+        untied = HF_HEAD_NAMES["lm_decoder"] in self.names and not self.tied
+        for name, (_, tied_to) in self.tied_copies.items():
             own = self.loaded is not None or untied
             state[name.removeprefix(module + ".")] = self._tensor(name if own else tied_to)
         self._load(module, state, raw=("decoder.weight",))  # cast block by block (lm_block)
@@ -650,9 +657,7 @@ def compare_outputs_streamed(
     if folder.tokenizer_assets():
         on_stage("tokenizer")
         if alignment is None:
-            dict_path, files = ckpt.tokenizer_files()
-            d = ckpt.description
-            alignment = align(dict_path, files, d.vocab_rows, ckpt.dict_symbols, d.hf_model_type)
+            alignment = ckpt.alignment()
         with contextlib.ExitStack() as stack:
             expected = (
                 stack.enter_context(tokenizer_reference(alignment, ckpt.description.max_positions))

@@ -11,11 +11,13 @@ import argparse
 import contextlib
 import io
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from xlmr_tools import families
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.model import GPT2
 
@@ -59,8 +61,6 @@ class FairseqOracle:
         time from `self.state`)."""
         with _quiet():
             from fairseq.data import Dictionary
-            from fairseq.models import ARCH_CONFIG_REGISTRY
-            from fairseq.models.roberta import RobertaModel
             from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
             dict_path, files = ckpt.tokenizer_files()
@@ -69,16 +69,11 @@ class FairseqOracle:
             self.bpe = _bpe(ckpt.description.vocabulary, files)
             args = argparse.Namespace(**ckpt.args)
             args.load_checkpoint_heads = True
-            arch = getattr(args, "arch", "roberta")
-            if arch in ARCH_CONFIG_REGISTRY:
-                ARCH_CONFIG_REGISTRY[arch](args)
             from fairseq.checkpoint_utils import prune_state_dict
-            from fairseq.models.xmod import XMODModel
 
-            # X-MOD: fairseq's own model, adapters and all
-            cls = XMODModel if ckpt.description.adapters is not None else RobertaModel
+            family = families.of(ckpt.description)
             with torch.device("meta"), _meta_safe_init():
-                model = cls.build_model(args, self.task)
+                model = family.fairseq_model(args, self.task)  # fairseq's own class for the family, by its registry
                 state = dict(ckpt.raw)  # the file's tensors under the file's names: fairseq applies its own rules
                 # fairseq's upgrade_state_dict_named reads each head's out_proj.weight, which a
                 # spectral-norm head stores as weight_orig: it raises KeyError on its own checkpoints. Keep the heads
@@ -142,23 +137,23 @@ def _bpe(vocabulary: str, files: dict[str, Path]) -> Any:
 @contextlib.contextmanager
 def _meta_safe_init():
     """fairseq's init_bert_params copies through `.cpu()`, which meta tensors cannot do. The values are replaced by
-    the checkpoint's anyway, so skip initialising meta tensors (and only those) while the model is built."""
-    from fairseq.models.roberta import model as roberta_model
-    from fairseq.models.xmod import model as xmod_model
-
-    original = roberta_model.init_bert_params
+    the checkpoint's anyway, so skip initialising meta tensors (and only those) while the model is built. Each model
+    module imported the function under its own name: every fairseq module holding it is patched."""
+    from fairseq.modules.transformer_sentence_encoder import init_bert_params as original
 
     def init_unless_meta(module: torch.nn.Module) -> None:
         if not any(p.is_meta for p in module.parameters()):
             original(module)
 
-    for builder in (roberta_model, xmod_model):  # each imported fairseq's init_bert_params under its own name
-        builder.init_bert_params = init_unless_meta
+    holders = [m for name, m in list(sys.modules.items())
+               if name.startswith("fairseq") and getattr(m, "init_bert_params", None) is original]  # fmt: skip
+    for m in holders:
+        m.init_bert_params = init_unless_meta  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        for builder in (roberta_model, xmod_model):
-            builder.init_bert_params = original
+        for m in holders:
+            m.init_bert_params = original  # type: ignore[attr-defined]
 
 
 def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

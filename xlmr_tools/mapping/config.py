@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import PRE_LN, ModelDescription
+from xlmr_tools.model import ModelDescription
 
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
@@ -74,10 +74,10 @@ def build_config(
     where: str,
     labels: list[str] | None = None,
     specials: dict[str, int] | None = None,
-    language: str | None = None,
+    settings: dict[str, Any] | None = None,
 ):
     """`specials`: fairseq's ids for <s>, <pad>, </s> (the tokenizer's; CamemBERT's dict.txt moves <s> and </s>).
-    `language`: X-MOD's default_language (else fairseq's own default, en_XX, where the model has it)."""
+    `settings`: what the model's family adds (families.base.Family.config_settings: X-MOD's adapters)."""
     import transformers
 
     validate(desc, args, head, where)
@@ -110,38 +110,10 @@ def build_config(
             label2id={name: i for i, name in enumerate(names)},
             classifier_dropout=float(args.get("pooler_dropout", 0.0)),
         )
-    if desc.adapters is not None:
-        kwargs.update(xmod_settings(desc, language))
+    kwargs.update(settings or {})
     config = cls(**kwargs)
     config.dtype = dtype
     return config
-
-
-def default_language(desc: ModelDescription, language: str | None = None) -> str:
-    """The X-MOD language a folder runs when none is given: the chosen one, else fairseq's own default (en_XX, what
-    fairseq's XMOD layers use when no lang_id is passed) where the model has it, else its first."""
-    if desc.adapters is None:
-        raise ValueError("not an X-MOD model")
-    langs = desc.adapters.languages
-    if language is not None:
-        return language
-    return "en_XX" if "en_XX" in langs else langs[0]
-
-
-def xmod_settings(desc: ModelDescription, language: str | None = None) -> dict[str, Any]:
-    """XmodConfig's adapter settings for this model (fairseq's names on the right)."""
-    if desc.adapters is None:
-        raise ValueError("not an X-MOD model")
-    a = desc.adapters
-    return {
-        "pre_norm": desc.family == PRE_LN,  # encoder_normalize_before
-        "adapter_reduction_factor": a.reduction_factor,  # bottleneck
-        "adapter_layer_norm": a.layer_norm,  # adapter_layer_norm
-        "adapter_reuse_layer_norm": a.reuse_layer_norm,  # adapter_reuse_layer_norm
-        "ln_before_adapter": a.ln_before_adapter,  # ln_before_adapter
-        "languages": list(a.languages),  # languages
-        "default_language": default_language(desc, language),
-    }
 
 
 def read_labels(path: Path, classes: int) -> list[str]:

@@ -46,10 +46,7 @@ MODEL_FILES = {
 # The transformers tokenizer class written for each vocabulary (tokenizer_config.json names it for AutoTokenizer).
 TOKENIZER_CLASS = {SENTENCEPIECE: "XLMRobertaTokenizer", CAMEMBERT: "CamembertTokenizer", GPT2: "RobertaTokenizer"}
 LOOKUP_CLASS = "BartphoTokenizer"  # sentencepiece + dict.txt lookup: fairseq's own algorithm (see the docstring)
-# Model types for which AutoTokenizer ignores tokenizer_config.json's tokenizer_class and loads tokenizer.json
-# (transformers' tokenization_auto registers the generic TokenizersBackend for them): the lookup tokenizer, which has
-# no tokenizer.json, cannot be loaded there. tests/test_pretraining.py pins this against transformers.
-FAST_ONLY_MODEL_TYPES = frozenset({"xlm-roberta-xl"})
+
 # A name for a special fairseq's dictionary keeps at ids 0-3 while dict.txt gives the symbol a later id (CamemBERT):
 # the string is then the later id's; the early id keeps the name transformers' CamemBERT gives it.
 NOT_USED = "NOTUSED"
@@ -70,6 +67,9 @@ class Alignment:
     files: dict[str, Path] = field(default_factory=dict)  # the subword model's files, by MODEL_FILES name
     raw: tuple[str, ...] = ()  # dict.txt symbols that are no piece and no filler: what sentencepiece emits as it is
     model_type: str | None = None  # the transformers model_type the tokenizer is written for
+    # AutoTokenizer honours tokenizer_config.json's tokenizer_class for that model type (families.base.Family.
+    # autotokenizer_honours_class): else it loads tokenizer.json, and the lookup tokenizer, which has none, cannot load
+    lookup_loadable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
@@ -81,7 +81,7 @@ class Alignment:
     def lookup(self) -> bool:
         """The tokenizer must look pieces up in dict.txt, as fairseq does (see the module docstring), and
         AutoTokenizer will load such a tokenizer for this model type."""
-        return self.lookup_needed and self.model_type not in FAST_ONLY_MODEL_TYPES
+        return self.lookup_needed and self.lookup_loadable
 
     @property
     def lookup_needed(self) -> bool:
@@ -241,10 +241,11 @@ def align(
     embedding_rows: int,
     symbols: list[str] | None = None,
     model_type: str | None = None,
+    lookup_loadable: bool = True,
 ) -> Alignment:
     """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt
     as already read (an XLM-V dictionary takes 0.5 s to parse), else it is read here; `model_type`: the transformers
-    model type the tokenizer is for (it decides which tokenizer AutoTokenizer loads)."""
+    model type the tokenizer is for; `lookup_loadable`: whether AutoTokenizer loads the lookup tokenizer for it."""
     symbols = read_dict(dict_path) if symbols is None else symbols
     vocabulary = vocabulary_of(symbols)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
@@ -278,6 +279,7 @@ def align(
         tuple(shown.get(p, p) for p in body if p not in in_dict), tuple(symbols), vocabulary,
         {name: files[name] for name in MODEL_FILES[vocabulary]},
         tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (), model_type,
+        lookup_loadable,
     )  # fmt: skip
 
 

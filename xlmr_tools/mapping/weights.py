@@ -1,6 +1,7 @@
 """Everything the project knows about tensor names, as data: the fairseq <-> Hugging Face tables (one per family,
 layer-templated), the tensors transformers needs that fairseq has not (synthesized by a factory), tied copies,
-report groups, what is ignored and why, fairseq's load-time rules, the HF prefix, and the expected shapes.
+report groups, what is ignored and why, fairseq's load-time rules, the HF prefix, and the expected shapes. The
+names a family gives its norms and its base model come in as data (its Layout and `base`, from families/).
 
 `convert`, `verify` and `diff` all go through `plan()`: every source tensor is either mapped, or ignored with a
 stated reason; anything else is an error, never silently dropped. No other module spells a tensor name.
@@ -16,11 +17,10 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import POST_LN, PRE_LN, XMOD_MODEL_TYPE, ModelDescription
+from xlmr_tools.model import Layout, ModelDescription
 
 FS = "encoder.sentence_encoder."  # fairseq's encoder body
-HF = "roberta."  # transformers' base model inside a *ForMaskedLM / *ForSequenceClassification
-HF_HEADS = ("lm_head.", "classifier.")  # HF names outside the base model
+HF_HEADS = ("lm_head.", "classifier.")  # HF names outside the base model (whose prefix is the family's `base`)
 
 # Single tensors other modules need to find, by what they are (llama.cpp's "tensor kind"), in each format.
 FAIRSEQ_NAMES = {
@@ -34,18 +34,31 @@ FAIRSEQ_NAMES = {
     "quant_noise": FS + "quant_noise.weight",
     "lm_head": "encoder.lm_head.dense.weight",
 }
-HF_NAMES = {
-    "token_embeddings": HF + "embeddings.word_embeddings.weight",
-    "positions": HF + "embeddings.position_embeddings.weight",
-    "embedding_norm": HF + "embeddings.LayerNorm.weight",
-    "final_norm": HF + "encoder.LayerNorm.weight",
-    "first_ffn": HF + "encoder.layer.0.intermediate.dense.weight",
+# The heads' tensors in transformers, the same in every family.
+HF_HEAD_NAMES = {
     "lm_head": "lm_head.dense.weight",
     "lm_decoder": "lm_head.decoder.weight",
     "lm_decoder_bias": "lm_head.decoder.bias",
     "lm_bias": "lm_head.bias",
     "classifier_out": "classifier.out_proj.weight",
 }
+
+
+def hf_names(base: str, layout: Layout | None = None) -> dict[str, str]:
+    """Single tensors of an HF model by kind, under its base model's prefix (a family's `base`) and, for the norms,
+    its layout; the heads' names (HF_HEAD_NAMES) with them."""
+    out = {
+        "token_embeddings": f"{base}.embeddings.word_embeddings.weight",
+        "positions": f"{base}.embeddings.position_embeddings.weight",
+        "embedding_norm": f"{base}.embeddings.LayerNorm.weight",
+        "first_ffn": f"{base}.encoder.layer.0.intermediate.dense.weight",
+        **HF_HEAD_NAMES,
+    }
+    if layout is not None and layout.final_norm:
+        out["final_norm"] = f"{base}.{layout.final_norm}.weight"
+    return out
+
+
 # Module paths the layer-by-layer runners load one at a time, in each library's own model.
 FAIRSEQ_MODULES: dict[str, str | list[str]] = {
     "embeddings": [FS + "embed_tokens", FS + "embed_positions"],
@@ -55,21 +68,28 @@ FAIRSEQ_MODULES: dict[str, str | list[str]] = {
     "lm_head": "encoder.lm_head",
     "head": "classification_heads.{head}",
 }
-HF_MODULES: dict[str, str] = {
-    "embeddings": HF + "embeddings",
-    "layer": HF + "encoder.layer.{k}",
-    "final_norm": HF + "encoder.LayerNorm",
-    "lm_head": "lm_head",
-    "head": "classifier",
-}
+
+
+def hf_modules(base: str, layout: Layout) -> dict[str, str]:
+    return {
+        "embeddings": f"{base}.embeddings",
+        "layer": f"{base}.encoder.layer.{{k}}",
+        "final_norm": f"{base}.{layout.final_norm}" if layout.final_norm else "",
+        "lm_head": "lm_head",
+        "head": "classifier",
+    }
+
+
 # A tensor of fairseq encoder layer n: the prefix, n, and the rest (pruning renumbers n; groups and counts read it).
 LAYER_NUMBER = re.compile(r"^(?P<head>" + re.escape(FS) + r"layers\.)(?P<n>\d+)(?P<tail>\..*)$")
 _HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
+_HF_FINAL_NORM = re.compile(r"^[^.]+\.(encoder\.)?LayerNorm\.")  # a base model's final norm (XL's, PreLayerNorm's)
+_HF_EMBEDDINGS = re.compile(r"^[^.]+\.embeddings\.")
 _HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
 # X-MOD: a language's adapter in layer 0 (its name, and the adapter's size from fc1's rows).
 ADAPTER = re.compile(r"^" + re.escape(FS) + r"layers\.0\.adapter_modules\.(?P<lang>[^.]+)\.fc1\.weight$")
 
-# (fairseq suffix, HF suffix) inside one layer; each expands to .weight and .bias
+# (fairseq suffix, HF suffix) inside one layer; each expands to .weight and .bias. The two norms follow the layout.
 _LAYER_SHARED = [
     ("self_attn.q_proj", "attention.self.query"),
     ("self_attn.k_proj", "attention.self.key"),
@@ -78,24 +98,11 @@ _LAYER_SHARED = [
     ("fc1", "intermediate.dense"),
     ("fc2", "output.dense"),
 ]
-LAYER_TABLE = {
-    # X-MOD (transformers' Xmod): norms named as post-LN's in either layout; the adapters follow (ADAPTER_TABLE)
-    XMOD_MODEL_TYPE: _LAYER_SHARED
-    + [
-        ("self_attn_layer_norm", "attention.output.LayerNorm"),
-        ("final_layer_norm", "output.LayerNorm"),
-    ],
-    POST_LN: _LAYER_SHARED
-    + [
-        ("self_attn_layer_norm", "attention.output.LayerNorm"),
-        ("final_layer_norm", "output.LayerNorm"),
-    ],
-    PRE_LN: _LAYER_SHARED
-    + [
-        ("self_attn_layer_norm", "attention.self_attn_layer_norm"),
-        ("final_layer_norm", "LayerNorm"),
-    ],
-}
+
+
+def layer_rows(layout: Layout) -> list[tuple[str, str]]:
+    return _LAYER_SHARED + [("self_attn_layer_norm", layout.attention_norm), ("final_layer_norm", layout.ffn_norm)]
+
 
 # X-MOD, per layer and language; and the adapters' own LayerNorm (adapter_layer_norm=True), per layer
 ADAPTER_TABLE = [
@@ -145,19 +152,21 @@ SHAPES: list[tuple[re.Pattern[str], tuple[str, ...], str]] = [
     (re.compile(r"(layer_?norm\w*|layernorm_embedding)\.(weight|bias)$"), ("H",), ""),
     (re.compile(r"\.bias$"), ("H",), ""),
 ]
-# (fairseq name, HF name, report group); names ending in "." expand to .weight and .bias
-TOP_TABLE = {
-    POST_LN: [
-        (FS + "embed_tokens.weight", HF + "embeddings.word_embeddings.weight", "embeddings"),
-        (FS + "embed_positions.weight", HF + "embeddings.position_embeddings.weight", "embeddings"),
-        (FS + "layernorm_embedding.", HF + "embeddings.LayerNorm.", "embeddings"),
-    ],
-    PRE_LN: [
-        (FS + "embed_tokens.weight", HF + "embeddings.word_embeddings.weight", "embeddings"),
-        (FS + "embed_positions.weight", HF + "embeddings.position_embeddings.weight", "embeddings"),
-        (FS + "layer_norm.", HF + "encoder.LayerNorm.", "final norm"),
-    ],
-}
+
+
+def top_rows(base: str, layout: Layout) -> list[tuple[str, str, str]]:
+    """(fairseq name, HF name, report group) outside the layers; names ending in "." expand to .weight and .bias."""
+    rows = [
+        (FS + "embed_tokens.weight", f"{base}.embeddings.word_embeddings.weight", "embeddings"),
+        (FS + "embed_positions.weight", f"{base}.embeddings.position_embeddings.weight", "embeddings"),
+    ]
+    if layout.embedding_norm:
+        rows.append((FS + "layernorm_embedding.", f"{base}.embeddings.LayerNorm.", "embeddings"))
+    if layout.final_norm:
+        rows.append((FS + "layer_norm.", f"{base}.{layout.final_norm}.", "final norm"))
+    return rows
+
+
 LM_HEAD_TABLE = [
     ("encoder.lm_head.dense.", "lm_head.dense.", "lm head"),
     ("encoder.lm_head.layer_norm.", "lm_head.layer_norm.", "lm head"),
@@ -178,23 +187,31 @@ def _zero_token_type(desc: ModelDescription, dtype: torch.dtype) -> torch.Tensor
     return torch.zeros(1, desc.hidden, dtype=dtype)
 
 
-# HF tensors with no fairseq source, made by a factory: RoBERTa has no token types, so one all-zero row.
+# HF tensors with no fairseq source, made by a factory: RoBERTa has no token types, so one all-zero row. By the name
+# under the base model.
 SYNTHESIZED: dict[str, tuple[str, Callable[[ModelDescription, torch.dtype], torch.Tensor]]] = {
-    HF + "embeddings.token_type_embeddings.weight": ("embeddings", _zero_token_type),
+    "embeddings.token_type_embeddings.weight": ("embeddings", _zero_token_type),
 }
-# Copies transformers ties to another tensor and does not need written; some writers keep them (they must then
-# equal their source): HF name -> (fairseq source, HF source).
-TIED_COPIES = {
-    HF_NAMES["lm_decoder"]: (FAIRSEQ_NAMES["token_embeddings"], HF_NAMES["token_embeddings"]),
-    HF_NAMES["lm_decoder_bias"]: ("encoder.lm_head.bias", HF_NAMES["lm_bias"]),
-}
+
+
+def tied_copies(base: str) -> dict[str, tuple[str, str]]:
+    """Copies transformers ties to another tensor and does not need written; some writers keep them (they must then
+    equal their source): HF name -> (fairseq source, HF source)."""
+    return {
+        HF_HEAD_NAMES["lm_decoder"]: (FAIRSEQ_NAMES["token_embeddings"], f"{base}.embeddings.word_embeddings.weight"),
+        HF_HEAD_NAMES["lm_decoder_bias"]: ("encoder.lm_head.bias", HF_HEAD_NAMES["lm_bias"]),
+    }
+
+
 # HF tensors that may sit in a folder beside the mapped ones without being a defect, and why. The buffers are no
 # weights at all (diff skips them); the pooler is a weight, unused by the MLM and the classifier (diff lists it).
 HF_BUFFERS = [(re.compile(r"\.position_ids$"), "a buffer older pytorch_model.bin files saved")]
 HF_IGNORABLE = HF_BUFFERS + [
-    (re.compile(r"^" + re.escape(HF) + r"pooler\."), "the pooler of XLMRobertaModel, unused by the MLM and classifier"),
+    (re.compile(r"^[^.]+\.pooler\."), "the pooler of the bare model class, unused by the MLM and classifier"),
 ]
 
+# Renames transformers applies to old folders when it loads them (conversion_mapping: TF-era LayerNorm names).
+LEGACY_HF_NORMS = [("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias")]
 # Renames fairseq itself applies when it loads an older checkpoint (RobertaModel.upgrade_state_dict_named).
 LEGACY_RENAMES = [(re.compile(r"^decoder\."), "encoder."), (re.compile(r"\.emb_layer_norm\."), ".layernorm_embedding.")]
 IGNORED_PATTERNS = [(re.compile(r"(^|\.)version$"), "fairseq bookkeeping tensor")]
@@ -372,21 +389,20 @@ class Plan:
 
 
 def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
-    """The full fairseq -> HF table for this model and output head (None = masked-LM head)."""
+    """The full fairseq -> HF table for this model and output head (None = masked-LM head): the names follow the
+    description's family (its base model's prefix and layout, `ModelDescription.base`/`norms`)."""
+    base, layout = desc.base, desc.norms
     rows: list[tuple[str, str, str]] = []
-    top = TOP_TABLE[desc.family]
-    if desc.adapters is not None:  # X-MOD: the embedding LayerNorm in both layouts, and pre-LN's final one
-        top = TOP_TABLE[POST_LN] + (TOP_TABLE[PRE_LN][2:] if desc.family == PRE_LN else [])
-    for fs, hf, group in top:
+    for fs, hf, group in top_rows(base, layout):
         rows += _expand(fs, hf, group)
-    per_layer = LAYER_TABLE[XMOD_MODEL_TYPE if desc.adapters is not None else desc.family]
+    per_layer = layer_rows(layout)
     if desc.adapters is not None:
         per_layer = per_layer + [ADAPTER_NORM] * desc.adapters.layer_norm
         per_layer += [(fs.format(lang=lang), hf.format(lang=lang)) for lang in desc.adapters.languages
                       for fs, hf in ADAPTER_TABLE]  # fmt: skip
     for i in range(desc.layers):
         for fs, hf in per_layer:
-            rows += _expand(f"{FS}layers.{i}.{fs}.", f"{HF}encoder.layer.{i}.{hf}.", f"layer {i}")
+            rows += _expand(f"{FS}layers.{i}.{fs}.", f"{base}.encoder.layer.{i}.{hf}.", f"layer {i}")
     if head is None:
         for fs, hf, group in LM_HEAD_TABLE:
             rows += _expand(fs, hf, group)
@@ -396,7 +412,7 @@ def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
         for fs, hf, group in CLASSIFIER_TABLE:
             rows += _expand(fs.format(head=head), hf, group)
     mapped = [Mapped(*r) for r in rows]
-    made = [Mapped(None, hf, group, make) for hf, (group, make) in SYNTHESIZED.items()]
+    made = [Mapped(None, f"{base}.{hf}", group, make) for hf, (group, make) in SYNTHESIZED.items()]
     return mapped[:2] + made + mapped[2:]  # after the token and position embeddings, as transformers orders them
 
 
@@ -418,7 +434,8 @@ def plan(
     missing = sorted(wanted - present)
     if missing:
         raise BadInput(
-            where, f"checkpoint lacks {len(missing)} tensor(s) the {desc.family} layout needs, first: {missing[0]}"
+            where,
+            f"checkpoint lacks {len(missing)} tensor(s) the {desc.hf_family} layout needs, first: {missing[0]}",
         )
     ignored: dict[str, str] = {}
     unknown: list[str] = []
@@ -431,7 +448,7 @@ def plan(
         else:
             ignored[name] = reason
     if unknown:
-        raise BadInput(where, f"{len(unknown)} tensor(s) not in the {desc.family} weight map, first: {unknown[0]}")
+        raise BadInput(where, f"{len(unknown)} tensor(s) not in the {desc.hf_family} weight map, first: {unknown[0]}")
     ignored.update(dropped or {})
     return Plan(rows, ignored)
 
@@ -465,9 +482,9 @@ def group_of(name: str) -> str:
         return "lm head"
     if name.startswith("classifier."):
         return "classifier"
-    if name.startswith((FS + "layer_norm.", HF + "encoder.LayerNorm.")):
+    if name.startswith(FS + "layer_norm.") or _HF_FINAL_NORM.match(name):
         return "final norm"
-    if name.startswith((FS + "embed", FS + "layernorm_embedding", HF + "embeddings.")):
+    if name.startswith((FS + "embed", FS + "layernorm_embedding")) or _HF_EMBEDDINGS.match(name):
         return "embeddings"
     return "other"
 
@@ -494,13 +511,21 @@ def hf_is_buffer(name: str) -> bool:
     return any(pattern.search(name) for pattern, _ in HF_BUFFERS)
 
 
-def hf_canonical_names(file_names: Iterable[str]) -> dict[str, str]:
-    """{name as the *For* model calls it: name in the file}. A folder saved from the bare XLMRobertaModel has no
-    `roberta.` prefix on its base-model tensors; resolved here, once, for every reader of HF folders."""
+def hf_canonical_names(file_names: Iterable[str], base: str) -> dict[str, str]:
+    """{name as the *For* model calls it: name in the file}. A folder saved from the bare model class (XLMRobertaModel)
+    has no base-model prefix (`base`, the family's: `roberta.`) on its tensors; resolved here, once, for every
+    reader of HF folders."""
     names = list(file_names)
-    if any(n.startswith(HF) for n in names):
-        return {n: n for n in names}
-    return {(n if n.startswith(HF_HEADS) else HF + n): n for n in names}
+    prefixed = any(n.startswith(base + ".") for n in names)
+    return {_legacy_norm(n if prefixed or n.startswith(HF_HEADS) else f"{base}.{n}"): n for n in names}
+
+
+def _legacy_norm(name: str) -> str:
+    """transformers' own renames of old norm names when it loads (its conversion mapping: LayerNorm.gamma/beta)."""
+    for old, new in LEGACY_HF_NORMS:
+        if name.endswith(old):
+            return name[: -len(old)] + new
+    return name
 
 
 def fairseq_layers(names: Iterable[str]) -> int:
@@ -541,5 +566,5 @@ def head_tensor(head: str, suffix: str) -> str:
 
 
 def hf_classifier_classes(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
-    shape = shapes.get(HF_NAMES["classifier_out"])
+    shape = shapes.get(HF_HEAD_NAMES["classifier_out"])
     return int(shape[0]) if shape else None

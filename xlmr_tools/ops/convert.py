@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from xlmr_tools import families
 from xlmr_tools._version import __version__
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.auto_class import check_auto_class
@@ -37,7 +38,7 @@ from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import build_config, check_language, model_class_name, read_labels, validate
+from xlmr_tools.mapping.config import check_language, model_class_name, read_labels, validate
 from xlmr_tools.model import dtype_name, torch_dtype
 from xlmr_tools.ops.model_card import write_model_card
 from xlmr_tools.progress import NoProgress, Progress
@@ -223,8 +224,8 @@ def _prepare(
     weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
-    dict_path, files = ckpt.tokenizer_files()
-    alignment = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols, desc.hf_model_type)
+    alignment = ckpt.alignment()
+    dict_path = ckpt.dict_path
     if alignment.inexact and not accept_missing_pieces:
         raise BadInput(
             dict_path,
@@ -375,7 +376,7 @@ def _write_and_prove(
             with deferred_interrupts():  # an interrupt inside a thread's start would leave that thread unjoined
                 shards = pool.submit(write)
                 checked = pool.submit(check.run)
-            config = build_config(
+            config = families.build_config(
                 desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
             )
             config.save_pretrained(str(tmp))

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from xlmr_tools import families
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, check_device, compare_streamed
 from xlmr_tools.compare.stages import OutputReport, check_tol, default_tol, streamed_stages
@@ -23,8 +24,7 @@ from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_dif
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import build_config, compared_keys, model_class_name, same_value
-from xlmr_tools.mapping.tokenizer import align
+from xlmr_tools.mapping.config import compared_keys, model_class_name, same_value
 from xlmr_tools.model import DTYPES, dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub, open_source
@@ -312,7 +312,7 @@ def _side_config(side: Side) -> tuple[str, Any, list[str]]:
         return view.model_class, view.config, view.failures()
     d = src.description
     try:
-        config = build_config(d, src.args, side.head, getattr(torch, d.dtype), str(src.path))
+        config = families.build_config(d, src.args, side.head, getattr(torch, d.dtype), str(src.path))
     except BadInput as e:
         return "none", None, [e.problem]
     return model_class_name(d, side.head), config, []
@@ -349,10 +349,7 @@ def _tokenizer_rows(sa: Side, sb: Side, texts: list[str]) -> list[VocabularyRow]
                 toks.append(load_tokenizer(src.path) if src.tokenizer_assets() else None)
                 continue
             try:
-                dict_path, files = src.tokenizer_files()
-                al = align(
-                    dict_path, files, src.description.vocab_rows, src.dict_symbols, src.description.hf_model_type
-                )
+                al = src.alignment()
             except BadInput:
                 toks.append(None)
                 continue

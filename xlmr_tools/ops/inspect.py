@@ -115,9 +115,9 @@ def inspect_path(
     notes: list[str] = []
     tok: dict[str, Any] = {"dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None}
     try:
-        dict_path, files = ckpt.tokenizer_files()
+        _, files = ckpt.tokenizer_files()
         tok.update({name: str(path) for name, path in files.items()})
-        al = tokenizer_assets.align(dict_path, files, desc.vocab_rows, ckpt.dict_symbols, desc.hf_model_type)
+        al = ckpt.alignment()
         tok.update(al.to_dict())
         found = _tokenizer_notes(al)
         notes += found[0]

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from xlmr_tools import families
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.layerwise import check_device, compare_outputs_streamed
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
@@ -20,7 +21,6 @@ from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import (
-    build_config,
     check_language,
     compared_keys,
     model_class_name,
@@ -28,7 +28,7 @@ from xlmr_tools.mapping.config import (
     read_labels,
     same_value,
 )
-from xlmr_tools.model import PRE_LN, dtype_name, torch_dtype
+from xlmr_tools.model import dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
@@ -134,7 +134,7 @@ def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> 
 def expected_config(ckpt: FairseqCheckpoint, head: str | None) -> Any:
     """The config the checkpoint needs: the one `convert` writes for it."""
     d = ckpt.description
-    return build_config(d, ckpt.args, head, getattr(torch, d.dtype), str(ckpt.path))
+    return families.build_config(d, ckpt.args, head, getattr(torch, d.dtype), str(ckpt.path))
 
 
 def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, head: str | None) -> list[ConfigRow]:
@@ -146,10 +146,11 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, 
     mt = getattr(cfg, "model_type", None)
     note = ""
     if mt != want_type:
-        built = "XLMRoberta* (post-LN)" if mt == "xlm-roberta" else f"the {mt!r} class"
+        named = families.for_model_type(mt)
+        built = f"{named.prefix}* ({named.layout.family})" if named is not None else f"the {mt!r} class"
         note = (
             f"config.json says model_type '{mt}' but the checkpoint is {d.family} "
-            f"({'XL family' if d.family == PRE_LN else 'base/large family'}): AutoModel* would build "
+            f"(the {d.hf_family} family): AutoModel* would build "
             f"{built} instead of {model_class_name(d, head)}, and "
             "transformers reports missing/unexpected norm weights and returns wrong outputs without an error. "
             f'Fix: set "model_type": "{want_type}" and "architectures": ["{model_class_name(d, head)}"]'
@@ -260,7 +261,7 @@ class WeightPass:
         self.run()
         known = set(self.rows)
         if self.head is None and self.ckpt.description.tied_lm_head:
-            for name, (fairseq_source, _) in weight_map.TIED_COPIES.items():
+            for name, (fairseq_source, _) in weight_map.tied_copies(self.ckpt.description.base).items():
                 if name in self.shapes:
                     known.add(name)
                     self.report.diffs.append(

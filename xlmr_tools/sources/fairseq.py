@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from xlmr_tools import families
 from xlmr_tools.errors import BadInput, XlmrError
 from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.opened import OpenedFile
@@ -23,7 +24,7 @@ from xlmr_tools.mapping.weights import (
     is_bookkeeping,
     normalize_fairseq_state,
 )
-from xlmr_tools.model import GPT2, POST_LN, PRE_LN, Adapters, ModelDescription
+from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription
 from xlmr_tools.sources import locate
 from xlmr_tools.sources.locate import find_checkpoint_file
 
@@ -67,6 +68,13 @@ class FairseqCheckpoint:
             raise BadInput(self.folder, "dict.txt is needed beside the checkpoint (or name it with --dict)")
         given = {"sentencepiece.bpe.model": self.spm_path, **self.given_files}
         return self.dict_path, tokenizer_assets.model_files(self.description.vocabulary, self.folder, given)
+
+    def alignment(self) -> tokenizer_assets.Alignment:
+        """dict.txt against the subword model and the embedding, for the tokenizer of this checkpoint's family."""
+        dict_path, files = self.tokenizer_files()
+        d = self.description
+        honours = families.of(d).autotokenizer_honours_class
+        return tokenizer_assets.align(dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours)
 
     def labels_file(self, head: str | None) -> Path | None:
         """The label dictionary for this head: the one given, or the one found for the head its task trained."""
@@ -133,16 +141,18 @@ def open_checkpoint(
         if not isinstance(t, torch.Tensor):
             raise BadInput(file, f"state dict entry '{name}' is not a tensor")
     state = normalize_fairseq_state(raw, args, str(file))
-    desc = describe(state.tensors, args, file)
     data, bpe = _recorded(obj)
     places = locate.asset_folders(file, data)
     dictionary = _asset(dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
     symbols = None
+    vocabulary = SENTENCEPIECE
     if dictionary is not None:
         # a bad dict.txt is reported where it is read for the tokenizer (inspect warns, convert refuses)
         with contextlib.suppress(BadInput):
             symbols = tokenizer_assets.read_dict(dictionary)
-            desc.vocabulary = tokenizer_assets.vocabulary_of(symbols)
+            vocabulary = tokenizer_assets.vocabulary_of(symbols)
+    desc = describe(state.tensors, args, file, vocabulary, bpe.get("_name") or bpe.get("bpe"), locate.names(places))
+    args = families.of(desc).model_args(args)
     gpt2 = desc.vocabulary == GPT2
     found_files = {
         "encoder.json": _asset(encoder_json)
@@ -296,38 +306,39 @@ def _not_roberta(args: dict[str, Any]) -> str:
     return f"{named}: no {FAIRSEQ_NAMES['token_embeddings']} and no encoder layers"
 
 
-def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path | str) -> ModelDescription:
-    """Sizes from the tensors (the truth), hyper-parameters the tensors cannot tell from the args. What
-    transformers cannot reproduce is listed in `unsupported`, each naming the fairseq option."""
+def describe(
+    tensors: dict[str, torch.Tensor],
+    args: dict[str, Any],
+    where: Path | str,
+    vocabulary: str = SENTENCEPIECE,
+    bpe: str | None = None,
+    files: frozenset[str] = frozenset(),
+) -> ModelDescription:
+    """Sizes from the tensors (the truth), hyper-parameters the tensors cannot tell from the args, the family from
+    both (families.detect). What transformers cannot reproduce is listed in `unsupported`, each naming the fairseq
+    option; a checkpoint no family takes is described as the nearest one with the reason among them."""
     emb = tensors.get(FAIRSEQ_NAMES["token_embeddings"])
     pos = tensors.get(FAIRSEQ_NAMES["positions"])
     if emb is None or emb.dim() != 2 or fairseq_layers(tensors) == 0:
         raise BadInput(where, _not_roberta(args))
     unsupported: list[str] = []
     has_final = FAIRSEQ_NAMES["final_norm"] in tensors
-    has_emb_ln = FAIRSEQ_NAMES["embedding_norm"] in tensors
-    normalize_before = bool(args.get("encoder_normalize_before", has_final))
-    family = PRE_LN if (has_final if has_final != has_emb_ln else normalize_before) else POST_LN
     adapters = _adapters(tensors, args, int(emb.shape[1]), unsupported)
-    if adapters is not None:  # X-MOD (transformers' Xmod): the embedding LayerNorm always, pre-LN's final one too
-        family = PRE_LN if has_final else POST_LN
-        if not has_emb_ln:
-            unsupported.append(
-                "X-MOD without an embedding LayerNorm (layernorm_embedding=False): transformers' Xmod always "
-                "normalizes the embeddings"
-            )
-    elif has_final and has_emb_ln:
-        unsupported.append(
-            "pre-LN (encoder_normalize_before=True) with an embedding LayerNorm "
-            "(layernorm_embedding=True): transformers' XLMRobertaXL has no embedding LayerNorm"
-        )
-    elif not has_final and not has_emb_ln:
-        unsupported.append(
-            "post-LN without an embedding LayerNorm (layernorm_embedding=False): transformers' "
-            "XLMRoberta always normalizes the embeddings"
-        )
-    elif normalize_before != (family == PRE_LN):
-        unsupported.append(f"args say encoder_normalize_before={normalize_before} but the tensors are {family}")
+    evidence = families.Evidence(
+        arch=str(args.get("arch") or args.get("_name") or ""),
+        embedding_norm=FAIRSEQ_NAMES["embedding_norm"] in tensors,
+        final_norm=has_final,
+        normalize_before=bool(args.get("encoder_normalize_before", has_final)),
+        adapters=adapters is not None,
+        vocabulary=vocabulary,
+        bpe=bpe,
+        files=files,
+    )
+    family = families.detect(evidence)
+    if family is None:
+        unsupported.append(families.unclaimed(evidence))
+        family = families.nearest(evidence)
+    args = family.model_args(args)
     padding_idx = 1
     if pos is None:
         if args.get("no_token_positional_embeddings"):
@@ -371,8 +382,9 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
     for n, t in tensors.items():
         if not is_bookkeeping(n):
             unique[t.untyped_storage().data_ptr() + int(t.storage_offset()) * t.element_size()] = t.numel()
+    layout = family.layout_for(evidence)
     return ModelDescription(
-        family=family,
+        family=layout.family,
         layers=layers,
         hidden=int(emb.shape[1]),
         heads=heads,
@@ -389,6 +401,13 @@ def describe(tensors: dict[str, torch.Tensor], args: dict[str, Any], where: Path
         parameters=sum(unique.values()),
         unsupported=unsupported,
         adapters=adapters,
+        vocabulary=vocabulary,
+        hf_family=family.name,
+        hf_model_type=family.model_type,
+        class_prefix=family.prefix,
+        base=family.base,
+        layout=layout,
+        release=family.releases.get((layers, int(emb.shape[1]))),
     )
 
 

@@ -16,21 +16,12 @@ from typing import Any
 
 import torch
 
+from xlmr_tools import families
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.safetensors import SafetensorsFile
-from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
-from xlmr_tools.model import (
-    FAMILY_OF_MODEL_TYPE,
-    POST_LN,
-    PRE_LN,
-    SENTENCEPIECE,
-    VOCABULARY_OF_MODEL_TYPE,
-    XMOD_MODEL_TYPE,
-    Adapters,
-    ModelDescription,
-    hf_model_type,
-)
+from xlmr_tools.mapping.weights import hf_classifier_classes, hf_layers, hf_names
+from xlmr_tools.model import SENTENCEPIECE, ModelDescription
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json",
                    "vocab.json", "merges.txt")  # fmt: skip
@@ -109,8 +100,7 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
         for n, s in items.items():  # a later shard's tensor replaces an earlier one's, as transformers reads them
             shapes[n] = s
             locations[n] = f
-    canonical = hf_canonical_names(shapes)
-    desc, warnings = _describe(config, {name: shapes[stored] for name, stored in canonical.items()}, path)
+    desc, warnings, canonical = _describe(config, shapes, path)
     ignored = [n for n in WEIGHT_FILES if (path / n).is_file() and path / n != chosen]
     if ignored:
         warnings.append(
@@ -127,8 +117,7 @@ def folder_being_written(
     tokenizer) already there, the tensors as planned, each read through `tensor(name)` (which waits until the
     writer has written it). The conversion re-opens the finished folder with open_folder to prove it is the same."""
     config = _read_config(path)
-    canonical = hf_canonical_names(planned)
-    desc, warnings = _describe(config, {name: planned[stored] for name, stored in canonical.items()}, path)
+    desc, warnings, canonical = _describe(config, planned, path)
     return HFFolder(path, config, [], "safetensors", dict(planned), desc, warnings, _file_name=canonical,
                     _lookup=tensor)  # fmt: skip
 
@@ -207,42 +196,31 @@ def _shards(index: Path) -> list[str]:
 
 
 def _describe(
-    config: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], torch.dtype]], where: Path
-) -> tuple[ModelDescription, list[str]]:
-    """shapes: by canonical name."""
-    has_final = HF_NAMES["final_norm"] in shapes
-    has_emb_ln = HF_NAMES["embedding_norm"] in shapes
+    config: dict[str, Any], stored: dict[str, tuple[tuple[int, ...], torch.dtype]], where: Path
+) -> tuple[ModelDescription, list[str], dict[str, str]]:
+    """(description, warnings, {canonical name: stored name}): the family is that of the weights (families.read_hf),
+    with a warning where config.json's model_type names another."""
     model_type = config.get("model_type")
-    warnings: list[str] = []
-    adapters = _adapters(config) if model_type == XMOD_MODEL_TYPE else None
-    if adapters is not None:  # X-MOD has the embedding LayerNorm in both layouts
-        family = PRE_LN if has_final else POST_LN
-    elif has_final and not has_emb_ln:
-        family = PRE_LN
-    elif has_emb_ln and not has_final:
-        family = POST_LN
-    elif model_type in FAMILY_OF_MODEL_TYPE:
-        family = FAMILY_OF_MODEL_TYPE[model_type]
-    else:
+    reading = families.read_hf(model_type, list(stored))
+    if reading is None:
         raise BadInput(where, f"cannot tell the family: model_type {model_type!r} and no recognisable norm tensors")
-    vocabulary = VOCABULARY_OF_MODEL_TYPE.get(str(model_type), SENTENCEPIECE)
-    want = hf_model_type(family, vocabulary, adapters is not None)
-    if adapters is None and FAMILY_OF_MODEL_TYPE.get(str(model_type)) != family:
+    family, layout, canonical = reading.family, reading.layout, reading.canonical
+    shapes = {name: stored[key] for name, key in canonical.items()}
+    warnings: list[str] = []
+    if reading.said is not family:
         warnings.append(
-            f"config.json says model_type '{model_type}' but the weights are the {family} layout, which "
-            f"transformers loads only as '{want}': AutoModel* would build the wrong class, "
+            f"config.json says model_type '{model_type}' but the weights are the {layout.family} layout, which "
+            f"transformers loads only as '{family.model_type}': AutoModel* would build the wrong class, "
             "leave norm weights missing/unexpected and return wrong outputs without an error "
-            f"(fix: set model_type to '{want}' and architectures to the XL class)"
-            if family == PRE_LN
-            else f"config.json says model_type '{model_type}' but the weights are the {family} layout "
-            f"(expected '{want}')"
+            f"(fix: set model_type to '{family.model_type}' and architectures to the {family.prefix} class)"
         )
-    emb = shapes.get(HF_NAMES["token_embeddings"])
-    pos = shapes.get(HF_NAMES["positions"])
+    names = hf_names(family.base, layout)
+    emb = shapes.get(names["token_embeddings"])
+    pos = shapes.get(names["positions"])
     if emb is None or pos is None:
         raise BadInput(where, "weights have no XLM-R word/position embeddings")
     layers = hf_layers(shapes)
-    ffn = shapes.get(HF_NAMES["first_ffn"])
+    ffn = shapes.get(names["first_ffn"])
     shape_only = {n: s for n, (s, _) in shapes.items()}
     classes = hf_classifier_classes(shape_only)
     heads = {"classifier": classes} if classes is not None else {}
@@ -255,7 +233,7 @@ def _describe(
         if key in config and config[key] != value:
             warnings.append(f"config.json {key}={config[key]} but the weights say {value}")
     desc = ModelDescription(
-        family=family,
+        family=layout.family,
         layers=layers,
         hidden=emb[0][1],
         heads=int(config.get("num_attention_heads", 0)),
@@ -263,25 +241,20 @@ def _describe(
         vocab_rows=emb[0][0],
         position_rows=pos[0][0],
         padding_idx=int(config.get("pad_token_id", 1)),
-        layer_norm_eps=float(config.get("layer_norm_eps", 1e-5 if family == PRE_LN else 1e-12)),
+        layer_norm_eps=float(config.get("layer_norm_eps", 1e-5 if layout.pre_norm else 1e-12)),
         activation=str(config.get("hidden_act", "gelu")),
         dtype=str(emb[1]).removeprefix("torch."),
         classification_heads=heads,
-        lm_head=HF_NAMES["lm_head"] in shapes,
-        tied_lm_head=HF_NAMES["lm_decoder"] not in shapes and bool(config.get("tie_word_embeddings", True)),
+        lm_head=names["lm_head"] in shapes,
+        tied_lm_head=names["lm_decoder"] not in shapes and bool(config.get("tie_word_embeddings", True)),
         parameters=sum(math.prod(s) for s, _ in shapes.values()),
-        vocabulary=vocabulary,
-        adapters=adapters,
+        vocabulary=next(iter(family.vocabularies)) if len(family.vocabularies) == 1 else SENTENCEPIECE,
+        adapters=family.hf_adapters(config),
+        hf_family=family.name,
+        hf_model_type=family.model_type,
+        class_prefix=family.prefix,
+        base=family.base,
+        layout=layout,
+        release=family.releases.get((layers, emb[0][1])),
     )
-    return desc, warnings
-
-
-def _adapters(config: dict[str, Any]) -> Adapters:
-    """X-MOD's adapter settings, as XmodConfig names them."""
-    return Adapters(
-        languages=[str(x) for x in config.get("languages", ["en_XX"])],
-        reduction_factor=int(config.get("adapter_reduction_factor", 2)),
-        layer_norm=bool(config.get("adapter_layer_norm", False)),
-        reuse_layer_norm=bool(config.get("adapter_reuse_layer_norm", True)),
-        ln_before_adapter=bool(config.get("ln_before_adapter", True)),
-    )
+    return desc, warnings, canonical

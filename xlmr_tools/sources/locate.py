@@ -88,6 +88,11 @@ def asset_folders(checkpoint: Path, data: str | None = None) -> list[Path]:
     return out
 
 
+def names(folders: list[Path]) -> frozenset[str]:
+    """The file names in the asset folders (what a family may be told by: its BPE's files)."""
+    return frozenset(p.name for folder in folders for p in folder.iterdir() if p.is_file())
+
+
 def find_asset(folders: list[Path], *names: str) -> Path | None:
     """The first of `names` (paths relative to a folder) present in the first folder that has one."""
     for folder in folders:
