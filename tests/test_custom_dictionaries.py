@@ -66,8 +66,8 @@ def test_missing_pieces_convert_exactly_by_default(cli, tmp_path, mode):
 
 
 def test_autotokenizer_ignores_the_tokenizer_class_of_an_xl_folder(converted, tmp_path):
-    """transformers' own rule behind Family.autotokenizer_honours_class: AutoTokenizer loads an xlm-roberta-xl folder through
-    tokenizer.json whatever tokenizer_config.json names, while it honours the named class for the other families."""
+    """transformers' own rule behind Family.autotokenizer_honours_class: AutoTokenizer loads an xlm-roberta-xl folder
+    through tokenizer.json whatever tokenizer_config.json names, while it honours the named class for the others."""
     from xlmr_tools import families
     from xlmr_tools.mapping.tokenizer import align, write_hf_tokenizer
     from xlmr_tools.sources.fairseq import open_checkpoint
