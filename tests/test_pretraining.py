@@ -137,3 +137,20 @@ def test_a_sentence_prediction_fine_tune_finds_its_label_dictionary(cli, tmp_pat
         got = model(input_ids=batch, attention_mask=mask).logits
     assert (want - got).abs().max().item() <= 1e-5
     assert cli("verify", trained(name) / BEST, tmp_path / "out", "--head", head, "-q").exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["preln_emb_ln", "preln_emb_ln_gpt2"])
+def test_pre_ln_roberta_with_an_embedding_norm_is_roberta_prelayernorm(cli, tmp_path, name):
+    """--encoder-normalize-before on roberta_base keeps the embedding LayerNorm and adds a final one: transformers'
+    RobertaPreLayerNorm, for a sentencepiece and a GPT-2 BPE dictionary, by default."""
+    src, out = trained(name) / BEST, tmp_path / "out"
+    assert "RobertaPreLayerNormForMaskedLM" in inspect_path(src).details["converts_to"]
+    r = cli("convert", src, out, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model_class"] == "RobertaPreLayerNormForMaskedLM"
+    assert json.loads((out / "config.json").read_text())["model_type"] == "roberta-prelayernorm"
+    hub = trained_hub(name)
+    assert_tokenizer_is_fairseqs(out, hub)
+    assert_logits_are_fairseqs(out, hub)
+    assert cli("verify", src, out, "-q").exit_code == 0
+    assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
