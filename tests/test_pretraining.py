@@ -154,3 +154,32 @@ def test_pre_ln_roberta_with_an_embedding_norm_is_roberta_prelayernorm(cli, tmp_
     assert_logits_are_fairseqs(out, hub)
     assert cli("verify", src, out, "-q").exit_code == 0
     assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
+
+
+@pytest.mark.parametrize(("name", "head"), [("relu_head", None), ("relu_pooler", "sentence_classification_head")])
+def test_the_encoder_alone_where_the_head_cannot_be_represented(cli, tmp_path, name, head):
+    """A relu masked-LM head or a relu pooler has no transformers equivalent: the refusal offers the encoder alone
+    (--head none), which converts exactly for AutoModel (feature extraction)."""
+    from transformers import AutoModel
+
+    src, out = trained(name) / BEST, tmp_path / "out"
+    r = cli("convert", src, out, *(["--head", head] if head else []))
+    assert r.exit_code == 2 and "--head none" in r.stderr and not out.exists()
+    r = cli("convert", src, out, "--head", "none", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model_class"] == "XLMRobertaModel"
+    assert "pipeline_tag: feature-extraction" in (out / "README.md").read_text()
+    model, info = AutoModel.from_pretrained(str(out), add_pooling_layer=False, output_loading_info=True)
+    assert {k: v for k, v in info.items() if v} == {}, info
+    _, plain = AutoModel.from_pretrained(str(out), output_loading_info=True)  # the model card's warning, true
+    assert plain["missing_keys"] == {"pooler.dense.weight", "pooler.dense.bias"}
+    hub = trained_hub(name)
+    ids = [hub.encode(t)[:60] for t in corpus()[::25]]
+    batch, mask = padded_batch(ids)
+    with torch.no_grad():
+        want = hub.model(batch, features_only=True)[0]
+        got = model.eval()(input_ids=batch, attention_mask=mask).last_hidden_state
+    for i, t in enumerate(ids):
+        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
+    assert cli("verify", src, out, "-q").exit_code == 0  # the bare model's folder: the encoder is compared
+    assert cli("diff", src, out, "--outputs", "-q").exit_code == 0

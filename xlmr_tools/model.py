@@ -102,6 +102,17 @@ class ModelDescription:
         return d
 
 
+# `--head none`: the encoder alone (transformers' bare *Model class, AutoModel), for feature extraction, where no head
+# is wanted or the checkpoint's head cannot be represented. Any other head name is a classification head; None is the
+# masked-LM head.
+ENCODER = "none"
+
+
+def head_kind(head: str | None) -> str:
+    """'masked-lm', 'encoder' or 'classifier': what a head choice converts."""
+    return "masked-lm" if head is None else "encoder" if head == ENCODER else "classifier"
+
+
 # The dtypes a model is converted to or run in, by the names the CLI takes (one list for every command).
 DTYPES = ("float32", "float16", "bfloat16")
 

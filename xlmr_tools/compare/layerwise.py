@@ -41,6 +41,7 @@ from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
 from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
 from xlmr_tools.errors import BadInput, VerificationFailed
 from xlmr_tools.io.readahead import ReadAhead
+from xlmr_tools.mapping.config import CLASS_SUFFIX
 from xlmr_tools.mapping.tokenizer import Alignment
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_MODULES,
@@ -49,6 +50,7 @@ from xlmr_tools.mapping.weights import (
     hf_modules,
     tied_copies,
 )
+from xlmr_tools.model import head_kind
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
 from xlmr_tools.sources.hf import HFFolder
 from xlmr_tools.sources.loaded import LoadedModel
@@ -97,7 +99,7 @@ class Runner(ABC):
     ffn: int
     has_final_norm: bool
     head: str | None  # None: masked-LM; else the classification head's name
-    head_stage: str
+    head_stage: str | None  # None: no head (the encoder alone)
     languages: list[str]  # X-MOD: the language adapters, in the model's order; [] for other models
 
     def __init__(self, tensor: Callable[[str], torch.Tensor], dtype: torch.dtype, device: str) -> None:
@@ -202,6 +204,12 @@ class Runner(ABC):
         """The loaded decoder matrix as stored (read-ahead takes the next vocabulary block of it)."""
 
 
+def head_stage(head: str | None) -> str | None:
+    """The name of the head's stage (None: the encoder alone, whose last stage is its last layer or final norm)."""
+    kind = head_kind(head)
+    return "lm logits" if kind == "masked-lm" else f"head {head}" if kind == "classifier" else None
+
+
 def _persistent(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return list(module.state_dict(keep_vars=True).items())
 
@@ -228,7 +236,7 @@ class FairseqRunner(Runner):
         self.vocab_rows = enc.embed_tokens.num_embeddings
         self.hidden, self.ffn = enc.embed_tokens.embedding_dim, enc.layers[0].fc1.out_features
         self.has_final_norm = enc.layer_norm is not None
-        self.head_stage = "lm logits" if head is None else f"head {head}"
+        self.head_stage = head_stage(head)
         self.pad = enc.padding_idx
         self.languages = list(getattr(enc.layers[0], "adapter_modules", None) or [])  # fairseq's XMOD layers
         self._emb = list(FAIRSEQ_MODULES["embeddings"])
@@ -313,11 +321,19 @@ class HFRunner(Runner):
         # The class the weights are (not what config.json claims: verify reports that): XLM-R's classes compute
         # RoBERTa's and CamemBERT's too, under the same module names.
         prefix = desc.class_prefix
-        cls: Any = getattr(transformers, prefix + ("ForMaskedLM" if head is None else "ForSequenceClassification"))
-        self.loaded = loaded if loaded is not None and loaded.model_class == cls.__name__ else None
+        kind = head_kind(head)
+        # the encoder alone runs in the masked-LM class's structure (the base model under its prefix, no head run)
+        cls: Any = getattr(transformers, prefix + CLASS_SUFFIX["classifier" if kind == "classifier" else "masked-lm"])
+        loads = prefix + CLASS_SUFFIX[kind]  # the class AutoModel* must build for the load view to be used
+        self.loaded = loaded if loaded is not None and loaded.model_class == loads else None
         if self.loaded is not None:
             view = self.loaded
-            super().__init__(lambda n: folder.stored_tensor(view.stored_name(n)), dtype, device)
+            bare = kind == "encoder"  # the bare model's tensors carry no base-model prefix
+
+            def tensor(n: str) -> torch.Tensor:
+                return folder.stored_tensor(view.stored_name(n.removeprefix(desc.base + ".") if bare else n))
+
+            super().__init__(tensor, dtype, device)
             config = copy.deepcopy(view.config)
         else:
             super().__init__(folder.tensor, dtype, device)  # the folder names tensors as the *For* model does
@@ -327,10 +343,10 @@ class HFRunner(Runner):
         config._attn_implementation = "sdpa"
         self.head = head
         self.languages = list(desc.adapters.languages) if desc.adapters is not None else []
-        if head is None:
+        if kind == "masked-lm":
             if HF_HEAD_NAMES["lm_head"] not in names:
                 raise BadInput(folder.path, "folder has no masked-LM head (lm_head.*); pass --head for a classifier")
-        else:
+        elif kind == "classifier":
             classes = hf_classifier_classes({n: folder.shape(n) for n in names})
             if classes is None:
                 raise BadInput(folder.path, "folder has no classification head (classifier.*)")
@@ -345,7 +361,7 @@ class HFRunner(Runner):
         self.has_final_norm = desc.norms.final_norm is not None
         self.modules = hf_modules(desc.base, desc.norms)  # the family's module paths
         self.tied_copies = tied_copies(desc.base)
-        self.head_stage = "lm logits" if head is None else f"head {head}"
+        self.head_stage = head_stage(head)
         self.pad = int(config.pad_token_id if config.pad_token_id is not None else 1)
 
     def load_embeddings(self, ids: torch.Tensor) -> None:
@@ -477,7 +493,7 @@ def compare_streamed(
         langs = [languages[i] for i in idx] if languages is not None else None
         batches.append(Batch(padded.to(device), idx, [lengths[i] for i in idx], langs, group.packed, group.slots))
     acc: dict[str, StageAccumulator] = {}
-    vocab = a.vocab_rows if a.head is None else None
+    vocab = a.vocab_rows if a.head_stage == "lm logits" else None
     flops = 2 * sum(text_flops(n, a.hidden, a.ffn, a.layers, vocab) for n in lengths)
     # the roof, measured for about 1 % of the run's nominal time (at 100 GFLOPS): 0.1 s on a tiny model, 1 s at XL
     window = min(0.2, max(0.02, flops / 1e11 * 0.01 / 5))
@@ -545,52 +561,57 @@ def compare_streamed(
         fa = [a.batch_first(x) for x in xa]
         fb = [b.batch_first(x) for x in xb]
         del xa, xb
-        on_stage(a.head_stage)
-        a.load_head()
-        b.load_head()
-        if a.head is None and b.head is None:
-            # Vocabulary blocks outside, tokens inside: each page of the (memory-mapped) decoder matrix is read once
-            # per model, not once per token chunk, so a memory cap below its size costs no re-reads.
-            s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
-            # The head is per token: it runs on the real tokens only, packed (no padded rows in its products)
-            ha, hb = a.lm_features(_real_tokens(batches, fa)), b.lm_features(_real_tokens(batches, fb))
-            del fa, fb
-            spans, at = [], 0  # (text, first row in ha, tokens)
-            for batch in batches:
-                for text, n in zip(batch.texts, batch.lengths):
-                    spans.append((text, at, n))
-                    at += n
-            rows = a.vocab_rows
-            if rows != b.vocab_rows:
-                raise BadInput(None, f"the two models have {rows} and {b.vocab_rows} vocabulary rows")
-            wa, wb = a.lm_weight(), b.lm_weight()
-            ahead.submit(("vocab", 0), functools.partial(list, (wa[:VOCAB_BLOCK], wb[:VOCAB_BLOCK])))
-            for start in range(0, rows, VOCAB_BLOCK):
-                end = min(rows, start + VOCAB_BLOCK)
-                if end < rows:
-                    after = slice(end, end + VOCAB_BLOCK)
-                    ahead.submit(("vocab", end), functools.partial(list, (wa[after], wb[after])))
-                la, lb = a.lm_block(start, end), b.lm_block(start, end)
-                for part in range(0, at, BATCH_TOKENS):  # logits of at most BATCH_TOKENS x VOCAB_BLOCK at once
-                    stop = min(at, part + BATCH_TOKENS)
-                    ya, yb = side.run(functools.partial(la, ha[part:stop]), functools.partial(lb, hb[part:stop]))
-                    ya, yb = ya.cpu(), yb.cpu()
-                    for text, first, n in spans:
-                        lo, hi = max(first, part), min(first + n, stop)
-                        if lo < hi:
-                            s.update(ya[lo - part : hi - part], yb[lo - part : hi - part], text, lo - first)
-                del la, lb
-                ahead.release(("vocab", start))
+        if a.head_stage is None or b.head_stage is None:  # the encoder alone: its last stage was the last compared
+            if a.head_stage != b.head_stage:
+                raise BadInput(None, "one side has a head and the other is the encoder alone")
+            loaded("encoder")
         else:
-            # a sentence head reads each text's first token (features[:, 0, :] in both libraries): give it those
-            s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
-            for batch, u, v in zip(batches, fa, fb):
-                firsts = [(row, pos) for row, pos, _ in batch.spans]
-                ya = a.run_head(torch.stack([u[row, pos] for row, pos in firsts])[:, None])
-                yb = b.run_head(torch.stack([v[row, pos] for row, pos in firsts])[:, None])
-                for i, text in enumerate(batch.texts):
-                    s.update(ya[i].cpu(), yb[i].cpu(), text)
-        loaded(a.head_stage)
+            on_stage(a.head_stage)
+            a.load_head()
+            b.load_head()
+            if a.head is None and b.head is None:
+                # Vocabulary blocks outside, tokens inside: each page of the (memory-mapped) decoder matrix is read once
+                # per model, not once per token chunk, so a memory cap below its size costs no re-reads.
+                s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
+                # The head is per token: it runs on the real tokens only, packed (no padded rows in its products)
+                ha, hb = a.lm_features(_real_tokens(batches, fa)), b.lm_features(_real_tokens(batches, fb))
+                del fa, fb
+                spans, at = [], 0  # (text, first row in ha, tokens)
+                for batch in batches:
+                    for text, n in zip(batch.texts, batch.lengths):
+                        spans.append((text, at, n))
+                        at += n
+                rows = a.vocab_rows
+                if rows != b.vocab_rows:
+                    raise BadInput(None, f"the two models have {rows} and {b.vocab_rows} vocabulary rows")
+                wa, wb = a.lm_weight(), b.lm_weight()
+                ahead.submit(("vocab", 0), functools.partial(list, (wa[:VOCAB_BLOCK], wb[:VOCAB_BLOCK])))
+                for start in range(0, rows, VOCAB_BLOCK):
+                    end = min(rows, start + VOCAB_BLOCK)
+                    if end < rows:
+                        after = slice(end, end + VOCAB_BLOCK)
+                        ahead.submit(("vocab", end), functools.partial(list, (wa[after], wb[after])))
+                    la, lb = a.lm_block(start, end), b.lm_block(start, end)
+                    for part in range(0, at, BATCH_TOKENS):  # logits of at most BATCH_TOKENS x VOCAB_BLOCK at once
+                        stop = min(at, part + BATCH_TOKENS)
+                        ya, yb = side.run(functools.partial(la, ha[part:stop]), functools.partial(lb, hb[part:stop]))
+                        ya, yb = ya.cpu(), yb.cpu()
+                        for text, first, n in spans:
+                            lo, hi = max(first, part), min(first + n, stop)
+                            if lo < hi:
+                                s.update(ya[lo - part : hi - part], yb[lo - part : hi - part], text, lo - first)
+                    del la, lb
+                    ahead.release(("vocab", start))
+            else:
+                # a sentence head reads each text's first token (features[:, 0, :] in both libraries): give it those
+                s = acc.setdefault(a.head_stage, StageAccumulator(a.head_stage, tol))
+                for batch, u, v in zip(batches, fa, fb):
+                    firsts = [(row, pos) for row, pos, _ in batch.spans]
+                    ya = a.run_head(torch.stack([u[row, pos] for row, pos in firsts])[:, None])
+                    yb = b.run_head(torch.stack([v[row, pos] for row, pos in firsts])[:, None])
+                    for i, text in enumerate(batch.texts):
+                        s.update(ya[i].cpu(), yb[i].cpu(), text)
+            loaded(a.head_stage)
     seconds = time.perf_counter() - started - aside[0]
     # the roof again at the end, the higher one kept: a shared machine's speed drifts (peaks of 265 and 347 GFLOPS
     # were measured at the start of two runs within minutes), and a roof measured in a slow moment flatters the ratio

@@ -28,10 +28,11 @@ def check_tol(tol: float | None, flag: str = "--tol") -> None:
         raise BadInput(None, f"{flag} must be a number >= 0, not {tol:g}")
 
 
-def streamed_stages(description: ModelDescription, tokenizer: bool) -> int:
+def streamed_stages(description: ModelDescription, tokenizer: bool, head: bool = True) -> int:
     """How many stages a streamed comparison names through on_stage (the tokenizer when compared, embeddings, each
-    layer, the final norm of pre-LN models, the head): the total of a progress counter."""
-    return int(tokenizer) + 1 + description.layers + int(description.family == PRE_LN) + 1
+    layer, the final norm of pre-LN models, the head unless the encoder alone is compared): a progress counter's
+    total."""
+    return int(tokenizer) + 1 + description.layers + int(description.family == PRE_LN) + int(head)
 
 
 def default_tol(dtype: torch.dtype, device: str = "cpu") -> float:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import ModelDescription
+from xlmr_tools.model import ENCODER, ModelDescription, head_kind
 
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
@@ -23,8 +23,31 @@ ACTIVATIONS = {
 }
 
 
+CLASS_SUFFIX = {"masked-lm": "ForMaskedLM", "classifier": "ForSequenceClassification", "encoder": "Model"}
+
+
 def model_class_name(desc: ModelDescription, head: str | None) -> str:
-    return desc.hf_classes[1] + ("ForMaskedLM" if head is None else "ForSequenceClassification")
+    return desc.hf_classes[1] + CLASS_SUFFIX[head_kind(head)]
+
+
+def choose_head(desc: ModelDescription, head: str | None, where: str) -> str | None:
+    """The head a conversion takes, decided here once: the one asked for (a classification head of the checkpoint,
+    or `--head none`: the encoder alone); else the masked-LM head, or the encoder alone where the checkpoint has no
+    head at all (data2vec-text's student, an encoder trained without one)."""
+    if head is not None:
+        if head != ENCODER and head not in desc.classification_heads:
+            have = ", ".join(sorted(desc.classification_heads)) or "none"
+            raise BadInput(where, f"no classification head named '{head}' (heads in this checkpoint: {have})")
+        return head
+    if desc.lm_head:
+        return None
+    if not desc.classification_heads:
+        return ENCODER
+    raise BadInput(
+        where,
+        "the checkpoint has no masked-LM head: name one of its classification heads with --head "
+        f"({', '.join(sorted(desc.classification_heads))}), or --head {ENCODER} for the encoder alone",
+    )
 
 
 def problems(desc: ModelDescription, args: dict[str, Any], head: str | None) -> list[str]:
@@ -37,12 +60,12 @@ def problems(desc: ModelDescription, args: dict[str, Any], head: str | None) -> 
         out.append(
             f"activation_fn={desc.activation!r}: transformers' XLM-R LM head always applies erf-gelu "
             "where fairseq's applies the model's activation, so the logits would differ; "
-            "convert a classification head (--head) instead"
+            f"convert a classification head (--head) or the encoder alone (--head {ENCODER}) instead"
         )
-    if head is not None and args.get("pooler_activation_fn", "tanh") != "tanh":
+    if head_kind(head) == "classifier" and args.get("pooler_activation_fn", "tanh") != "tanh":
         out.append(
             f"pooler_activation_fn={args.get('pooler_activation_fn')!r}: transformers' classification head "
-            "always applies tanh"
+            f"always applies tanh; the encoder alone converts (--head {ENCODER})"
         )
     return out
 
@@ -98,10 +121,10 @@ def build_config(
         pad_token_id=desc.padding_idx,
         bos_token_id=ids["<s>"],
         eos_token_id=ids["</s>"],
-        tie_word_embeddings=desc.tied_lm_head or head is not None,
+        tie_word_embeddings=desc.tied_lm_head or head is not None,  # (no decoder to tie but the masked-LM head's)
         architectures=[model_class_name(desc, head)],
     )
-    if head is not None:
+    if head_kind(head) == "classifier" and head is not None:
         n = desc.classification_heads[head]
         names = labels or [f"LABEL_{i}" for i in range(n)]
         kwargs.update(

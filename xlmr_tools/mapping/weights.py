@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import Layout, ModelDescription
+from xlmr_tools.model import ENCODER, Layout, ModelDescription, head_kind
 
 FS = "encoder.sentence_encoder."  # fairseq's encoder body
 HF_HEADS = ("lm_head.", "classifier.")  # HF names outside the base model (whose prefix is the family's `base`)
@@ -83,8 +83,9 @@ def hf_modules(base: str, layout: Layout) -> dict[str, str]:
 # A tensor of fairseq encoder layer n: the prefix, n, and the rest (pruning renumbers n; groups and counts read it).
 LAYER_NUMBER = re.compile(r"^(?P<head>" + re.escape(FS) + r"layers\.)(?P<n>\d+)(?P<tail>\..*)$")
 _HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
-_HF_FINAL_NORM = re.compile(r"^[^.]+\.(encoder\.)?LayerNorm\.")  # a base model's final norm (XL's, PreLayerNorm's)
-_HF_EMBEDDINGS = re.compile(r"^[^.]+\.embeddings\.")
+# a base model's final norm (XL's, PreLayerNorm's), prefixed or (a bare model's) not; the embeddings likewise
+_HF_FINAL_NORM = re.compile(r"^([^.]+\.)?(encoder\.)?LayerNorm\.")
+_HF_EMBEDDINGS = re.compile(r"(^|\.)embeddings\.")
 _HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
 # X-MOD: a language's adapter in layer 0 (its name, and the adapter's size from fc1's rows).
 ADAPTER = re.compile(r"^" + re.escape(FS) + r"layers\.0\.adapter_modules\.(?P<lang>[^.]+)\.fc1\.weight$")
@@ -403,17 +404,21 @@ def table(desc: ModelDescription, head: str | None) -> list[Mapped]:
     for i in range(desc.layers):
         for fs, hf in per_layer:
             rows += _expand(f"{FS}layers.{i}.{fs}.", f"{base}.encoder.layer.{i}.{hf}.", f"layer {i}")
-    if head is None:
+    kind = head_kind(head)
+    if kind == "masked-lm":
         for fs, hf, group in LM_HEAD_TABLE:
             rows += _expand(fs, hf, group)
         if not desc.tied_lm_head:
             rows += UNTIED_LM_HEAD
-    else:
+    elif kind == "classifier":
         for fs, hf, group in CLASSIFIER_TABLE:
             rows += _expand(fs.format(head=head), hf, group)
     mapped = [Mapped(*r) for r in rows]
     made = [Mapped(None, f"{base}.{hf}", group, make) for hf, (group, make) in SYNTHESIZED.items()]
-    return mapped[:2] + made + mapped[2:]  # after the token and position embeddings, as transformers orders them
+    rows_ = mapped[:2] + made + mapped[2:]  # after the token and position embeddings, as transformers orders them
+    if kind == "encoder":  # the bare model's own names, as its save_pretrained writes them: no base-model prefix
+        return [Mapped(m.fairseq, m.hf.removeprefix(base + "."), m.group, m.make) for m in rows_]
+    return rows_
 
 
 def plan(
@@ -425,7 +430,7 @@ def plan(
 ) -> Plan:
     """Match normalized fairseq names against the table: every name mapped or ignored with a reason (`dropped`:
     what fairseq's load-time rules discard, reported as ignored)."""
-    if head is not None and head not in desc.classification_heads:
+    if head_kind(head) == "classifier" and head not in desc.classification_heads:
         have = ", ".join(sorted(desc.classification_heads)) or "none"
         raise BadInput(where, f"no classification head named '{head}' (heads in this checkpoint: {have})")
     rows = table(desc, head)
@@ -462,6 +467,9 @@ def _ignore_reason(name: str, desc: ModelDescription, head: str | None) -> str |
     if name.startswith("encoder.lm_head.") and head is not None:
         return f"masked-LM head, not converted when --head {head} is chosen"
     m = _HEAD.match(name)
+    if m and head == ENCODER:
+        return f"classification head '{m.group(1)}', not converted with --head {ENCODER} (the encoder alone)"
+    m = _HEAD.match(name)
     if m and m.group(1) in desc.classification_heads and m.group(1) != head:
         return f"classification head '{m.group(1)}' not asked for"
     return None
@@ -482,10 +490,10 @@ def group_of(name: str) -> str:
         return "lm head"
     if name.startswith("classifier."):
         return "classifier"
+    if name.startswith((FS + "embed", FS + "layernorm_embedding")) or _HF_EMBEDDINGS.search(name):
+        return "embeddings"
     if name.startswith(FS + "layer_norm.") or _HF_FINAL_NORM.match(name):
         return "final norm"
-    if name.startswith((FS + "embed", FS + "layernorm_embedding")) or _HF_EMBEDDINGS.match(name):
-        return "embeddings"
     return "other"
 
 

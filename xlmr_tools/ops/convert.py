@@ -38,8 +38,8 @@ from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import check_language, model_class_name, read_labels, validate
-from xlmr_tools.model import dtype_name, torch_dtype
+from xlmr_tools.mapping.config import check_language, choose_head, model_class_name, read_labels, validate
+from xlmr_tools.model import ENCODER, dtype_name, torch_dtype
 from xlmr_tools.ops.model_card import write_model_card
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
@@ -216,8 +216,7 @@ def _prepare(
     where = str(ckpt.path)
     target = resolve_dtype(dtype, ckpt)
     shard_bytes = parse_size(max_shard_size)
-    if head is not None and head not in desc.classification_heads:
-        weight_map.plan(ckpt.names(), desc, head, where)  # names the heads there are
+    head = choose_head(desc, head, where)
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
     check_language(desc, language, where)
     plan = weight_map.plan(ckpt.names(), desc, head, where, ckpt.dropped)
@@ -390,7 +389,8 @@ def _write_and_prove(
                 loaded = check_auto_class(being_written, job.head, model_class_name(desc, job.head))
             if outputs is not None:
                 # one step per layer, run as soon as it is written
-                progress.start("fairseq and transformers side by side", streamed_stages(desc, tokenizer=True))
+                stages = streamed_stages(desc, True, job.head != ENCODER)
+                progress.start("fairseq and transformers side by side", stages)
                 texts, tol = outputs
                 # The layers are read through the mapping (the writer has just read the source's pages and written
                 # the folder's); the LM decoder, written first, is read ahead by vocabulary block: under a memory

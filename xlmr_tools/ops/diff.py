@@ -25,7 +25,7 @@ from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import compared_keys, model_class_name, same_value
-from xlmr_tools.model import DTYPES, dtype_name, torch_dtype
+from xlmr_tools.model import DTYPES, ENCODER, dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub, open_source
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -130,8 +130,8 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
             }
         else:
             other = b if side is a else a
-            h = head
-            if h is None and not other.description.lm_head and other.description.classification_heads:
+            h = head if head is not None else None if other.description.lm_head else ENCODER
+            if head is None and not other.description.lm_head and other.description.classification_heads:
                 heads = src.description.classification_heads
                 if len(heads) != 1:
                     raise BadInput(src.path, "the HF side holds a classifier: name the checkpoint's head with --head")
@@ -257,8 +257,7 @@ def _outputs(
             runners.append(FairseqRunner(oracle, dtype, device, side.head or head))
             encode, pad = encode or oracle.encode, oracle.dictionary.pad()
         else:
-            h = head if head is not None else (None if src.description.lm_head else "classifier")
-            runners.append(HFRunner(src, dtype, device, h, side.loaded))
+            runners.append(HFRunner(src, dtype, device, _hf_head(src, head), side.loaded))
     if encode is None:
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
@@ -294,10 +293,18 @@ class ConfigDiff:
         return asdict(self)
 
 
+def _hf_head(folder: HFFolder, head: str | None) -> str | None:
+    """The head an HF side is compared by: the one asked for, else the masked-LM head, the classifier or the encoder
+    alone, whichever the folder holds."""
+    if head is not None:
+        return head
+    d = folder.description
+    return None if d.lm_head else "classifier" if d.classification_heads else ENCODER
+
+
 def _load_view(folder: HFFolder, head: str | None) -> LoadedModel:
-    """What AutoModel* loads from an HF side: the masked-LM model where the folder has its head, else a
-    classifier."""
-    task = task_of(head if head is not None else None if folder.description.lm_head else "classifier")
+    """What AutoModel* loads from an HF side (its head: _hf_head)."""
+    task = task_of(_hf_head(folder, head))
     return load_view(folder, task)
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from xlmr_tools.model import head_kind
+
+PIPELINE_TAGS = {"masked-lm": "fill-mask", "classifier": "text-classification", "encoder": "feature-extraction"}
 WEIGHTS = {
     "model": "the checkpoint's model (its live weights)",
     "ema": "the exponential moving average kept by `--store-ema` (`extra_state['ema']`, as fairseq's "
@@ -23,7 +26,7 @@ def front_matter(result: dict[str, Any]) -> list[str]:
     return [
         "---",
         "library_name: transformers",
-        f"pipeline_tag: {'fill-mask' if result['head'] is None else 'text-classification'}",
+        f"pipeline_tag: {PIPELINE_TAGS[head_kind(result['head'])]}",
         "tags:",
         *(f"- {t}" for t in tags),
         "---",
@@ -52,6 +55,14 @@ def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_ver
         f"| weights re-read and equal to source | {'yes' if result['weights_equal'] else 'NO'} |",
         "",
     ]
+    if head_kind(result["head"]) == "encoder":
+        lines += [
+            "The encoder alone (`--head none`): load it with `AutoModel.from_pretrained(folder, "
+            "add_pooling_layer=False)`. fairseq's encoder has no pooler; a plain `AutoModel.from_pretrained(folder)` "
+            "adds one, initialised at random (transformers reports it missing), so only its `pooler_output` is not "
+            "the checkpoint's: `last_hidden_state` is exact either way.",
+            "",
+        ]
     tok = result.get("tokenizer")
     if tok:
         lines += [

@@ -22,13 +22,14 @@ from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import (
     check_language,
+    choose_head,
     compared_keys,
     model_class_name,
     problems,
     read_labels,
     same_value,
 )
-from xlmr_tools.model import dtype_name, torch_dtype
+from xlmr_tools.model import ENCODER, dtype_name, head_kind, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
@@ -110,18 +111,16 @@ class VerifyReport:
         }
 
 
-def choose_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> str | None:
+def verified_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> str | None:
+    """The head to compare: the one asked for; else what the folder holds — a masked-LM head, the checkpoint's one
+    classification head for a classifier, the encoder alone for a bare model's folder."""
     fs_heads = ckpt.description.classification_heads
     if head is not None:
-        if head not in fs_heads:
-            raise BadInput(
-                ckpt.path,
-                f"no classification head named '{head}' (heads in this checkpoint: "
-                f"{', '.join(sorted(fs_heads)) or 'none'})",
-            )
-        return head
-    if folder.description.lm_head or not folder.description.classification_heads:
+        return choose_head(ckpt.description, head, str(ckpt.path))
+    if folder.description.lm_head:
         return None
+    if not folder.description.classification_heads:
+        return ENCODER
     if len(fs_heads) == 1:
         return next(iter(fs_heads))
     raise BadInput(
@@ -160,7 +159,7 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, 
     for key in compared_keys(reference):
         want, got = getattr(reference, key, None), getattr(cfg, key, None)
         rows.append(ConfigRow(key, want, got, same_value(want, got)))
-    if head is not None:
+    if head_kind(head) == "classifier" and head is not None:
         want_n, got_n = d.classification_heads[head], getattr(cfg, "num_labels", None)
         rows.append(ConfigRow("num_labels", want_n, got_n, want_n == got_n))
     if d.adapters is not None:  # X-MOD: which adapters run when no language is given; any of the model's
@@ -260,7 +259,7 @@ class WeightPass:
     def finish(self) -> WeightReport:
         self.run()
         known = set(self.rows)
-        if self.head is None and self.ckpt.description.tied_lm_head:
+        if head_kind(self.head) == "masked-lm" and self.ckpt.description.tied_lm_head:
             for name, (fairseq_source, _) in weight_map.tied_copies(self.ckpt.description.base).items():
                 if name in self.shapes:
                     known.add(name)
@@ -325,7 +324,7 @@ def verify(
             f"families do not match: the checkpoint is {ckpt.description.family}, the "
             f"folder's weights are {folder.description.family}",
         )
-    head = choose_head(ckpt, folder, head)
+    head = verified_head(ckpt, folder, head)
     check_language(ckpt.description, language, str(ckpt.path))
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
@@ -352,7 +351,8 @@ def verify(
         report.skipped.append(skip)
         return report
     weights.progress = NoProgress()  # the counter below is the stages'
-    progress.start("comparing, one layer at a time", streamed_stages(ckpt.description, bool(folder.tokenizer_assets())))
+    stages = streamed_stages(ckpt.description, bool(folder.tokenizer_assets()), head != ENCODER)
+    progress.start("comparing, one layer at a time", stages)
     with ReadAhead() as ahead:
         weights.view = ahead.view  # each part's weights compared as the forward loads them: read once
         report.tokenizer, report.outputs = compare_outputs_streamed(

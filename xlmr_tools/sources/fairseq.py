@@ -24,7 +24,7 @@ from xlmr_tools.mapping.weights import (
     is_bookkeeping,
     normalize_fairseq_state,
 )
-from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription
+from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
 from xlmr_tools.sources import locate
 from xlmr_tools.sources.locate import find_checkpoint_file
 
@@ -78,7 +78,7 @@ class FairseqCheckpoint:
 
     def labels_file(self, head: str | None) -> Path | None:
         """The label dictionary for this head: the one given, or the one found for the head its task trained."""
-        if head is None or self.labels_path is None:
+        if head_kind(head) != "classifier" or self.labels_path is None:
             return None
         return self.labels_path if self.labels_given or self.task_head in (None, head) else None
 

@@ -22,16 +22,25 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.model import head_kind
 from xlmr_tools.sources.hf import HFFolder
 
 # The auto class a user loads each kind of folder with.
-AUTO_CLASSES = {"masked-lm": "AutoModelForMaskedLM", "classifier": "AutoModelForSequenceClassification"}
+AUTO_CLASSES = {
+    "masked-lm": "AutoModelForMaskedLM",
+    "classifier": "AutoModelForSequenceClassification",
+    "encoder": "AutoModel",
+}
+# The bare model class builds a pooler fairseq never had; an encoder-only folder is loaded without it
+# (`AutoModel.from_pretrained(folder, add_pooling_layer=False)`, what its model card says), and judged so.
+ENCODER_KWARGS = {"add_pooling_layer": False}
 PEFT_ADAPTER = "adapter_config.json"  # transformers applies it on load when peft is installed
 
 
 def task_of(head: str | None) -> str:
-    """The auto class's kind for a fairseq head choice: None is the masked-LM head, a name a classifier."""
-    return "masked-lm" if head is None else "classifier"
+    """The auto class's kind for a head choice: None is the masked-LM head, `--head none` the encoder alone, a name a
+    classifier."""
+    return head_kind(head)
 
 
 @dataclass
@@ -117,7 +126,7 @@ def meta_model(config: Any, task: str) -> Any:
 
     auto = getattr(transformers, AUTO_CLASSES[task])
     with torch.device("meta"):
-        return auto.from_config(config)
+        return auto.from_config(config, **(ENCODER_KWARGS if task == "encoder" else {}))
 
 
 def load_view(folder: HFFolder, task: str) -> LoadedModel:
