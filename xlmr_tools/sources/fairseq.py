@@ -145,23 +145,28 @@ def _asset(given: str | Path | None, *defaults: Path) -> Path | None:
     return next((d for d in defaults if d.is_file()), None)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, file: Path) -> Any:
     """An omegaconf DictConfig (fairseq 0.10 pickled its cfg as one) as plain Python containers: read through
     inert stand-ins by default, or the real class with --trust-checkpoint."""
     if isinstance(value, torch_pickle.ConfigStandIn):
-        return torch_pickle.config_to_plain(value)
+        return torch_pickle.config_to_plain(value, file)
     if type(value).__module__.startswith("omegaconf."):
         from omegaconf import OmegaConf
 
         try:
-            return OmegaConf.to_container(value, resolve=True)
-        except Exception:  # noqa: BLE001 - an interpolation that no longer resolves: take the raw values
-            return OmegaConf.to_container(value, resolve=False)
+            try:
+                return OmegaConf.to_container(value, resolve=True)
+            except RecursionError:
+                raise
+            except Exception:  # noqa: BLE001 - an interpolation that no longer resolves: take the raw values
+                return OmegaConf.to_container(value, resolve=False)
+        except RecursionError as e:
+            raise BadInput(file, "the checkpoint's config contains itself or nests too deep to read") from e
     return value
 
 
-def _as_dict(value: Any) -> dict[str, Any] | None:
-    value = _plain(value)
+def _as_dict(value: Any, file: Path) -> dict[str, Any] | None:
+    value = _plain(value, file)
     if isinstance(value, argparse.Namespace):
         return vars(value)
     if isinstance(value, Mapping):
@@ -171,15 +176,15 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
 
 def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None]:
     """(model args, layout, training task, the task's classification head)."""
-    cfg = _as_dict(obj.get("cfg"))
+    cfg = _as_dict(obj.get("cfg"), file)
     if cfg is not None and cfg.get("model") is not None:
-        model = _as_dict(cfg["model"])
+        model = _as_dict(cfg["model"], file)
         if model is None:
             raise BadInput(file, f"cfg['model'] is a {type(cfg['model']).__name__}, not the model's arguments")
         if "arch" not in model and "_name" in model:  # a hydra model config names its architecture `_name`
             model["arch"] = model["_name"]
-        task_cfg = _as_dict(cfg.get("task")) or {}
-        criterion = _as_dict(cfg.get("criterion")) or {}
+        task_cfg = _as_dict(cfg.get("task"), file) or {}
+        criterion = _as_dict(cfg.get("criterion"), file) or {}
         task = task_cfg.get("_name") or model.get("task")
         head = (
             task_cfg.get("classification_head_name")
