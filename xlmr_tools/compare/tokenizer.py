@@ -8,6 +8,7 @@ from typing import Any
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.sources.hf import load_tokenizer
 
 
 @dataclass
@@ -24,9 +25,7 @@ class TokenizerCheck:
 
 
 def check_tokenizer(oracle: fairseq_oracle.FairseqOracle, folder: Path, texts: list[str]) -> TokenizerCheck:
-    from transformers import AutoTokenizer
-
-    hf_tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    hf_tok = load_tokenizer(folder)
     mismatch = None
     count = 0
     for i, text in enumerate(texts):

@@ -23,6 +23,7 @@ from xlmr_tools.mapping.weights import (
     normalize_fairseq_state,
 )
 from xlmr_tools.model import POST_LN, PRE_LN, Adapters, ModelDescription
+from xlmr_tools.sources import values
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 
@@ -98,10 +99,12 @@ def open_checkpoint(
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
     args, layout, task, task_head = _model_args(obj, file)
+    values.check_fairseq_args(args, file)
     raw = obj["model"]
     for name, t in raw.items():
         if not isinstance(t, torch.Tensor):
             raise BadInput(file, f"state dict entry '{name}' is not a tensor")
+        values.check_tensor(file, name, t.dtype, layout=t.layout, meta=t.is_meta, weight=not is_bookkeeping(name))
     state = normalize_fairseq_state(raw, args, str(file))
     desc = describe(state.tensors, args, file)
     folder = file.parent

@@ -18,7 +18,14 @@ import torch
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.safetensors import SafetensorsFile
-from xlmr_tools.mapping.weights import HF_NAMES, hf_canonical_names, hf_classifier_classes, hf_layers
+from xlmr_tools.mapping.weights import (
+    HF_NAMES,
+    check_layers,
+    hf_canonical_names,
+    hf_classifier_classes,
+    hf_is_buffer,
+    hf_layers,
+)
 from xlmr_tools.model import (
     FAMILY_OF_MODEL_TYPE,
     POST_LN,
@@ -30,6 +37,7 @@ from xlmr_tools.model import (
     ModelDescription,
     hf_model_type,
 )
+from xlmr_tools.sources import values
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json",
                    "vocab.json", "merges.txt")  # fmt: skip
@@ -96,16 +104,20 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
             sd, _ = torch_pickle.load(f, trust=trust)
             if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
                 raise BadInput(f, "not a state dict of tensors")
+            for n, t in sd.items():
+                values.check_tensor(f, n, t.dtype, layout=t.layout, meta=t.is_meta, weight=not hf_is_buffer(n))
             opened[str(f)] = sd
             items = {n: (tuple(t.shape), t.dtype) for n, t in sd.items()}
         for n, s in items.items():
             shapes[n] = s
             locations[n] = f
+            values.check_tensor(f, n, s[1], weight=not hf_is_buffer(n))
     if where:
         for name, fname in where.items():
             if locations.get(name) != path / fname:
                 raise BadInput(path / fname, f"index lists tensor '{name}' in this shard, but it is not there")
     canonical = hf_canonical_names(shapes)
+    check_layers(canonical, str(path), hf=True)
     desc, warnings = _describe(config, {name: shapes[stored] for name, stored in canonical.items()}, path)
     return HFFolder(path, config, files, fmt, shapes, desc, warnings, opened, locations, canonical)
 
@@ -129,10 +141,11 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise BadInput(path, "no config.json: not a Hugging Face model folder")
     try:
         config = json.loads(cfg_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(cfg_path, f"not valid JSON ({e})") from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: also a number of > 4300 digits
+        raise BadInput(cfg_path, f"not valid JSON ({str(e)[:200]})") from e
     if not isinstance(config, dict):
         raise BadInput(cfg_path, "not a JSON object")
+    values.check_config(config, cfg_path)
     return config
 
 
@@ -143,10 +156,7 @@ def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
     ):
         index = path / index_name
         if index.is_file():
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-                raise BadInput(index, f"not a valid shard index ({e})") from e
+            weight_map = _read_weight_map(index)
             shards = sorted(set(weight_map.values()))
             for s in shards:
                 if not (path / s).is_file():
@@ -157,6 +167,38 @@ def _weight_files(path: Path) -> tuple[list[Path], str, dict[str, str]]:
     if (path / "pytorch_model.bin").is_file():
         return [path / "pytorch_model.bin"], "pytorch_model.bin", {}
     raise BadInput(path, "no weights: expected model.safetensors, a sharded index, or pytorch_model.bin")
+
+
+def _read_weight_map(index: Path) -> dict[str, str]:
+    """A shard index's weight_map: {tensor name: shard file name}, every entry a pair of strings."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BadInput(index, f"not a valid shard index ({str(e)[:200]})") from e
+    if not isinstance(weight_map, dict):
+        raise BadInput(index, f"not a valid shard index (weight_map is a {type(weight_map).__name__}, not an object)")
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or Path(shard).name != shard:
+            raise BadInput(
+                index, f"not a valid shard index: weight_map gives tensor '{name}' the shard {values.shown(shard)}"
+            )
+    return weight_map
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The folder's tokenizer as a user gets it (`AutoTokenizer.from_pretrained`); one transformers cannot load
+    (a tokenizer.json that is empty, not JSON, or not a tokenizer) is bad input naming the file."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers and tokenizers raise anything for a broken file
+        name = next((n for n in TOKENIZER_FILES if (path / n).is_file()), None)
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise BadInput(
+            path / name if name else path,
+            f"transformers cannot load the folder's tokenizer ({type(e).__name__}: {why})",
+        ) from e
 
 
 def _describe(
