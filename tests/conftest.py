@@ -158,5 +158,4 @@ def pytest_terminal_summary(terminalreporter):
 
     suite = sys.modules.get("test_bad_inputs")
     if suite is not None and suite.TALLY["inputs"]:
-        counts = ", ".join(f"{v} {k}" for k, v in suite.TALLY.items())
-        terminalreporter.write_line(f"bad-input suite: {counts}")
+        terminalreporter.write_line(suite.summary())

@@ -351,6 +351,7 @@ class HFRunner(Runner):
             if classes is None:
                 raise BadInput(folder.path, "folder has no classification head (classifier.*)")
             config.num_labels = classes
+        _check_sizes(folder, config)
         with torch.device("meta"):
             self.model = cls(config).eval()
         self.names = names
@@ -448,6 +449,27 @@ class HFRunner(Runner):
         decoder = self.model.lm_head.decoder
         weight, bias = _cast(self.view(decoder.weight[start:end]), self.dtype), decoder.bias[start:end]
         return lambda x: F.linear(x, weight, bias)  # nn.Linear's own form: the bias fused into the product
+
+
+def _check_sizes(folder: HFFolder, config: Any) -> None:
+    """The model transformers builds from config.json (its values, or the config class's defaults where it has none)
+    has the weights' sizes; else it is not the weights' model (transformers would leave tensors missing or refuse
+    mis-shaped ones), and building it is refused first: a config saying 10,000,000 layers must not be built."""
+    desc = folder.description
+    for key, weights in (
+        ("num_hidden_layers", desc.layers),
+        ("hidden_size", desc.hidden),
+        ("intermediate_size", desc.ffn),
+        ("vocab_size", desc.vocab_rows),
+        ("max_position_embeddings", desc.position_rows),
+    ):
+        built = getattr(config, key)
+        if built != weights:
+            raise BadInput(
+                folder.path / "config.json",
+                f"{key}={built} but the weights say {weights}: transformers would build another model than the "
+                "folder's weights (tensors missing or mis-shaped); not built",
+            )
 
 
 def compare_streamed(

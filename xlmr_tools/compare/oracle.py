@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from xlmr_tools import families
+from xlmr_tools.errors import BadInput
+from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.model import GPT2
 
@@ -64,6 +66,8 @@ class FairseqOracle:
             from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
             dict_path, files = ckpt.tokenizer_files()
+            if ckpt.dict_symbols is None:  # unread or unreadable when opened: refused by name where fairseq would
+                tokenizer_assets.read_dict(dict_path)
             self.dictionary = Dictionary.load(str(dict_path))
             self.task = MaskedLMTask(MaskedLMConfig(data=str(ckpt.folder)), dictionary=self.dictionary)
             self.bpe = _bpe(ckpt.description.vocabulary, files)
@@ -126,12 +130,19 @@ def _bpe(vocabulary: str, files: dict[str, Path]) -> Any:
     if vocabulary == GPT2:
         from fairseq.data.encoders.gpt2_bpe import GPT2BPE, GPT2BPEConfig
 
+        tokenizer_assets.read_gpt2_encoder(files["encoder.json"])  # refused by name where fairseq would fail
+        tokenizer_assets.read_gpt2_merges(files["vocab.bpe"])
+
         return GPT2BPE(
             GPT2BPEConfig(gpt2_encoder_json=str(files["encoder.json"]), gpt2_vocab_bpe=str(files["vocab.bpe"]))
         )
     from fairseq.data.encoders.sentencepiece_bpe import SentencepieceBPE, SentencepieceConfig
 
-    return SentencepieceBPE(SentencepieceConfig(sentencepiece_model=str(files["sentencepiece.bpe.model"])))
+    model = files["sentencepiece.bpe.model"]
+    try:
+        return SentencepieceBPE(SentencepieceConfig(sentencepiece_model=str(model)))
+    except (RuntimeError, OSError) as e:  # sentencepiece's "could not parse ModelProto"
+        raise BadInput(model, f"not a sentencepiece model ({str(e).splitlines()[0][:120]})") from e
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from typing import Any
 
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.sources.hf import load_tokenizer
 
 # What a special token is to a transformers tokenizer, by its attribute name.
 SPECIAL_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -61,10 +62,8 @@ class TokenizerCheck:
 
 
 def load(folder: Path) -> Any:
-    """The folder's tokenizer as a user loads it."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    """The folder's tokenizer as a user loads it (AutoTokenizer; one it cannot load is bad input, named)."""
+    return load_tokenizer(folder)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ id either: tokenizers serializes it by id, and the merges with it): it is refuse
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 FILLER = re.compile(r"^madeupword\d+$")
-_DICT_LINE = re.compile(r"^(.+?) -?\d+(?: #fairseq:overwrite)?[ \t]*$", re.M)
+_DICT_LINE = re.compile(r"^(.+?) -?\d+( #fairseq:overwrite)?[ \t]*$", re.M)
 # The files each vocabulary's tokenizer is made from, by the names fairseq's releases give them.
 MODEL_FILES = {
     SENTENCEPIECE: ("sentencepiece.bpe.model",),
@@ -143,26 +144,41 @@ class Alignment:
 
 
 def read_dict(path: Path) -> list[str]:
-    """Symbols of a fairseq dict.txt, in order (fairseq's format: `symbol count [#fairseq:overwrite]`)."""
+    """Symbols of a fairseq dict.txt, in order (fairseq's format: `symbol count [#fairseq:overwrite]`), refused
+    where fairseq's Dictionary refuses it: a line that is not `symbol count` (an empty line too), or a symbol listed
+    again (or one of fairseq's own specials listed) without `#fairseq:overwrite`."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise BadInput(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
-    lines = text.splitlines()
+    # fairseq's readlines(): lines end at "\n" only (read_text has already made "\r\n" and "\r" "\n", as
+    # fairseq's open() does); str.splitlines would also split at U+0085, U+2028, \x1c, ... inside a symbol
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     fast = _DICT_LINE.findall(text)  # one regex pass: 5x faster than the loop on XL's 250k lines
-    if len(fast) == len(lines) and lines:
-        return fast
-    symbols = []
-    for n, line in enumerate(lines, 1):  # slow path: find and name the bad line
-        parts = line.rstrip().rsplit(" ", 2)
-        if parts and parts[-1] == "#fairseq:overwrite":
-            parts = parts[:-1]
-        if len(parts) < 2 or not parts[-1].lstrip("-").isdigit():
-            raise BadInput(path, f"line {n} is not '<symbol> <count>': {line[:60]!r}")
-        symbols.append(" ".join(parts[:-1]) if len(parts) > 2 else parts[0])
-    if not symbols:
+    if len(fast) != len(lines) or not lines:
+        fast = []
+        for n, line in enumerate(lines, 1):  # slow path: find and name the bad line
+            parts = line.rstrip().rsplit(" ", 2)
+            overwrite = bool(parts) and parts[-1] == "#fairseq:overwrite"
+            if overwrite:
+                parts = parts[:-1]
+            if len(parts) < 2 or not parts[-1].lstrip("-").isdigit():
+                raise BadInput(path, f"line {n} is not '<symbol> <count>': {line[:60]!r}")
+            fast.append((" ".join(parts[:-1]) if len(parts) > 2 else parts[0], " #fairseq:overwrite" * overwrite))
+    if not fast:
         raise BadInput(path, "empty dictionary")
-    return symbols
+    seen = set(FAIRSEQ_SPECIALS)
+    for n, (symbol, overwrite) in enumerate(fast, 1):
+        if symbol in seen and not overwrite:
+            raise BadInput(
+                path,
+                f"line {n} lists {symbol!r} again (fairseq refuses a repeated symbol, and its own specials, "
+                "without #fairseq:overwrite)",
+            )
+        seen.add(symbol)
+    return [symbol for symbol, _ in fast]
 
 
 def vocabulary_of(symbols: list[str]) -> str:
@@ -306,7 +322,16 @@ def write_hf_tokenizer(out: Path, alignment: Alignment, max_length: int) -> None
     for name, fairseq_id in alignment.specials.items():
         if tok.convert_tokens_to_ids(name) != fairseq_id:
             raise RuntimeError(f"{name} did not land on fairseq's id {fairseq_id}")
-    tok.save_pretrained(str(out))
+    try:
+        tok.save_pretrained(str(out))
+    except Exception as e:
+        # the tokenizers library (Rust) reports a failed write as a bare Exception("... (os error 27)"): made the
+        # OSError it is, so a full disk or `ulimit -f` reads as any other failed write
+        m = re.search(r"\(os error (\d+)\)", str(e))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code)) from e
 
 
 def _sentencepiece(out: Path, alignment: Alignment, max_length: int):

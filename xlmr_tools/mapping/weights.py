@@ -86,6 +86,7 @@ _HF_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 # a base model's final norm (XL's, PreLayerNorm's), prefixed or (a bare model's) not; the embeddings likewise
 _HF_FINAL_NORM = re.compile(r"^([^.]+\.)?(encoder\.)?LayerNorm\.")
 _HF_EMBEDDINGS = re.compile(r"(^|\.)embeddings\.")
+_HF_LAYER_NUMBER = re.compile(r"^(?P<head>(?:.*\.)?encoder\.layer\.)(?P<n>\d+)(?P<tail>\..*)$")
 _HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
 # X-MOD: a language's adapter in layer 0 (its name, and the adapter's size from fc1's rows).
 ADAPTER = re.compile(r"^" + re.escape(FS) + r"layers\.0\.adapter_modules\.(?P<lang>[^.]+)\.fc1\.weight$")
@@ -275,6 +276,7 @@ def normalize_fairseq_state(raw: Mapping[str, torch.Tensor], args: Mapping[str, 
         tensors[norm] = t
         origin[norm] = name
     state = FairseqState(tensors, origin)
+    check_layers(tensors, where)
     keep = layers_to_keep(args)
     if keep is not None:
         _prune(state, keep, str(args.get("encoder_layers_to_keep")), where)
@@ -534,6 +536,36 @@ def _legacy_norm(name: str) -> str:
         if name.endswith(old):
             return name[: -len(old)] + new
     return name
+
+
+def check_layers(names: Iterable[str], where: str, hf: bool = False) -> None:
+    """The encoder's layers are numbered 0..n-1 (fairseq's names, or an HF folder's with `hf`), and a checkpoint's
+    each have the tensors its layer 0 has; else BadInput naming the tensor. The layer count is read from the names,
+    so one stray `layers.1000000.fc1.weight` would otherwise describe, plan and build a million-layer model. A
+    folder's incomplete layer is no bad input: it is what verify and diff report as missing tensors (exit 1), as
+    transformers would load it with those tensors missing."""
+    pattern = _HF_LAYER_NUMBER if hf else LAYER_NUMBER
+    layers: dict[int, dict[str, str]] = {}  # layer -> {what follows the number: the tensor's name}
+    for name in names:
+        m = pattern.match(name)
+        if m is None:
+            continue
+        if len(m["n"]) > 9:  # int() of thousands of digits raises; no model has a billion layers
+            raise BadInput(where, f"{name[:100]}…: a layer number of {len(m['n'])} digits is no layer of a model")
+        layers.setdefault(int(m["n"]), {})[m["head"] + "{k}" + m["tail"]] = name
+    for expected, k in enumerate(sorted(layers)):
+        if k != expected:
+            raise BadInput(where, f"{min(layers[k].values())} is layer {k}, but there is no layer {expected}: "
+                                  "an encoder's layers are numbered 0..n-1")  # fmt: skip
+    for k, tensors in sorted(layers.items())[1:] if not hf else []:
+        lacks = sorted(set(layers[0]) - set(tensors))
+        if lacks:
+            raise BadInput(where, f"layer {k} is incomplete: it has no {lacks[0].format(k=k)}, which layer 0 has")
+        extra = sorted(set(tensors) - set(layers[0]))
+        if extra:
+            raise BadInput(
+                where, f"{tensors[extra[0]]} has no counterpart in layer 0: every layer has the same tensors"
+            )
 
 
 def fairseq_layers(names: Iterable[str]) -> int:

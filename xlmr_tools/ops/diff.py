@@ -270,13 +270,11 @@ def _outputs(
 
 
 def _hf_encoder(folder: HFFolder):
-    from transformers import AutoTokenizer
-
     if not folder.tokenizer_assets():
         raise BadInput(
             folder.path, "--outputs needs a tokenizer in one of the folders (tokenizer.json or sentencepiece.bpe.model)"
         )
-    tok = AutoTokenizer.from_pretrained(str(folder.path), local_files_only=True)
+    tok = load_tokenizer(folder.path)
     limit = folder.description.max_positions
     return (lambda t: torch.tensor(tok(t, truncation=True, max_length=limit)["input_ids"])), tok.pad_token_id
 

@@ -25,7 +25,7 @@ from xlmr_tools.mapping.weights import (
     normalize_fairseq_state,
 )
 from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
-from xlmr_tools.sources import locate
+from xlmr_tools.sources import locate, values
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 
@@ -131,6 +131,7 @@ def open_checkpoint(
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
     args, layout, task, task_head = _model_args(obj, file)
+    values.check_fairseq_args(args, file)
     kept = _ema_of(obj)
     raw = obj["model"]
     if ema:
@@ -140,8 +141,9 @@ def open_checkpoint(
     for name, t in raw.items():
         if not isinstance(t, torch.Tensor):
             raise BadInput(file, f"state dict entry '{name}' is not a tensor")
+        values.check_tensor(file, name, t.dtype, layout=t.layout, meta=t.is_meta, weight=not is_bookkeeping(name))
     state = normalize_fairseq_state(raw, args, str(file))
-    data, bpe = _recorded(obj)
+    data, bpe = _recorded(obj, file)
     places = locate.asset_folders(file, data)
     dictionary = _asset(dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
     symbols = None
@@ -187,7 +189,7 @@ def open_checkpoint(
         opened=opened,
         ema=ema,
         ema_kept=kept is not None,
-        ema_decay=_ema_decay(obj),
+        ema_decay=_ema_decay(obj, file),
     )
 
 
@@ -208,19 +210,19 @@ def _ema_of(obj: dict) -> dict[str, Any] | None:
     return kept if isinstance(kept, dict) and kept else None
 
 
-def _ema_decay(obj: dict) -> float | None:
-    cfg = _as_dict(obj.get("cfg")) or {}
-    decay = (_as_dict(cfg.get("ema")) or {}).get("ema_decay")
+def _ema_decay(obj: dict, file: Path) -> float | None:
+    cfg = _as_dict(obj.get("cfg"), file) or {}
+    decay = (_as_dict(cfg.get("ema"), file) or {}).get("ema_decay")
     return float(decay) if isinstance(decay, (int, float)) and not isinstance(decay, bool) else None
 
 
-def _recorded(obj: dict) -> tuple[str | None, dict[str, Any]]:
+def _recorded(obj: dict, file: Path) -> tuple[str | None, dict[str, Any]]:
     """(the data folder training read, the BPE's settings) as the checkpoint records them (sources.locate finds the
     dictionary and subword model through them)."""
-    cfg = _as_dict(obj.get("cfg"))
+    cfg = _as_dict(obj.get("cfg"), file)
     if cfg is not None:
-        task = _as_dict(cfg.get("task")) or {}
-        bpe = _as_dict(cfg.get("bpe")) or {}
+        task = _as_dict(cfg.get("task"), file) or {}
+        bpe = _as_dict(cfg.get("bpe"), file) or {}
         data = task.get("data")
     else:
         args = vars(obj["args"]) if isinstance(obj.get("args"), argparse.Namespace) else {}
@@ -228,23 +230,28 @@ def _recorded(obj: dict) -> tuple[str | None, dict[str, Any]]:
     return (data if isinstance(data, str) else None), {k: v for k, v in bpe.items() if isinstance(v, str)}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, file: Path) -> Any:
     """An omegaconf DictConfig (fairseq 0.10 pickled its cfg as one) as plain Python containers: read through
     inert stand-ins by default, or the real class with --trust-checkpoint."""
     if isinstance(value, torch_pickle.ConfigStandIn):
-        return torch_pickle.config_to_plain(value)
+        return torch_pickle.config_to_plain(value, file)
     if type(value).__module__.startswith("omegaconf."):
         from omegaconf import OmegaConf
 
         try:
-            return OmegaConf.to_container(value, resolve=True)
-        except Exception:  # noqa: BLE001 - an interpolation that no longer resolves: take the raw values
-            return OmegaConf.to_container(value, resolve=False)
+            try:
+                return OmegaConf.to_container(value, resolve=True)
+            except RecursionError:
+                raise
+            except Exception:  # noqa: BLE001 - an interpolation that no longer resolves: take the raw values
+                return OmegaConf.to_container(value, resolve=False)
+        except RecursionError as e:
+            raise BadInput(file, "the checkpoint's config contains itself or nests too deep to read") from e
     return value
 
 
-def _as_dict(value: Any) -> dict[str, Any] | None:
-    value = _plain(value)
+def _as_dict(value: Any, file: Path) -> dict[str, Any] | None:
+    value = _plain(value, file)
     if isinstance(value, argparse.Namespace):
         return vars(value)
     if isinstance(value, Mapping):
@@ -254,15 +261,15 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
 
 def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None]:
     """(model args, layout, training task, the task's classification head)."""
-    cfg = _as_dict(obj.get("cfg"))
+    cfg = _as_dict(obj.get("cfg"), file)
     if cfg is not None and cfg.get("model") is not None:
-        model = _as_dict(cfg["model"])
+        model = _as_dict(cfg["model"], file)
         if model is None:
             raise BadInput(file, f"cfg['model'] is a {type(cfg['model']).__name__}, not the model's arguments")
         if "arch" not in model and "_name" in model:  # a hydra model config names its architecture `_name`
             model["arch"] = model["_name"]
-        task_cfg = _as_dict(cfg.get("task")) or {}
-        criterion = _as_dict(cfg.get("criterion")) or {}
+        task_cfg = _as_dict(cfg.get("task"), file) or {}
+        criterion = _as_dict(cfg.get("criterion"), file) or {}
         task = task_cfg.get("_name") or model.get("task")
         head = (
             task_cfg.get("classification_head_name")

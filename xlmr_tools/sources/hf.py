@@ -20,8 +20,9 @@ from xlmr_tools import families
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.safetensors import SafetensorsFile
-from xlmr_tools.mapping.weights import hf_classifier_classes, hf_layers, hf_names
+from xlmr_tools.mapping.weights import check_layers, hf_classifier_classes, hf_is_buffer, hf_layers, hf_names
 from xlmr_tools.model import SENTENCEPIECE, ModelDescription
+from xlmr_tools.sources import values
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "special_tokens_map.json",
                    "vocab.json", "merges.txt")  # fmt: skip
@@ -95,11 +96,15 @@ def open_folder(path: str | Path, *, trust: bool = False) -> HFFolder:
             sd, _ = torch_pickle.load(f, trust=trust)
             if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
                 raise BadInput(f, "not a state dict of tensors")
+            for n, t in sd.items():
+                values.check_tensor(f, n, t.dtype, layout=t.layout, meta=t.is_meta, weight=not hf_is_buffer(n))
             opened[str(f)] = sd
             items = {n: (tuple(t.shape), t.dtype) for n, t in sd.items()}
         for n, s in items.items():  # a later shard's tensor replaces an earlier one's, as transformers reads them
             shapes[n] = s
             locations[n] = f
+            values.check_tensor(f, n, s[1], weight=not hf_is_buffer(n))
+    check_layers(list(shapes), str(path), hf=True)  # before any count is taken from the names
     desc, warnings, canonical = _describe(config, shapes, path)
     ignored = [n for n in WEIGHT_FILES if (path / n).is_file() and path / n != chosen]
     if ignored:
@@ -128,10 +133,11 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise BadInput(path, "no config.json: not a Hugging Face model folder")
     try:
         config = json.loads(cfg_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(cfg_path, f"not valid JSON ({e})") from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: also a number of > 4300 digits
+        raise BadInput(cfg_path, f"not valid JSON ({str(e)[:200]})") from e
     if not isinstance(config, dict):
         raise BadInput(cfg_path, "not a JSON object")
+    values.check_config(config, cfg_path)
     return config
 
 
@@ -156,8 +162,8 @@ def select_weights(path: Path, config: dict[str, Any]) -> tuple[list[Path], str,
         if not isinstance(explicit, str) or not explicit.endswith((".safetensors", ".safetensors.index.json")):
             raise BadInput(
                 path / "config.json",
-                f"{EXPLICIT_WEIGHTS}={explicit!r}: transformers refuses to load it (it must name a *.safetensors "
-                "file or a *.safetensors.index.json inside the folder)",
+                f"{EXPLICIT_WEIGHTS}={values.shown(explicit)}: transformers refuses to load it (it must name a "
+                "*.safetensors file or a *.safetensors.index.json inside the folder)",
             )
         chosen = path / explicit
         base = os.path.abspath(path)
@@ -179,20 +185,46 @@ def select_weights(path: Path, config: dict[str, Any]) -> tuple[list[Path], str,
 def _shards(index: Path) -> list[str]:
     """The shard files of an index as transformers reads them (utils.hub.get_checkpoint_shard_files): every value
     of its weight_map, sorted, once each; the index must hold a `metadata` entry too, or transformers fails."""
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(index, f"not a valid shard index ({e})") from e
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
-    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise BadInput(index, "not a valid shard index (weight_map must map tensor names to shard file names)")
-    if "metadata" not in data:
+    weight_map = _read_weight_map(index)
+    if "metadata" not in json.loads(index.read_text(encoding="utf-8")):
         raise BadInput(index, "shard index without a 'metadata' entry: transformers fails to load it")
     shards = sorted(set(weight_map.values()))
     for s in shards:
         if not (index.parent / s).is_file():
             raise BadInput(index.parent / s, f"shard listed in {index.name} is missing")
     return shards
+
+
+def _read_weight_map(index: Path) -> dict[str, str]:
+    """A shard index's weight_map: {tensor name: shard file name}, every entry a pair of strings."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BadInput(index, f"not a valid shard index ({str(e)[:200]})") from e
+    if not isinstance(weight_map, dict):
+        raise BadInput(index, f"not a valid shard index (weight_map is a {type(weight_map).__name__}, not an object)")
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or Path(shard).name != shard:
+            raise BadInput(
+                index, f"not a valid shard index: weight_map gives tensor '{name}' the shard {values.shown(shard)}"
+            )
+    return weight_map
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The folder's tokenizer as a user gets it (`AutoTokenizer.from_pretrained`); one transformers cannot load
+    (a tokenizer.json that is empty, not JSON, or not a tokenizer) is bad input naming the file."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers and tokenizers raise anything for a broken file
+        name = next((n for n in TOKENIZER_FILES if (path / n).is_file()), None)
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise BadInput(
+            path / name if name else path,
+            f"transformers cannot load the folder's tokenizer ({type(e).__name__}: {why})",
+        ) from e
 
 
 def _describe(
