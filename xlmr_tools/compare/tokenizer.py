@@ -119,7 +119,7 @@ def check_tokenizer(
 
 def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[VocabularyRow]:
     """Tokenizer `a` against `b` (the reference), whole: every id's token, the special tokens, the subword model,
-    the pipeline (structurally, else by the ids both give on `texts()` plus a codepoint sweep)."""
+    the pipeline (the ids both give on `texts()`, and, where it is written differently, on a codepoint sweep)."""
     rows = [_vocabulary(a, b), _specials(a, b)]
     ja, jb = _backend(a), _backend(b)
     if ja is not None and jb is not None:
@@ -133,18 +133,19 @@ def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[V
             else VocabularyRow("subword model", True, "tokenizer classes differ: judged by the ids they give")
         )
         differ = ["pipeline"]
-    if not differ:
-        rows.append(VocabularyRow("pipeline", True))
-        return rows
-    probe = [*texts(), *codepoint_texts()]
+    # The ids both give are compared on the texts always (settings of the tokenizer class — tokenizer_config.json's,
+    # not the pipeline's — change them too), and on every BMP codepoint where the pipeline is written differently.
+    probe = [*texts(), *(codepoint_texts() if differ else [])]
     first = next((t for t in probe if _ids(a, t) != _ids(b, t)), None)
+    what = f"{', '.join(differ)} written differently; " if differ else ""
     rows.append(
-        VocabularyRow("pipeline", True, f"{', '.join(differ)} written differently; same ids on {len(probe)} texts")
+        VocabularyRow("pipeline", True, f"{what}same ids on {len(probe)} texts")
         if first is None
         else VocabularyRow(
             "pipeline",
             False,
-            f"{', '.join(differ)} differ: {first[:40]!r} gives {_ids(a, first)[:8]} instead of {_ids(b, first)[:8]}",
+            f"{what or 'the same pipeline, other settings: '}{first[:40]!r} gives {_ids(a, first)[:8]} "
+            f"instead of {_ids(b, first)[:8]}",
         )
     )
     return rows
