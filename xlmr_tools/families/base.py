@@ -102,7 +102,8 @@ class Family:
         return {}
 
     def fairseq_model_class(self) -> Any:
-        """fairseq's own model class for the family."""
+        """fairseq's own model class for the family (the oracle calls this first: importing it registers it with
+        fairseq before the model is built)."""
         from fairseq.models.roberta import RobertaModel
 
         return RobertaModel
