@@ -275,3 +275,43 @@ def trained_hub(name: str, checkpoint: str = "checkpoints/checkpoint_best.pt"):
             str(path.parent), checkpoint_file=path.name, data_name_or_path=data, **trained_bpe(name)
         )
     return hub.eval()
+
+
+def trained_fairseq_model(name: str, checkpoint: Path | str = "checkpoints/checkpoint_best.pt", **overrides):
+    """fairseq's own model for a trained fixture's checkpoint, loaded by fairseq's checkpoint_utils as its training
+    and validation scripts load one (no hub interface: data2vec_text has none), in eval mode, with its task and
+    fairseq's GPT-2 BPE for the fixture. data2vec_text is registered first (make_trained.import_data2vec_text), and
+    `Data2VecTextEncoder.target_model` exists for the load only: fairseq's upgrade_state_dict_named reads it and the
+    class never sets it (tests/test_trained_fixtures.py proves the load fails without it)."""
+    import importlib.util
+    import logging
+
+    from fairseq import checkpoint_utils
+    from fairseq.data.encoders.gpt2_bpe import GPT2BPE, GPT2BPEConfig
+
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    spec = importlib.util.spec_from_file_location("make_trained", Path(__file__).parent / "fixtures/make_trained.py")
+    assert spec is not None and spec.loader is not None
+    make_trained = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_trained)
+    make_trained.import_data2vec_text()
+    from fairseq.examples.data2vec.models.data2vec_text import Data2VecTextEncoder
+
+    path = Path(checkpoint) if Path(checkpoint).is_absolute() else trained(name) / checkpoint
+    Data2VecTextEncoder.target_model = None
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            (model,), _, task = checkpoint_utils.load_model_ensemble_and_task(
+                [str(path)], arg_overrides={"data": str(trained(name) / "data-bin"), **overrides}
+            )
+    finally:
+        del Data2VecTextEncoder.target_model
+    gpt2 = trained(name) / "gpt2_bpe"
+    bpe = GPT2BPE(GPT2BPEConfig(gpt2_encoder_json=str(gpt2 / "encoder.json"), gpt2_vocab_bpe=str(gpt2 / "vocab.bpe")))
+    return model.eval(), task, bpe
+
+
+def fairseq_encode(task, bpe, text: str) -> torch.Tensor:
+    """RobertaHubInterface.encode's steps: <s> BPE </s>, looked up in the task's dictionary."""
+    line = f"<s> {bpe.encode(text)} </s>"
+    return task.source_dictionary.encode_line(line, append_eos=False, add_if_not_exist=False).long()

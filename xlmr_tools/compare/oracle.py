@@ -76,6 +76,9 @@ class FairseqOracle:
             from fairseq.checkpoint_utils import prune_state_dict
 
             family = families.of(ckpt.description)
+            # imported (registered) before the init patch: a module first imported under it would keep the patched
+            # function after the patch is undone
+            family.fairseq_model_class()
             with torch.device("meta"), _meta_safe_init():
                 model = family.fairseq_model(args, self.task)  # fairseq's own class for the family, by its registry
                 state = dict(ckpt.raw)  # the file's tensors under the file's names: fairseq applies its own rules
@@ -102,8 +105,9 @@ class FairseqOracle:
                 torch.nn.Module.load_state_dict(
                     model, {k: _cast(v, dtype) for k, v in state.items()}, strict=True, assign=True
                 )
-                if not args.untie_weights_roberta:
-                    model.encoder.lm_head.weight = model.encoder.sentence_encoder.embed_tokens.weight
+                lm_head = getattr(model.encoder, "lm_head", None)  # an encoder trained without one has none
+                if lm_head is not None and not getattr(args, "untie_weights_roberta", False):
+                    lm_head.weight = model.encoder.sentence_encoder.embed_tokens.weight
                 model = model.to(dtype)
                 left = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
                 if left:

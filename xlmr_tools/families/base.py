@@ -102,7 +102,8 @@ class Family:
         return {}
 
     def fairseq_model_class(self) -> Any:
-        """fairseq's own model class for the family."""
+        """fairseq's own model class for the family (the oracle calls this first: importing it registers it with
+        fairseq before the model is built)."""
         from fairseq.models.roberta import RobertaModel
 
         return RobertaModel
@@ -123,7 +124,10 @@ class Family:
         return None
 
     def ignored(self, name: str) -> str | None:
-        """Why a tensor of the checkpoint this family does not convert is left out (None: not this family's)."""
+        """Why an entry of the checkpoint's state dict (under fairseq's load-time name) that this family does not
+        convert is left out, or None. What it names is reported as ignored with this reason, not counted among the
+        model's parameters, and may be no tensor at all (a nested dict); any other entry that is no tensor is
+        refused (sources.fairseq)."""
         return None
 
 

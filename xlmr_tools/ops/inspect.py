@@ -9,8 +9,8 @@ from typing import Any
 from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
-from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE
+from xlmr_tools.mapping.config import ACTIVATIONS, choose_head, model_class_name, problems, read_labels
+from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE, ModelDescription
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
@@ -49,6 +49,16 @@ class InspectReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+
+def _default_head(desc: ModelDescription, where: str) -> str | None:
+    """The head convert takes without --head (mapping.config.choose_head: the encoder alone where the checkpoint
+    has no head at all); where it would ask for one (classification heads, no masked-LM head), the masked-LM
+    class is shown, each head's class being in the heads' rows."""
+    try:
+        return choose_head(desc, None, where)
+    except BadInput:
+        return None
 
 
 def _tokenizer_notes(al: tokenizer_assets.Alignment) -> tuple[list[str], list[str]]:
@@ -124,13 +134,14 @@ def inspect_path(
         warnings += found[1]
     except BadInput as e:
         warnings.append(f"tokenizer: {e}")
-    for problem in problems(desc, ckpt.args, None):
+    default = _default_head(desc, str(ckpt.path))
+    for problem in problems(desc, ckpt.args, default):
         warnings.append(
             f"convert refuses this model: {problem}" if problem.startswith("cannot") else f"masked-LM head: {problem}"
         )
     for head in desc.classification_heads:
         warnings += [
-            f"head {head}: {p}" for p in problems(desc, ckpt.args, head) if p not in problems(desc, ckpt.args, None)
+            f"head {head}: {p}" for p in problems(desc, ckpt.args, head) if p not in problems(desc, ckpt.args, default)
         ]
         try:
             weight_map.check_shapes(ckpt.tensors, desc, "", weight_map.head_tensors(ckpt.names(), head))
@@ -151,7 +162,7 @@ def inspect_path(
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
     tokenizer_class = tok.get("tokenizer_class") or tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]
-    details["converts_to"] = f"{model_class_name(desc, None)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
+    details["converts_to"] = f"{model_class_name(desc, default)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:

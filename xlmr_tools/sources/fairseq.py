@@ -18,10 +18,12 @@ from xlmr_tools.io.opened import OpenedFile
 from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
+    FairseqState,
     fairseq_adapters,
     fairseq_heads,
     fairseq_layers,
     is_bookkeeping,
+    normalize_fairseq_name,
     normalize_fairseq_state,
 )
 from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
@@ -138,9 +140,11 @@ def open_checkpoint(
         if kept is None:
             raise BadInput(file, "holds no EMA weights (extra_state['ema']): the training did not use --store-ema")
         raw = kept
+    # Entries that are no tensor (data2vec keeps its EMA teacher as a nested dict) are set aside: the family says
+    # below whether it leaves them out, else they are refused.
+    others = [name for name, t in raw.items() if not isinstance(t, torch.Tensor)]
+    raw = {name: t for name, t in raw.items() if isinstance(t, torch.Tensor)}
     for name, t in raw.items():
-        if not isinstance(t, torch.Tensor):
-            raise BadInput(file, f"state dict entry '{name}' is not a tensor")
         values.check_tensor(file, name, t.dtype, layout=t.layout, meta=t.is_meta, weight=not is_bookkeeping(name))
     state = normalize_fairseq_state(raw, args, str(file))
     data, bpe = _recorded(obj, file)
@@ -154,7 +158,9 @@ def open_checkpoint(
             symbols = tokenizer_assets.read_dict(dictionary)
             vocabulary = tokenizer_assets.vocabulary_of(symbols)
     desc = describe(state.tensors, args, file, vocabulary, bpe.get("_name") or bpe.get("bpe"), locate.names(places))
-    args = families.of(desc).model_args(args)
+    family = families.of(desc)
+    _leave_out(family, state, others, file)
+    args = family.model_args(args)
     gpt2 = desc.vocabulary == GPT2
     found_files = {
         "encoder.json": _asset(encoder_json)
@@ -191,6 +197,22 @@ def open_checkpoint(
         ema_kept=kept is not None,
         ema_decay=_ema_decay(obj, file),
     )
+
+
+def _leave_out(family: families.Family, state: FairseqState, others: list[str], file: Path) -> None:
+    """Take what the family does not convert (`Family.ignored`: tensors and entries that are no tensor) out of the
+    state, each reported as ignored with the family's reason (`state.dropped`); an entry that is no tensor and that
+    the family does not leave out is refused."""
+    for name in others:
+        why = family.ignored(normalize_fairseq_name(name))
+        if why is None:
+            raise BadInput(file, f"state dict entry '{name}' is not a tensor")
+        state.dropped[name] = why
+    for key in list(state.tensors):
+        why = family.ignored(key)
+        if why is not None:
+            del state.tensors[key]
+            state.dropped[state.origin.pop(key)] = why
 
 
 def _asset(given: str | Path | None) -> Path | None:
@@ -346,6 +368,7 @@ def describe(
         unsupported.append(families.unclaimed(evidence))
         family = families.nearest(evidence)
     args = family.model_args(args)
+    values.check_fairseq_args(args, Path(where))  # the family's flattened arguments, read from here on
     padding_idx = 1
     if pos is None:
         if args.get("no_token_positional_embeddings"):
@@ -387,7 +410,7 @@ def describe(
     classification = fairseq_heads({n: tuple(t.shape) for n, t in tensors.items()})
     unique: dict[int, int] = {}
     for n, t in tensors.items():
-        if not is_bookkeeping(n):
+        if not is_bookkeeping(n) and family.ignored(n) is None:  # what the family leaves out is no parameter of it
             unique[t.untyped_storage().data_ptr() + int(t.storage_offset()) * t.element_size()] = t.numel()
     layout = family.layout_for(evidence)
     return ModelDescription(
