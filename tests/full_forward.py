@@ -1,5 +1,5 @@
 """Test-only reference: full-model forwards of fairseq and an HF folder (both whole in memory), every stage
-captured with forward hooks on each library's own modules. The streamed comparison (compare/layerwise.py) is tested
+captured with forward hooks on each library's own modules. The streamed comparison (compare/streamed.py) is tested
 against it; nothing in the package uses it.
 
 Stages: "embeddings" (input of layer 0), "layer i" (output of each block), "final norm" (pre-LN only), and the head

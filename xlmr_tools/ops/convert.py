@@ -17,7 +17,7 @@ from xlmr_tools import families
 from xlmr_tools._version import __version__
 from xlmr_tools.compare import oracle as fairseq_oracle
 from xlmr_tools.compare.auto_class import check_auto_class
-from xlmr_tools.compare.layerwise import compare_outputs_streamed
+from xlmr_tools.compare.outputs import compare_outputs_streamed
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck

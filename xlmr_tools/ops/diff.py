@@ -14,8 +14,11 @@ import torch
 
 from xlmr_tools import families
 from xlmr_tools.compare import oracle as fairseq_oracle
-from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, check_device, compare_streamed
+from xlmr_tools.compare.fairseq_runner import FairseqRunner
+from xlmr_tools.compare.hf_runner import HFRunner
+from xlmr_tools.compare.runner import Runner, check_device
 from xlmr_tools.compare.stages import OutputReport, check_tol, default_tol, streamed_stages
+from xlmr_tools.compare.streamed import compare_streamed
 from xlmr_tools.compare.texts import DEFAULT_TEXTS, dictionary_texts
 from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers
 from xlmr_tools.compare.tokenizer import load as load_tokenizer

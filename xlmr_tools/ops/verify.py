@@ -12,7 +12,8 @@ import torch
 
 from xlmr_tools import families
 from xlmr_tools.compare import oracle as fairseq_oracle
-from xlmr_tools.compare.layerwise import check_device, compare_outputs_streamed
+from xlmr_tools.compare.outputs import compare_outputs_streamed
+from xlmr_tools.compare.runner import check_device
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
