@@ -22,10 +22,10 @@ from xlmr_tools.mapping.weights import (
     fairseq_heads,
     fairseq_layers,
     is_bookkeeping,
-    normalize_fairseq_state,
 )
 from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
 from xlmr_tools.sources import locate, values
+from xlmr_tools.sources.fairseq_state import normalize_fairseq_state
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 
@@ -37,7 +37,7 @@ class FairseqCheckpoint:
     serialization: str  # "zip" (mmap-backed tensors) or "legacy" (read into memory)
     layout: str  # "cfg" (fairseq >= 0.10) or "args" (2019 releases)
     args: dict[str, Any]  # the model's training arguments
-    tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (weight_map.normalize_fairseq_state)
+    tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (sources.fairseq_state)
     description: ModelDescription
     dict_path: Path | None
     spm_path: Path | None  # as given (--spm) or found beside the checkpoint
