@@ -39,6 +39,7 @@ from xlmr_tools.cli.options import (
 from xlmr_tools.errors import VerificationFailed, XlmrError
 from xlmr_tools.io.atomic_folder import check_inputs_kept, check_target
 from xlmr_tools.io.digest import start_digest
+from xlmr_tools.render import terminal
 from xlmr_tools.sources.locate import checkpoint_named, find_checkpoint_file
 
 
@@ -126,14 +127,14 @@ def _show(result: Any, report: Path | None, json_: bool, verbose: bool) -> None:
     if result.outputs is not None:
         o = result.outputs
         console.out.print(
-            console.stage_table(
+            terminal.stage_table(
                 [r.to_dict() for r in o.rows],
                 f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded"
-                f"{console.languages_note(o.languages)})",
+                f"{terminal.languages_note(o.languages)})",
             )
         )
         if verbose:
-            console.out.print(console.performance_line(o.performance, o.dtype))
+            console.out.print(terminal.performance_line(o.performance, o.dtype))
     if result.tokenizer is not None:
         t = result.tokenizer
         line = (
@@ -161,7 +162,7 @@ def _show(result: Any, report: Path | None, json_: bool, verbose: bool) -> None:
         f"[green]converted[/] {escape(str(result.source))} → {escape(str(result.out))}"
         + (" (replaced the folder that was there)" if result.replaced else "")
         + f": {result.model_class}, {result.dtype}, {result.tensors_written} tensors in {len(result.shards)} file(s), "
-        f"{console.human_bytes(result.bytes_written)}; weights re-read and equal"
+        f"{terminal.human_bytes(result.bytes_written)}; weights re-read and equal"
         + ("" if result.outputs is not None else "; outputs not compared with fairseq"),
         highlight=False,
     )

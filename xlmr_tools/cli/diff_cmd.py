@@ -28,6 +28,7 @@ from xlmr_tools.cli.options import (
     Trust,
     Verbose,
 )
+from xlmr_tools.render import terminal
 
 SHOWN = 20  # differing tensors listed under the table (all of them are in --json / --report)
 
@@ -86,7 +87,7 @@ def diff(
     if json_:
         console.print_json(data)
     else:
-        console.out.print(console.weights_table(result.weights.groups(), f"A {a} vs B {b}: tensors (tol {tol:g})"))
+        console.out.print(terminal.weights_table(result.weights.groups(), f"A {a} vs B {b}: tensors (tol {tol:g})"))
         bad = [d for d in result.weights.diffs if not d.ok]
         for d in bad[:SHOWN]:
             console.out.print(
@@ -107,12 +108,12 @@ def diff(
         if result.outputs is not None:
             o = result.outputs
             console.out.print(
-                console.stage_table(
+                terminal.stage_table(
                     [r.to_dict() for r in o.rows], f"activations ({o.dtype}, {o.texts} texts, pads excluded)"
                 )
             )
             if verbose:
-                console.out.print(console.performance_line(o.performance, o.dtype))
+                console.out.print(terminal.performance_line(o.performance, o.dtype))
         console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
     if not result.ok:
         console.exit_failed(f"{b}: differs from {a}", result.failures())

@@ -33,6 +33,7 @@ from xlmr_tools.cli.options import (
     VerifyTol,
     VocabBpe,
 )
+from xlmr_tools.render import terminal
 
 
 def verify(
@@ -99,9 +100,9 @@ def verify(
     if json_:
         console.print_json(data)
     else:
-        console.out.print(console.config_table(result.config, "config.json vs checkpoint"))
+        console.out.print(terminal.config_table(result.config, "config.json vs checkpoint"))
         if result.weights is not None:
-            console.out.print(console.weights_table(result.weights.groups(), "weights through the map (after cast)"))
+            console.out.print(terminal.weights_table(result.weights.groups(), "weights through the map (after cast)"))
             console.name_lists(data["weights"])
         if result.load is not None:
             for problem in result.load.failures():
@@ -119,14 +120,14 @@ def verify(
         if result.outputs is not None:
             o = result.outputs
             console.out.print(
-                console.stage_table(
+                terminal.stage_table(
                     [r.to_dict() for r in o.rows],
                     f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded"
-                    f"{console.languages_note(o.languages)})",
+                    f"{terminal.languages_note(o.languages)})",
                 )
             )
             if verbose:
-                console.out.print(console.performance_line(o.performance, o.dtype))
+                console.out.print(terminal.performance_line(o.performance, o.dtype))
         for s in result.skipped if not result.ok else []:  # else the verdict line names them
             console.warn(f"not checked: {s}")
         for r in result.config:

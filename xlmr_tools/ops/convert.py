@@ -40,8 +40,8 @@ from xlmr_tools.mapping import tokenizer as tokenizer_assets
 from xlmr_tools.mapping import weights as weight_map
 from xlmr_tools.mapping.config import check_language, choose_head, model_class_name, read_labels, validate
 from xlmr_tools.model import ENCODER, dtype_name, torch_dtype
-from xlmr_tools.ops.model_card import write_model_card
 from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.render.model_card import write_model_card
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import folder_being_written, open_folder
 from xlmr_tools.sources.locate import checkpoint_named as _checkpoint_named
