@@ -38,7 +38,7 @@ from xlmr_tools.cli.options import (
 )
 from xlmr_tools.errors import VerificationFailed, XlmrError
 from xlmr_tools.io.atomic_folder import check_inputs_kept, check_target
-from xlmr_tools.io.digest import start_digest
+from xlmr_tools.io.digest import SourceDigest
 from xlmr_tools.render import terminal
 from xlmr_tools.sources.locate import checkpoint_named, find_checkpoint_file
 
@@ -76,16 +76,16 @@ def convert(
     check_inputs_kept(out, given)  # the worst thing wrong with OUT first: it would delete an input
     check_target(out, force)
     console.warn_if_trusting(trust)
+    digest = None
     with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
-        start_digest(find_checkpoint_file(src))
-    from xlmr_tools.compare.texts import read_texts
-    from xlmr_tools.ops.convert import convert as convert_checkpoint
-
-    texts = read_texts(text, texts_file)
-    if verify and not quiet and not json_:
-        console.texts_note(text, texts_file)
-
+        digest = SourceDigest(find_checkpoint_file(src))
     try:
+        from xlmr_tools.compare.texts import read_texts
+        from xlmr_tools.ops.convert import convert as convert_checkpoint
+
+        texts = read_texts(text, texts_file)
+        if verify and not quiet and not json_:
+            console.texts_note(text, texts_file)
         with console.progress(quiet or json_) as progress:
             result = convert_checkpoint(
                 src,
@@ -108,11 +108,15 @@ def convert(
                 ema=ema,
                 progress=progress,
                 report=report,
+                digest=digest,
             )
     except VerificationFailed as e:  # nothing was published: still the table, the JSON and the report
         if e.result is not None:
             _show(e.result, report, json_, verbose)
         raise
+    finally:
+        if digest is not None:
+            digest.cancel()  # a no-op once convert has the hash; else nothing will convert the file it reads
     _show(result, report, json_, verbose)
 
 

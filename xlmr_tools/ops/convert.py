@@ -31,7 +31,7 @@ from xlmr_tools.io.atomic_folder import (
     check_report,
     check_target,
 )
-from xlmr_tools.io.digest import SourceDigest, take_digest
+from xlmr_tools.io.digest import SourceDigest, digest_for
 from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
@@ -147,6 +147,7 @@ def convert(
     progress: Progress | None = None,
     report: str | Path | None = None,
     ema: bool = False,
+    digest: SourceDigest | None = None,
 ) -> ConvertResult:
     """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
     when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
@@ -159,7 +160,9 @@ def convert(
     folder's default_language.
     `ema`: convert the EMA weights a --store-ema training kept instead of the live ones.
     `report`: a file the caller writes once this returns (the CLI's --report), refused with the other paths before
-    anything is written if it would overwrite an input or OUT."""
+    anything is written if it would overwrite an input or OUT.
+    `digest`: the source's sha256 begun early (the CLI starts it before importing torch); used where it is of the file
+    opened here, else hashed anew."""
     progress = progress or NoProgress()
     out = Path(out)
     check_tol(tol)
@@ -170,7 +173,7 @@ def convert(
         src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
         encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
     )  # fmt: skip
-    sha256 = take_digest(ckpt.opened or ckpt.path)  # running already if the CLI started it before importing torch
+    sha256 = digest_for(ckpt.opened or ckpt.path, digest)
     try:
         job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language, report)
         return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
