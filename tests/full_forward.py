@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare.oracle import FairseqOracle
 from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
@@ -197,14 +197,14 @@ def compare_outputs(
     texts: list[str],
     tol: float | None,
     device: str = "cpu",
-    oracle: fairseq_oracle.FairseqOracle | None = None,
+    oracle: FairseqOracle | None = None,
     per_token: dict[str, dict[tuple[int, int], float]] | None = None,
 ) -> tuple[TokenizerCheck, OutputReport]:
     """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
     the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded.
     `per_token`: filled with each stage's max |Δ| at every (text, token) (token -1: a per-sentence output), so a
     test can tell a tie for the maximum from a wrong location."""
-    oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
+    oracle = oracle or FairseqOracle(ckpt, dtype)
     tok_check = check_tokenizer(oracle, folder, texts)
     hf_model = load_hf_model(folder, head, dtype, device)
     fs_model = oracle.model.to(device)

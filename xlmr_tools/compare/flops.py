@@ -27,7 +27,7 @@ def text_flops(n: int, hidden: int, ffn: int, layers: int, vocab: int | None) ->
 def gemm_peak(device: str, dtype: torch.dtype, hidden: int, windows: int = 5, seconds: float = 0.2) -> float:
     """FLOP/s of a large matrix product in the model's shapes ([1024, H] x [H, 4H]) on this device, dtype and
     thread count: the roof the verification is measured against. The median of `windows` timed windows: a shared
-    machine's CPU speed drifts (single 0.3 s windows ranged 203-345 GFLOPS on one machine within an hour)."""
+    machine's CPU speed drifts, even within an hour (docs/benchmarks.md)."""
     n = max(hidden, 256)
     a = torch.randn(1024, n, device=device).to(dtype)
     b = torch.randn(n, 4 * n, device=device).to(dtype)

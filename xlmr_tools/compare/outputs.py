@@ -15,8 +15,7 @@ from xlmr_tools.compare.oracle import FairseqOracle
 from xlmr_tools.compare.stages import OutputReport, default_tol
 from xlmr_tools.compare.streamed import compare_streamed
 from xlmr_tools.compare.texts import dictionary_texts
-from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
-from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
+from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer, expected_tokenizer
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping.tokenizer import Alignment
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
@@ -55,7 +54,7 @@ def compare_outputs_streamed(
             alignment = ckpt.alignment()
         with contextlib.ExitStack() as stack:
             expected = (
-                stack.enter_context(tokenizer_reference(alignment, ckpt.description.max_positions))
+                stack.enter_context(expected_tokenizer(alignment, ckpt.description.max_positions))
                 if reference_tokenizer
                 else None
             )

@@ -45,7 +45,7 @@ class SourceDigest:
         h = hashlib.sha256()
         try:
             size = os.fstat(self._file.fileno()).st_size
-            # Hashing straight from the page cache: no copy into a buffer (~0.5 s of CPU less on 3 GB than read())
+            # Hashing straight from the page cache: no copy into a buffer (less CPU than read(): docs/benchmarks.md)
             mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
             if mm is not None:
                 mm.madvise(mmap.MADV_SEQUENTIAL)
@@ -76,7 +76,7 @@ class SourceDigest:
     def pace(self, ahead: int) -> None:
         """Hash at most `ahead` bytes beyond what the reader reported (`advance`): under a memory cap, pages the
         hash reads far ahead of the writer are evicted before the writer copies them, and the source is read from
-        disk twice (measured at XL-36 under a 3.5 GB cap: 34 s without the hash, 43 s with it running ahead)."""
+        disk twice (docs/benchmarks.md)."""
         self._ahead = ahead
 
     def advance(self, n: int) -> None:

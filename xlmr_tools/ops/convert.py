@@ -15,7 +15,7 @@ import torch
 
 from xlmr_tools import families
 from xlmr_tools._version import __version__
-from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare import oracle
 from xlmr_tools.compare.auto_class import check_auto_class
 from xlmr_tools.compare.outputs import compare_outputs_streamed
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
@@ -36,15 +36,14 @@ from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import check_language, choose_head, model_class_name, read_labels, validate
 from xlmr_tools.model import ENCODER, dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.render.model_card import write_model_card
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import folder_being_written, open_folder
-from xlmr_tools.sources.locate import checkpoint_named as _checkpoint_named
+from xlmr_tools.sources.locate import checkpoint_named
 
 
 @dataclass
@@ -122,7 +121,7 @@ def parse_size(text: str | int) -> int:
 
 
 def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
-    return torch_dtype(name, auto=ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"]))
+    return torch_dtype(name, auto=ckpt.dtype(weights.FAIRSEQ_NAMES["token_embeddings"]))
 
 
 def convert(
@@ -166,7 +165,7 @@ def convert(
     progress = progress or NoProgress()
     out = Path(out)
     check_tol(tol)
-    given = [Path(p) for p in (_checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    given = [Path(p) for p in (checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
     check_inputs_kept(out, given)  # before any work: OUT holding an input is the worst thing wrong with OUT
     check_target(out, force)  # a bad OUT is known without reading the checkpoint
     ckpt = open_checkpoint(
@@ -189,10 +188,10 @@ class _Prepared:
     head: str | None
     dtype: torch.dtype
     shard_bytes: int
-    plan: weight_map.Plan
+    plan: weights.Plan
     labels: list[str] | None
     language: str | None
-    alignment: tokenizer_assets.Alignment
+    alignment: tokenizer.Alignment
     to_write: list[TensorToWrite]
 
     @property
@@ -222,8 +221,8 @@ def _prepare(
     head = choose_head(desc, head, where)
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
     check_language(desc, language, where)
-    plan = weight_map.plan(ckpt.names(), desc, head, where, ckpt.dropped)
-    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
+    plan = weights.plan(ckpt.names(), desc, head, where, ckpt.dropped)
+    weights.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     alignment = ckpt.alignment()
@@ -382,13 +381,13 @@ def _write_and_prove(
                 desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
             )
             config.save_pretrained(str(tmp))
-            tokenizer_assets.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
+            tokenizer.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
             being_written = folder_being_written(tmp, planned, check.tensor)
             loaded = None
             if verify:  # what AutoModel* loads from the written folder: class, tensors, tying (meta device).
-                # Measured at XL width: +1.2 s and +0.7 GB (transformers' modeling code) on a 5.5 s --no-verify run,
-                # so --no-verify keeps the transformers-free checks instead: named refusals, the name plan and
-                # every tensor's shape against the config (ops.convert._prepare).
+                # transformers' modeling code is a large share of a --no-verify run's time and memory
+                # (docs/benchmarks.md), so --no-verify keeps the transformers-free checks instead: named refusals,
+                # the name plan and every tensor's shape against the config (ops.convert._prepare).
                 loaded = check_auto_class(being_written, job.head, model_class_name(desc, job.head))
             if outputs is not None:
                 # one step per layer, run as soon as it is written
@@ -440,8 +439,8 @@ def _output_check_skipped(verify: bool) -> str | None:
     """Why the expensive proof (fairseq and the written folder side by side) does not run, if it does not."""
     if not verify:
         return "output check: --no-verify"
-    if not fairseq_oracle.available():
-        return f"output check: fairseq is not importable here (weights were still checked; {fairseq_oracle.INSTALL})"
+    if not oracle.available():
+        return f"output check: fairseq is not importable here (weights were still checked; {oracle.INSTALL})"
     return None
 
 
@@ -449,7 +448,7 @@ def _same(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
+def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weights.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
     stored = {n: t for n, t in ckpt.tensors.items() if n not in ckpt.derived}  # computed ones have no file bytes
     offsets = tensor_offsets(ckpt.readable, stored) if ckpt.serialization == "zip" else {}
     out = []

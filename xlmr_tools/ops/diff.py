@@ -13,26 +13,24 @@ from typing import Any
 import torch
 
 from xlmr_tools import families
-from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare import oracle
 from xlmr_tools.compare.fairseq_runner import FairseqRunner
 from xlmr_tools.compare.hf_runner import HFRunner
 from xlmr_tools.compare.runner import Runner, check_device
 from xlmr_tools.compare.stages import OutputReport, check_tol, default_tol, streamed_stages
 from xlmr_tools.compare.streamed import compare_streamed
 from xlmr_tools.compare.texts import DEFAULT_TEXTS, dictionary_texts
-from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers
-from xlmr_tools.compare.tokenizer import load as load_tokenizer
-from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
+from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers, expected_tokenizer
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import weights
 from xlmr_tools.mapping.config import compared_keys, model_class_name, same_value
 from xlmr_tools.model import DTYPES, ENCODER, dtype_name, torch_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.sources import hub, open_source
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
-from xlmr_tools.sources.hf import HFFolder
+from xlmr_tools.sources.hf import HFFolder, load_tokenizer
 from xlmr_tools.sources.loaded import LoadedModel, load_view, task_of
 
 
@@ -116,21 +114,19 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
             side.tensors = {
                 n: functools.partial(src.stored_tensor, key)
                 for n, key in view.stored.items()
-                if not weight_map.hf_is_buffer(n)
+                if not weights.hf_is_buffer(n)
             }
             side.tensors.update(  # what transformers has no place for (ignored on load), by its stored name
                 {
                     key: functools.partial(src.stored_tensor, key)
                     for key in view.unexpected
-                    if not weight_map.hf_is_buffer(key)
+                    if not weights.hf_is_buffer(key)
                 }
             )
         elif isinstance(src, HFFolder):
-            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.hf_is_buffer(n)}
+            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weights.hf_is_buffer(n)}
         elif both_fairseq:
-            side.tensors = {
-                n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.is_bookkeeping(n)
-            }
+            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weights.is_bookkeeping(n)}
         else:
             other = b if side is a else a
             h = head if head is not None else None if other.description.lm_head else ENCODER
@@ -139,8 +135,8 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
                 if len(heads) != 1:
                     raise BadInput(src.path, "the HF side holds a classifier: name the checkpoint's head with --head")
                 h = next(iter(heads))
-            plan = weight_map.plan(src.names(), src.description, h, str(src.path), src.dropped)
-            dtype = src.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+            plan = weights.plan(src.names(), src.description, h, str(src.path), src.dropped)
+            dtype = src.dtype(weights.FAIRSEQ_NAMES["token_embeddings"])
             side.tensors = {m.hf: functools.partial(m.take, src.tensor, src.description, dtype) for m in plan.mapped}
             side.head = h
 
@@ -189,12 +185,12 @@ def diff(
         sa.tensor,
         sb.tensor,
         shapes_b,
-        weight_map.group_of,
+        weights.group_of,
         tol,
         on_tensor=lambda: progress.advance(1),
     )
     report.extra = sorted(set(sb.tensors) - set(sa.tensors))
-    report.diffs.sort(key=lambda d: weight_map.group_order(d.group))  # model order: embeddings, layer 0, 1, …
+    report.diffs.sort(key=lambda d: weights.group_order(d.group))  # model order: embeddings, layer 0, 1, …
     result = DiffReport(str(sa.path), str(sb.path), report, cast=_only_a_cast(sa, sb, report))
     result.config = _config_rows(sa, sb)
     result.tokenizer = _tokenizer_rows(sa, sb, texts or list(DEFAULT_TEXTS))
@@ -254,11 +250,11 @@ def _outputs(
     for side in (sa, sb):
         src = side.source
         if isinstance(src, FairseqCheckpoint):
-            if not fairseq_oracle.available():
+            if not oracle.available():
                 raise BadInput(src.path, "--outputs on a fairseq checkpoint needs fairseq importable")
-            oracle = fairseq_oracle.FairseqOracle(src, dtype, materialize=False)
-            runners.append(FairseqRunner(oracle, dtype, device, side.head or head))
-            encode, pad = encode or oracle.encode, oracle.dictionary.pad()
+            reference = oracle.FairseqOracle(src, dtype, materialize=False)
+            runners.append(FairseqRunner(reference, dtype, device, side.head or head))
+            encode, pad = encode or reference.encode, reference.dictionary.pad()
         else:
             runners.append(HFRunner(src, dtype, device, _hf_head(src, head), side.loaded))
     if encode is None:
@@ -362,7 +358,7 @@ def _tokenizer_rows(sa: Side, sb: Side, texts: list[str]) -> list[VocabularyRow]
                 toks.append(None)
                 continue
             probes += dictionary_texts(al)
-            toks.append(stack.enter_context(tokenizer_reference(al, src.description.max_positions)))
+            toks.append(stack.enter_context(expected_tokenizer(al, src.description.max_positions)))
         if toks[0] is None and toks[1] is None:
             return []
         if toks[0] is None or toks[1] is None:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
 from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE
 from xlmr_tools.sources import hub
@@ -51,7 +50,7 @@ class InspectReport:
         return dict(vars(self))
 
 
-def _tokenizer_notes(al: tokenizer_assets.Alignment) -> tuple[list[str], list[str]]:
+def _tokenizer_notes(al: tokenizer.Alignment) -> tuple[list[str], list[str]]:
     """What a user should know about how dict.txt indexes the subword model: (notes, warnings) — notes for what
     convert handles, warnings for what needs a flag."""
     notes: list[str] = []
@@ -133,7 +132,7 @@ def inspect_path(
             f"head {head}: {p}" for p in problems(desc, ckpt.args, head) if p not in problems(desc, ckpt.args, None)
         ]
         try:
-            weight_map.check_shapes(ckpt.tensors, desc, "", weight_map.head_tensors(ckpt.names(), head))
+            weights.check_shapes(ckpt.tensors, desc, "", weights.head_tensors(ckpt.names(), head))
         except BadInput as e:
             warnings.append(f"head {head}: {e.problem}")
     if ckpt.pruned_layers:
@@ -150,7 +149,7 @@ def inspect_path(
         "layout": ckpt.layout,
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
-    tokenizer_class = tok.get("tokenizer_class") or tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]
+    tokenizer_class = tok.get("tokenizer_class") or tokenizer.TOKENIZER_CLASS[desc.vocabulary]
     details["converts_to"] = f"{model_class_name(desc, None)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from xlmr_tools import families
-from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare import oracle
 from xlmr_tools.compare.outputs import compare_outputs_streamed
 from xlmr_tools.compare.runner import check_device
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
@@ -20,7 +20,7 @@ from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import weights
 from xlmr_tools.mapping.config import (
     check_language,
     choose_head,
@@ -207,15 +207,16 @@ class WeightPass:
 
     Runnable whole, or report group by report group ("embeddings", "layer 3", ...) as the streamed forward loads
     that part: each layer's pages are then read from disk once, not once for the weights and again for the outputs
-    (at XL-36, 28 GB that do not fit the page cache: the second read was most of the output check's time)."""
+    (for a model larger than the page cache, the second read was most of the output check's time:
+    docs/benchmarks.md)."""
 
     def __init__(
         self, ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress, loaded: LoadedModel
     ) -> None:
-        plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
+        plan = weights.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
         self.ckpt, self.folder, self.head, self.progress = ckpt, folder, head, progress
         self.rows = {m.hf: m for m in plan.mapped}
-        self.dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+        self.dtype = ckpt.dtype(weights.FAIRSEQ_NAMES["token_embeddings"])
         self.loaded = loaded if loaded.model_class == model_class_name(ckpt.description, head) else None
         if self.loaded is not None:
             view = self.loaded
@@ -225,7 +226,7 @@ class WeightPass:
             self.shapes = {n: folder.shape(n) for n in folder.names()}
             self._read = folder.tensor
         self.report = WeightReport(tol=0.0)
-        self.pending = {n: weight_map.group_of(n) for n in self.rows}
+        self.pending = {n: weights.group_of(n) for n in self.rows}
         self.view: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # the read-ahead's copy of a tensor's bytes
 
     def source(self, hf_name: str) -> torch.Tensor:
@@ -246,7 +247,7 @@ class WeightPass:
             self.source,
             self.target,
             self.shapes,
-            weight_map.group_of,
+            weights.group_of,
             0.0,
             cast_to_b=True,
             on_tensor=lambda: self.progress.advance(1),
@@ -261,13 +262,13 @@ class WeightPass:
         self.run()
         known = set(self.rows)
         if head_kind(self.head) == "masked-lm" and self.ckpt.description.tied_lm_head:
-            for name, (fairseq_source, _) in weight_map.tied_copies(self.ckpt.description.base).items():
+            for name, (fairseq_source, _) in weights.tied_copies(self.ckpt.description.base).items():
                 if name in self.shapes:
                     known.add(name)
                     self.report.diffs.append(
                         tensor_diff(
                             name,
-                            weight_map.group_of(name),
+                            weights.group_of(name),
                             self.ckpt.tensor(fairseq_source),
                             self._read(name),
                             0.0,
@@ -277,7 +278,7 @@ class WeightPass:
         extra = set(self.shapes) - known
         if self.loaded is not None:  # the folder's tensors transformers has no place for, by their stored names
             extra |= set(self.loaded.unexpected)
-        self.report.extra = sorted(n for n in extra if weight_map.hf_ignorable(n) is None)
+        self.report.extra = sorted(n for n in extra if weights.hf_ignorable(n) is None)
         return self.report
 
 
@@ -336,26 +337,26 @@ def verify(
     shown = f"{hf_folder}@{revision}" if revision else str(hf_folder) if hub.is_repo_id(hf_folder) else str(folder.path)
     report = VerifyReport(str(ckpt.path), shown, head, load=loaded)
     report.config = config_rows(ckpt, folder, loaded, head)
-    weights = WeightPass(ckpt, folder, head, progress, loaded)
+    weight_pass = WeightPass(ckpt, folder, head, progress, loaded)
     skip = (
         "tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs"
-        if not weights.structure_ok()
+        if not weight_pass.structure_ok()
         else f"outputs: {loaded.failures()[0]}"
-        if not loaded.ok and weights.loaded is not None  # (another class: its weights are run as what they are)
-        else f"tokenizer and outputs: fairseq is not importable here ({fairseq_oracle.INSTALL})"
-        if not fairseq_oracle.available()
+        if not loaded.ok and weight_pass.loaded is not None  # (another class: its weights are run as what they are)
+        else f"tokenizer and outputs: fairseq is not importable here ({oracle.INSTALL})"
+        if not oracle.available()
         else None
     )
     if skip is not None:
         progress.start("comparing weights", len(ckpt.names()))
-        report.weights = weights.finish()
+        report.weights = weight_pass.finish()
         report.skipped.append(skip)
         return report
-    weights.progress = NoProgress()  # the counter below is the stages'
+    weight_pass.progress = NoProgress()  # the counter below is the stages'
     stages = streamed_stages(ckpt.description, bool(folder.tokenizer_assets()), head != ENCODER)
     progress.start("comparing, one layer at a time", stages)
     with ReadAhead() as ahead:
-        weights.view = ahead.view  # each part's weights compared as the forward loads them: read once
+        weight_pass.view = ahead.view  # each part's weights compared as the forward loads them: read once
         report.tokenizer, report.outputs = compare_outputs_streamed(
             ckpt,
             folder,
@@ -367,11 +368,11 @@ def verify(
             device,
             on_stage=progress.step,
             language=language,
-            on_loaded=lambda stage: weights.run(_groups_of_stage(stage)),
+            on_loaded=lambda stage: weight_pass.run(_groups_of_stage(stage)),
             ahead=ahead,
         )
-        weights.view = lambda t: t
-    report.weights = weights.finish()
+        weight_pass.view = lambda t: t
+    report.weights = weight_pass.finish()
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
     return report

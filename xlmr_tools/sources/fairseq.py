@@ -15,7 +15,7 @@ from xlmr_tools import families
 from xlmr_tools.errors import BadInput, XlmrError
 from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.opened import OpenedFile
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.mapping import tokenizer
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
     fairseq_adapters,
@@ -67,14 +67,14 @@ class FairseqCheckpoint:
         if self.dict_path is None:
             raise BadInput(self.folder, "dict.txt is needed beside the checkpoint (or name it with --dict)")
         given = {"sentencepiece.bpe.model": self.spm_path, **self.given_files}
-        return self.dict_path, tokenizer_assets.model_files(self.description.vocabulary, self.folder, given)
+        return self.dict_path, tokenizer.model_files(self.description.vocabulary, self.folder, given)
 
-    def alignment(self) -> tokenizer_assets.Alignment:
+    def alignment(self) -> tokenizer.Alignment:
         """dict.txt against the subword model and the embedding, for the tokenizer of this checkpoint's family."""
         dict_path, files = self.tokenizer_files()
         d = self.description
         honours = families.of(d).autotokenizer_honours_class
-        return tokenizer_assets.align(dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours)
+        return tokenizer.align(dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours)
 
     def labels_file(self, head: str | None) -> Path | None:
         """The label dictionary for this head: the one given, or the one found for the head its task trained."""
@@ -151,8 +151,8 @@ def open_checkpoint(
     if dictionary is not None:
         # a bad dict.txt is reported where it is read for the tokenizer (inspect warns, convert refuses)
         with contextlib.suppress(BadInput):
-            symbols = tokenizer_assets.read_dict(dictionary)
-            vocabulary = tokenizer_assets.vocabulary_of(symbols)
+            symbols = tokenizer.read_dict(dictionary)
+            vocabulary = tokenizer.vocabulary_of(symbols)
     desc = describe(state.tensors, args, file, vocabulary, bpe.get("_name") or bpe.get("bpe"), locate.names(places))
     args = families.of(desc).model_args(args)
     gpt2 = desc.vocabulary == GPT2
