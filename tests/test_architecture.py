@@ -181,3 +181,17 @@ def test_no_module_outside_families_names_a_family():
             if text in names or classes.search(text):
                 offenders.append(f"{name}: {text!r}")
     assert offenders == []
+
+
+def test_tests_and_benchmarks_share_code_as_packages_not_through_sys_path():
+    """Shared code is imported as packages from the repository root (tests.helpers, tests.fixtures, benchmarks.*;
+    pytest's `pythonpath`, `python -m benchmarks.NAME`): a sys.path edit would make a module importable under two
+    names, or only when run from one place."""
+    edits = re.compile(r"\bsys\.path\.(insert|append|extend)\b|\bsys\.path\s*[+]?=")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("tests", "benchmarks")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "peers" not in path.parts and edits.search(path.read_text())
+    ]
+    assert offenders == []

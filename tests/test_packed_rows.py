@@ -8,8 +8,8 @@ import warnings
 import pytest
 import torch
 from conftest import fixture
-from full_forward import compare_outputs
 
+from tests.helpers.full_forward import compare_outputs
 from xlmr_tools import convert
 from xlmr_tools.compare.fairseq_runner import FairseqRunner
 from xlmr_tools.compare.hf_runner import HFRunner

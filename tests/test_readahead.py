@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from measure import evict
-
+from benchmarks.measure import evict
 from xlmr_tools.io.direct import DirectFiles, resident
 from xlmr_tools.io.readahead import ReadAhead, will_need
 from xlmr_tools.io.safetensors import SafetensorsFile, TensorToWrite, write_shards

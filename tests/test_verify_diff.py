@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ALL, fixture
-from full_forward import compare_outputs
 from test_peer_seed import run_seed
 
+from tests.helpers.full_forward import compare_outputs
 from xlmr_tools import convert
 from xlmr_tools.ops.verify import verify
 from xlmr_tools.sources.fairseq import open_checkpoint

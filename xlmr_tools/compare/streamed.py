@@ -3,8 +3,8 @@ final norm and the head are loaded, run on every micro-batch, compared and freed
 
 A micro-batch is padded (a row each) or packed (its texts back to back in one row after the embeddings, attention
 kept within each text by each library's own mask: Runner.packed_context), so the layers' products can run on real
-tokens only. tests/test_packed_rows.py and tests/full_forward.py check the streamed figures equal full forwards of
-both libraries.
+tokens only. tests/test_packed_rows.py and tests/helpers/full_forward.py check the streamed figures equal full
+forwards of both libraries.
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ def compare_outputs(
 
 def trained(name: str) -> Path:
     """A folder of tests/fixtures/trained (tests/fixtures/make_trained.py): laid out as fairseq's CLI left it."""
-    return Path(__file__).parent / "fixtures" / "trained" / name
+    return Path(__file__).parent.parent / "fixtures" / "trained" / name
 
 
 def trained_bpe(name: str) -> dict[str, str]:
