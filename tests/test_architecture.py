@@ -23,10 +23,11 @@ LAYERS = {
     "cli": 8,
     "__init__": 9,
     "__main__": 9,
+    "api": 9,
 }
-# `__init__` (the public API) and `__main__` (`python -m xlmr_tools`) sit on top, beside the CLI. `render` sits low
-# (it needs only base and io: plain report dicts in, text out) but is used from the top only (test below).
-BASE = {"_version", "errors", "interrupts", "progress", "model"}
+# The public API (`__init__`, `api`) and `__main__` (`python -m xlmr_tools`) sit on top, beside the CLI. `render` sits
+# low (it needs only base and io: plain report dicts in, text out) but is used from the top only (test below).
+BASE = {"_version", "errors", "interrupts", "progress", "model", "settings"}
 
 
 def modules() -> dict[str, Path]:

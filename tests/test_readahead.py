@@ -152,7 +152,7 @@ def test_verify_reading_ahead_from_a_cold_folder_finds_a_perturbed_layer(convert
     from conftest import fixture
     from test_verify_diff import _perturb
 
-    from xlmr_tools.ops.verify import verify
+    from xlmr_tools import verify
 
     src = shutil.copytree(fixture("preln"), tmp_path / "src")
     good, bad = tmp_path / "good", tmp_path / "bad"

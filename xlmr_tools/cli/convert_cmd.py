@@ -40,6 +40,7 @@ from xlmr_tools.errors import VerificationFailed, XlmrError
 from xlmr_tools.io.atomic_folder import check_inputs_kept, check_target
 from xlmr_tools.io.digest import SourceDigest
 from xlmr_tools.render import terminal
+from xlmr_tools.settings import Assets, Settings
 from xlmr_tools.sources.locate import checkpoint_named, find_checkpoint_file
 
 
@@ -72,7 +73,8 @@ def convert(
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
     console.set_debug(debug)
     console.check_report_path(report)  # every output path before any work: exit 2, nothing written
-    given = [p for p in (checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    assets = Assets(dict_path, spm_path, encoder_json, vocab_bpe, labels)
+    given = [p for p in (checkpoint_named(src), *assets.named()) if p]
     check_inputs_kept(out, given)  # the worst thing wrong with OUT first: it would delete an input
     check_target(out, force)
     console.warn_if_trusting(trust)
@@ -84,32 +86,14 @@ def convert(
         from xlmr_tools.ops.convert import convert as convert_checkpoint
 
         texts = read_texts(text, texts_file)
+        settings = Settings(head=head, dtype=dtype.value, tol=tol, texts=texts, language=lang, trust=trust, ema=ema)
         if verify and not quiet and not json_:
             console.texts_note(text, texts_file)
         with console.progress(quiet or json_) as progress:
             result = convert_checkpoint(
-                src,
-                out,
-                head=head,
-                dtype=dtype.value,
-                max_shard_size=max_shard_size,
-                verify=verify,
-                force=force,
-                trust=trust,
-                dict_path=dict_path,
-                spm_path=spm_path,
-                encoder_json=encoder_json,
-                vocab_bpe=vocab_bpe,
-                labels=labels,
-                language=lang,
-                texts=texts,
-                accept_missing_pieces=accept_missing_pieces,
-                tol=tol,
-                ema=ema,
-                progress=progress,
-                report=report,
-                digest=digest,
-            )
+                src, out, settings, assets, max_shard_size=max_shard_size, verify=verify, force=force,
+                accept_missing_pieces=accept_missing_pieces, progress=progress, report=report, digest=digest,
+            )  # fmt: skip
     except VerificationFailed as e:  # nothing was published: still the table, the JSON and the report
         if e.result is not None:
             _show(e.result, report, json_, verbose)

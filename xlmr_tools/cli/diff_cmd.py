@@ -29,6 +29,7 @@ from xlmr_tools.cli.options import (
     Verbose,
 )
 from xlmr_tools.render import terminal
+from xlmr_tools.settings import HubAccess, Settings
 
 SHOWN = 20  # differing tensors listed under the table (all of them are in --json / --report)
 
@@ -61,26 +62,16 @@ def diff(
     from xlmr_tools.compare.texts import read_texts
     from xlmr_tools.ops.diff import diff as diff_models
 
-    texts = read_texts(text, texts_file)
+    settings = Settings(
+        head=head, dtype=dtype.value, device=device.value, tol=tol, texts=read_texts(text, texts_file), trust=trust
+    )
     if outputs and not quiet and not json_:
         console.texts_note(text, texts_file)
     with console.progress(quiet or json_) as progress:
         result = diff_models(
-            a,
-            b,
-            head=head,
-            tol=tol,
-            outputs=outputs,
-            texts=texts,
-            output_tol=output_tol,
-            dtype=dtype.value,
-            device=device.value,
-            trust=trust,
-            revision=revision,
-            token=token,
-            cache_dir=cache_dir,
+            a, b, settings, HubAccess(revision, token, cache_dir), outputs=outputs, output_tol=output_tol,
             progress=progress,
-        )
+        )  # fmt: skip
     data = result.to_dict()
     if report is not None:
         console.write_report(report, data, "diff")

@@ -9,6 +9,7 @@ from rich.markup import escape
 from xlmr_tools.cli import console
 from xlmr_tools.cli.options import CacheDir, Debug, InspectPath, Json, Revision, Tensors, Token, Trust
 from xlmr_tools.render import terminal
+from xlmr_tools.settings import HubAccess
 
 ASSET_NAMES = ("dict.txt", "sentencepiece.bpe.model", "encoder.json", "vocab.bpe")  # shown by file name
 
@@ -28,7 +29,7 @@ def inspect(
     console.warn_if_trusting(trust)
     from xlmr_tools.ops.inspect import inspect_path
 
-    report = inspect_path(path, trust=trust, with_tensors=tensors, revision=revision, token=token, cache_dir=cache_dir)
+    report = inspect_path(path, trust=trust, with_tensors=tensors, hub_access=HubAccess(revision, token, cache_dir))
     if json_:
         console.print_json(report.to_dict())
         return

@@ -34,6 +34,7 @@ from xlmr_tools.cli.options import (
     VocabBpe,
 )
 from xlmr_tools.render import terminal
+from xlmr_tools.settings import Assets, HubAccess, Settings
 
 
 def verify(
@@ -70,30 +71,13 @@ def verify(
     from xlmr_tools.ops.verify import verify as verify_folder
 
     texts = read_texts(text, texts_file)
+    settings = Settings(head, dtype.value, device.value, tol, texts, language=lang, trust=trust, ema=ema)
+    assets = Assets(dict_path, spm_path, encoder_json, vocab_bpe, labels)
+    hub_access = HubAccess(revision, token, cache_dir)
     if not quiet and not json_:
         console.texts_note(text, texts_file)
     with console.progress(quiet or json_) as progress:
-        result = verify_folder(
-            src,
-            hf_folder,
-            head=head,
-            texts=texts,
-            tol=tol,
-            dtype=dtype.value,
-            device=device.value,
-            trust=trust,
-            dict_path=dict_path,
-            spm_path=spm_path,
-            encoder_json=encoder_json,
-            vocab_bpe=vocab_bpe,
-            labels=labels,
-            language=lang,
-            revision=revision,
-            ema=ema,
-            token=token,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
+        result = verify_folder(src, hf_folder, settings, assets, hub_access, progress=progress)
     data = result.to_dict()
     if report is not None:
         console.write_report(report, data, "verify")

@@ -38,9 +38,10 @@ from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
 from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import check_language, choose_head, model_class_name, read_labels, validate
-from xlmr_tools.model import ENCODER, dtype_name, torch_dtype
+from xlmr_tools.model import ENCODER, dtype_name, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.render.model_card import write_model_card
+from xlmr_tools.settings import Assets, Settings
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import folder_being_written, open_folder
 from xlmr_tools.sources.locate import checkpoint_named
@@ -120,62 +121,44 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
 
 
-def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
-    return torch_dtype(name, auto=ckpt.dtype(weights.FAIRSEQ_NAMES["token_embeddings"]))
-
-
 def convert(
     src: str | Path,
     out: str | Path,
+    settings: Settings = Settings(),
+    assets: Assets = Assets(),
     *,
-    head: str | None = None,
-    dtype: str = "auto",
     max_shard_size: str | int = "5GB",
     verify: bool = True,
     force: bool = False,
-    trust: bool = False,
-    dict_path: str | Path | None = None,
-    spm_path: str | Path | None = None,
-    encoder_json: str | Path | None = None,
-    vocab_bpe: str | Path | None = None,
-    labels: str | Path | None = None,
     accept_missing_pieces: bool = False,
-    language: str | None = None,
-    texts: list[str] | None = None,
-    tol: float | None = None,
     progress: Progress | None = None,
     report: str | Path | None = None,
-    ema: bool = False,
     digest: SourceDigest | None = None,
 ) -> ConvertResult:
-    """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
-    when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
-    for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint).
+    """Convert a fairseq checkpoint into an HF folder at `out`, run as `settings` say with the files `assets` name;
+    raise VerificationFailed (OUT not written) when written weights or outputs differ from the source beyond
+    tolerance. The label dictionary names the head's classes (default: label/dict.txt beside a sentence_prediction
+    checkpoint); an X-MOD `settings.language` is also the folder's default_language.
+    `verify`: run fairseq and the written folder side by side (the written weights are re-read either way).
     `accept_missing_pieces`: publish although a GPT-2 or CamemBERT-style dict.txt lacks tokens of its subword model
     (the tokenizer then differs from fairseq's on texts that use them; the differences on the sample texts are
     reported, not fatal). A sentencepiece dict.txt lacking pieces needs no flag: its tokenizer looks pieces up as
     fairseq does (mapping.tokenizer).
-    `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
-    folder's default_language.
-    `ema`: convert the EMA weights a --store-ema training kept instead of the live ones.
     `report`: a file the caller writes once this returns (the CLI's --report), refused with the other paths before
     anything is written if it would overwrite an input or OUT.
     `digest`: the source's sha256 begun early (the CLI starts it before importing torch); used where it is of the file
     opened here, else hashed anew."""
     progress = progress or NoProgress()
     out = Path(out)
-    check_tol(tol)
-    given = [Path(p) for p in (checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    check_tol(settings.tol)
+    given = [Path(p) for p in (checkpoint_named(src), *assets.named()) if p]
     check_inputs_kept(out, given)  # before any work: OUT holding an input is the worst thing wrong with OUT
     check_target(out, force)  # a bad OUT is known without reading the checkpoint
-    ckpt = open_checkpoint(
-        src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
-        encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
-    )  # fmt: skip
+    ckpt = open_checkpoint(src, trust=settings.trust, assets=assets, ema=settings.ema)
     sha256 = digest_for(ckpt.opened or ckpt.path, digest)
     try:
-        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language, report)
-        return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
+        job = _prepare(ckpt, out, settings, max_shard_size, force, accept_missing_pieces, report)
+        return _convert_prepared(job, out, verify, force, settings, progress, sha256)
     finally:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
 
@@ -202,12 +185,10 @@ class _Prepared:
 def _prepare(
     ckpt: FairseqCheckpoint,
     out: Path,
-    head: str | None,
-    dtype: str,
+    settings: Settings,
     max_shard_size: str | int,
     force: bool,
     accept_missing_pieces: bool,
-    language: str | None = None,
     report: str | Path | None = None,
 ) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
@@ -216,9 +197,10 @@ def _prepare(
         check_report(Path(report), out, ckpt.inputs())
     desc = ckpt.description
     where = str(ckpt.path)
-    target = resolve_dtype(dtype, ckpt)
+    target = run_dtype(settings.dtype, ckpt.dtype(weights.FAIRSEQ_NAMES["token_embeddings"]))
     shard_bytes = parse_size(max_shard_size)
-    head = choose_head(desc, head, where)
+    head = choose_head(desc, settings.head, where)
+    language = settings.language
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
     check_language(desc, language, where)
     plan = weights.plan(ckpt.names(), desc, head, where, ckpt.dropped)
@@ -246,8 +228,7 @@ def _convert_prepared(
     out: Path,
     verify: bool,
     force: bool,
-    texts: list[str] | None,
-    tol: float | None,
+    settings: Settings,
     progress: Progress,
     sha256: SourceDigest,
 ) -> ConvertResult:
@@ -288,7 +269,7 @@ def _convert_prepared(
     with atomic_folder(out, force, stale) as tmp:
         try:
             files, (tok_check, outputs) = _write_and_prove(
-                job, tmp, progress, verify, None if skipped else (texts, tol), sha256
+                job, tmp, progress, verify, None if skipped else (settings.texts, settings.tol), sha256
             )
         except VerificationFailed as e:  # a written tensor or header differs: no outputs were compared
             raise failed(result_of({}, None, None, weights_equal=False), e.problem) from e

@@ -10,6 +10,7 @@ from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import ACTIVATIONS, model_class_name, problems, read_labels
 from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE
+from xlmr_tools.settings import HubAccess
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
@@ -93,17 +94,11 @@ def _tokenizer_notes(al: tokenizer.Alignment) -> tuple[list[str], list[str]]:
 
 
 def inspect_path(
-    path: str | Path,
-    *,
-    trust: bool = False,
-    with_tensors: bool = False,
-    revision: str | None = None,
-    token: str | None = None,
-    cache_dir: str | Path | None = None,
+    path: str | Path, *, trust: bool = False, with_tensors: bool = False, hub_access: HubAccess = HubAccess()
 ) -> InspectReport:
-    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (at `revision`; `token` and
-    `cache_dir` as huggingface_hub takes them)."""
-    path = hub.local(path, revision, token, cache_dir)
+    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (fetched as `hub_access`
+    says)."""
+    path = hub.local(path, hub_access)
     if is_hf_folder(path):
         return _inspect_hf(open_folder(path, trust=trust), with_tensors)
     if path.is_dir() and any(path.glob("*.safetensors")):

@@ -23,15 +23,16 @@ from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights
 from xlmr_tools.mapping.config import (
     check_language,
-    choose_head,
+    compared_head,
     compared_keys,
     model_class_name,
     problems,
     read_labels,
     same_value,
 )
-from xlmr_tools.model import ENCODER, dtype_name, head_kind, torch_dtype
+from xlmr_tools.model import ENCODER, dtype_name, head_kind, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.settings import Assets, HubAccess, Settings
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
@@ -110,25 +111,6 @@ class VerifyReport:
             "complete": not self.skipped,  # every check ran (else "ok" means: partially verified)
             "failures": self.failures(),
         }
-
-
-def verified_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> str | None:
-    """The head to compare: the one asked for; else what the folder holds — a masked-LM head, the checkpoint's one
-    classification head for a classifier, the encoder alone for a bare model's folder."""
-    fs_heads = ckpt.description.classification_heads
-    if head is not None:
-        return choose_head(ckpt.description, head, str(ckpt.path))
-    if folder.description.lm_head:
-        return None
-    if not folder.description.classification_heads:
-        return ENCODER
-    if len(fs_heads) == 1:
-        return next(iter(fs_heads))
-    raise BadInput(
-        folder.path,
-        "the folder holds a classifier; name the checkpoint's head with --head "
-        f"(heads: {', '.join(sorted(fs_heads)) or 'none'})",
-    )
 
 
 def expected_config(ckpt: FairseqCheckpoint, head: str | None) -> Any:
@@ -290,50 +272,33 @@ def _groups_of_stage(stage: str) -> list[str] | None:
 def verify(
     src: str | Path,
     hf_folder: str | Path,
+    settings: Settings = Settings(),
+    assets: Assets = Assets(),
+    hub_access: HubAccess = HubAccess(),
     *,
-    head: str | None = None,
-    texts: list[str] | None = None,
-    tol: float | None = None,
-    dtype: str = "auto",
-    device: str = "cpu",
-    trust: bool = False,
-    dict_path: str | Path | None = None,
-    spm_path: str | Path | None = None,
-    encoder_json: str | Path | None = None,
-    vocab_bpe: str | Path | None = None,
-    labels: str | Path | None = None,
-    revision: str | None = None,
-    language: str | None = None,
-    ema: bool = False,
     progress: Progress | None = None,
-    token: str | None = None,
-    cache_dir: str | Path | None = None,
 ) -> VerifyReport:
-    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`; `token`, `cache_dir` as
-    huggingface_hub takes them), resolved from the cache first.
-    `language`: X-MOD only: compare through this language's adapters (default: every language's). `ema`: the
-    checkpoint's EMA weights (--store-ema) are the original, not its live ones."""
+    """A fairseq checkpoint (read with the files `assets` name) against `hf_folder`: a local folder, or a Hugging Face
+    repo id fetched as `hub_access` says, from the cache first; compared as `settings` say."""
     progress = progress or NoProgress()
-    check_tol(tol)
-    ckpt = open_checkpoint(
-        src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
-        encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
-    )  # fmt: skip
-    folder = open_folder(hub.local(hf_folder, revision, token, cache_dir), trust=trust)
+    check_tol(settings.tol)
+    ckpt = open_checkpoint(src, trust=settings.trust, assets=assets, ema=settings.ema)
+    folder = open_folder(hub.local(hf_folder, hub_access), trust=settings.trust)
     if ckpt.description.family != folder.description.family:
         raise BadInput(
             folder.path,
             f"families do not match: the checkpoint is {ckpt.description.family}, the "
             f"folder's weights are {folder.description.family}",
         )
-    head = verified_head(ckpt, folder, head)
-    check_language(ckpt.description, language, str(ckpt.path))
+    head = compared_head(ckpt.description, folder.description, settings.head, ckpt.path, folder.path)
+    check_language(ckpt.description, settings.language, str(ckpt.path))
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
         raise BadInput(ckpt.path, found[0])
     loaded = load_view(folder, task_of(head))
-    run_dtype = torch_dtype(dtype, auto=loaded.dtype)  # auto: the dtype from_pretrained loads the folder in
-    check_device(device, run_dtype)
+    dtype = run_dtype(settings.dtype, loaded.dtype)  # auto: the dtype from_pretrained loads the folder in
+    check_device(settings.device, dtype)
+    revision = hub_access.revision
     shown = f"{hf_folder}@{revision}" if revision else str(hf_folder) if hub.is_repo_id(hf_folder) else str(folder.path)
     report = VerifyReport(str(ckpt.path), shown, head, load=loaded)
     report.config = config_rows(ckpt, folder, loaded, head)
@@ -362,12 +327,12 @@ def verify(
             folder,
             head,
             loaded,
-            run_dtype,
-            list(texts or DEFAULT_TEXTS),
-            tol,
-            device,
+            dtype,
+            list(settings.texts or DEFAULT_TEXTS),
+            settings.tol,
+            settings.device,
             on_stage=progress.step,
-            language=language,
+            language=settings.language,
             on_loaded=lambda stage: weight_pass.run(_groups_of_stage(stage)),
             ahead=ahead,
         )

@@ -24,6 +24,7 @@ from xlmr_tools.mapping.weights import (
     is_bookkeeping,
 )
 from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
+from xlmr_tools.settings import Assets
 from xlmr_tools.sources import locate, values
 from xlmr_tools.sources.fairseq_state import normalize_fairseq_state
 from xlmr_tools.sources.locate import find_checkpoint_file
@@ -110,18 +111,12 @@ class FairseqCheckpoint:
 
 
 def open_checkpoint(
-    path: str | Path,
-    *,
-    trust: bool = False,
-    dict_path: str | Path | None = None,
-    spm_path: str | Path | None = None,
-    labels_path: str | Path | None = None,
-    encoder_json: str | Path | None = None,
-    vocab_bpe: str | Path | None = None,
-    ema: bool = False,
+    path: str | Path, *, trust: bool = False, assets: Assets = Assets(), ema: bool = False
 ) -> FairseqCheckpoint:
-    """`ema`: the weights of the exponential moving average a `--store-ema` training keeps beside the live ones
-    (extra_state["ema"], the model fairseq's own `save_ema_as_checkpoint` exports), instead of the live ones."""
+    """`assets`: the files the user named (dict.txt, the subword model's, the label dictionary), each else found
+    where fairseq finds it. `ema`: the weights of the exponential moving average a `--store-ema` training keeps
+    beside the live ones (extra_state["ema"], the model fairseq's own `save_ema_as_checkpoint` exports), instead of
+    the live ones."""
     file = find_checkpoint_file(Path(path))
     opened = OpenedFile(file)  # loaded, copied and hashed through this one opening, whatever the path names later
     try:
@@ -145,7 +140,7 @@ def open_checkpoint(
     state = normalize_fairseq_state(raw, args, str(file))
     data, bpe = _recorded(obj, file)
     places = locate.asset_folders(file, data)
-    dictionary = _asset(dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
+    dictionary = _asset(assets.dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
     symbols = None
     vocabulary = SENTENCEPIECE
     if dictionary is not None:
@@ -157,14 +152,16 @@ def open_checkpoint(
     args = families.of(desc).model_args(args)
     gpt2 = desc.vocabulary == GPT2
     found_files = {
-        "encoder.json": _asset(encoder_json)
+        "encoder.json": _asset(assets.encoder_json)
         or (locate.find_recorded(places, bpe.get("gpt2_encoder_json")) if gpt2 else None)
         or (locate.find_asset(places, "encoder.json", "gpt2_bpe/encoder.json") if gpt2 else None),
-        "vocab.bpe": _asset(vocab_bpe)
+        "vocab.bpe": _asset(assets.vocab_bpe)
         or (locate.find_recorded(places, bpe.get("gpt2_vocab_bpe")) if gpt2 else None)
         or (locate.find_asset(places, "vocab.bpe", "gpt2_bpe/vocab.bpe") if gpt2 else None),
     }
-    spm = _asset(spm_path) or (None if gpt2 else locate.find_sentencepiece(places, bpe.get("sentencepiece_model")))
+    spm = _asset(assets.spm_path) or (
+        None if gpt2 else locate.find_sentencepiece(places, bpe.get("sentencepiece_model"))
+    )
     return FairseqCheckpoint(
         path=file,
         serialization=kind,
@@ -180,10 +177,10 @@ def open_checkpoint(
         pruned_layers=state.pruned_layers,
         task=task,
         task_head=task_head,
-        labels_path=_asset(labels_path) or locate.find_asset(places, "label/dict.txt")
-        if task == "sentence_prediction" or labels_path is not None
+        labels_path=_asset(assets.labels) or locate.find_asset(places, "label/dict.txt")
+        if task == "sentence_prediction" or assets.labels is not None
         else None,
-        labels_given=labels_path is not None,
+        labels_given=assets.labels is not None,
         given_files=found_files,
         dict_symbols=symbols,
         opened=opened,
