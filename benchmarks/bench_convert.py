@@ -6,7 +6,7 @@ weights_only default and GPT-2 BPE download worked around), and `xlmr convert --
 memory cap of 1/3 of the checkpoint size. The checkpoint is evicted from the page cache before every run, so each
 contender reads it cold.
 
-    .venv/bin/python benchmarks/bench_convert.py [--layers 2 4] [--rounds 3] [--work DIR]
+    .venv/bin/python -m benchmarks.bench_convert [--layers 2 4] [--rounds 3] [--work DIR]
 
 Needs ~25 GB free disk for 2+4 layers and root for the cgroup cap. Prints a markdown table.
 """
@@ -21,11 +21,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-sys.path.insert(0, str(Path(__file__).parent))
+from benchmarks.measure import Run, cgroup_available, interleaved, main, measure, table
 
-from measure import Run, cgroup_available, interleaved, main, measure, table  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 XL = [
     "--encoder-embed-dim",
@@ -45,9 +43,10 @@ BIN = Path(sys.executable).parent
 
 def build_checkpoint(folder: Path, layers: int) -> Path:
     """fairseq's parser/task/build_model at XL width; dict = a real sentencepiece model's pieces + fillers."""
-    import make_fixtures
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
+
+    from tests.fixtures import make_fixtures
 
     logging.disable(logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)

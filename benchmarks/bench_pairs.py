@@ -2,10 +2,10 @@
 1/4 of the checkpoint, `--pairs` times over, so the drift of a shared machine hits both sides of each pair alike.
 Prints each pair's walls and ratio and the medians (docs/benchmarks.md, "convert (verify), XL-36").
 
-    .venv/bin/python benchmarks/bench_pairs.py CHECKPOINT_FOLDER [--pairs 4] [--command convert|verify]
+    .venv/bin/python -m benchmarks.bench_pairs CHECKPOINT_FOLDER [--pairs 4] [--command convert|verify]
                                                [--folder HF_FOLDER (verify)] [--no-verify (convert)]
 
-Build the checkpoint first, e.g. `benchmarks/stream_checkpoint.py bench-work/xl36 --preset xl --layers 36`.
+Build the checkpoint first, e.g. `python -m benchmarks.stream_checkpoint bench-work/xl36 --preset xl --layers 36`.
 Needs root for the cgroup caps (measure.py).
 """
 
@@ -17,9 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from measure import evict, measure
+from benchmarks.measure import evict, measure
 
 BIN = Path(sys.executable).parent
 

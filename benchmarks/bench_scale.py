@@ -8,7 +8,7 @@ and capped, `xlmr verify` uncapped and capped (its FLOP accounting: real tokens'
 the same run, the ratio to that bound), and the old HF script under a 20 GB cap. What the disk cannot hold (the
 checkpoint, a copy for `cp` and one output at a time) is skipped and said so.
 
-    .venv/bin/python benchmarks/bench_scale.py [--sizes xl:36 xxl:48:float16] [--work DIR] [--dtype float32]
+    .venv/bin/python -m benchmarks.bench_scale [--sizes xl:36 xxl:48:float16] [--work DIR] [--dtype float32]
                                                [--skip old,cp]
 
 Needs root for the cgroup caps (measure.py). Prints markdown (docs/benchmarks.md).
@@ -22,10 +22,9 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
+from benchmarks.measure import Run, cgroup_available, evict, measure
 
-from measure import Run, cgroup_available, evict, measure  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
 GB = 1e9
@@ -56,7 +55,7 @@ def run_size(work: Path, preset: str, layers: int, dtype: str, verify_dtype: str
     lines = [f"### {preset.upper()}-{layers} ({dtype})", ""]
     build = measure(
         "build (stream_checkpoint.py)",
-        [sys.executable, str(ROOT / "benchmarks/stream_checkpoint.py"), str(src), "--preset", preset,
+        [sys.executable, "-m", "benchmarks.stream_checkpoint", str(src), "--preset", preset,
          "--layers", str(layers), "--dtype", dtype],
     )  # fmt: skip
     ckpt = src / "model.pt"

@@ -2,7 +2,7 @@
 memory), on the XL-width checkpoint of bench_convert.py (2 and 4 layers) and its converted folder. Also runs
 `xlmr verify` under a hard cgroup memory cap of 1/2 of the checkpoint size. Cold page cache before every run.
 
-    .venv/bin/python benchmarks/bench_verify.py [--layers 2 4] [--work DIR]
+    .venv/bin/python -m benchmarks.bench_verify [--layers 2 4] [--work DIR]
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
+from benchmarks.bench_convert import BIN, build_checkpoint
+from benchmarks.measure import cgroup_available, evict, main, measure, table
 
-from bench_convert import BIN, build_checkpoint  # noqa: E402
-from measure import cgroup_available, evict, main, measure, table  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_size(work: Path, layers: int) -> list[str]:

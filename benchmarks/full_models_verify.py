@@ -3,7 +3,7 @@
 Loads the fairseq model with fairseq's hub loader (full torch.load, weights_only worked around) and the HF folder
 with AutoModelForMaskedLM.from_pretrained, runs the default sample batch through both, prints max |Δ| of the logits.
 
-    python benchmarks/full_models_verify.py FAIRSEQ_FOLDER HF_FOLDER
+    python -m benchmarks.full_models_verify FAIRSEQ_FOLDER HF_FOLDER
 """
 
 from __future__ import annotations

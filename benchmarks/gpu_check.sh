@@ -19,4 +19,4 @@ if [ -z "${SKIP_TESTS:-}" ]; then
   timeout "${PYTEST_TIMEOUT:-300}" python3 -m pytest -q -p no:cacheprovider -rfE tests 2>&1 | tee "$OUT/pytest.log" \
     | tail -n 60
 fi
-timeout "${XL_TIMEOUT:-240}" python3 benchmarks/gpu_xl_verify.py 2>&1 | tee "$OUT/xl.log"
+timeout "${XL_TIMEOUT:-240}" python3 -m benchmarks.gpu_xl_verify 2>&1 | tee "$OUT/xl.log"

@@ -2,7 +2,7 @@
 fairseq's own code, convert it (--no-verify), then verify it on the CPU, on the GPU in float32, and on the GPU in
 bfloat16, timing each and printing the worst stage of each. Run by benchmarks/gpu_check.sh on a GPU machine.
 
-    python3 benchmarks/gpu_xl_verify.py [--layers 2] [--work DIR]
+    python3 -m benchmarks.gpu_xl_verify [--layers 2] [--work DIR]
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bench_convert import build_checkpoint
+from benchmarks.bench_convert import build_checkpoint
 
 
 def run(label: str, cmd: list[str]) -> dict | None:

@@ -9,7 +9,7 @@ tensors, then each storage's bytes, generated when its record is written and fre
 largest tensor (the embedding: 2.6 GB at XL fp32, 4.1 GB at XXL). tests/test_stream_checkpoint.py proves the layout
 at 2 layers: the streamed file equals fairseq's own save of the same values, record by record.
 
-    .venv/bin/python benchmarks/stream_checkpoint.py OUT --preset xl --layers 36 [--dtype float16]
+    .venv/bin/python -m benchmarks.stream_checkpoint OUT --preset xl --layers 36 [--dtype float16]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
 # Real XLM-R sizes: (hidden, ffn, heads), 250,880 rows (dict.txt padded with madeupword fillers, as the releases).
 PRESETS = {"xl": (2560, 10240, 32), "xxl": (4096, 16384, 32)}
@@ -58,9 +57,9 @@ def values(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tenso
 def fairseq_state(folder: Path, arch: str, args: list[str], dims: list[str], half: bool) -> tuple[dict, dict]:
     """(the object fairseq's Trainer.state_dict() returns for this model, built on the meta device; the real values
     of its buffers). `folder` holds dict.txt (the task reads it)."""
-    import make_fixtures
     from fairseq.trainer import Trainer
 
+    from tests.fixtures import make_fixtures
     from xlmr_tools.compare.oracle import _meta_safe_init
 
     logging.disable(logging.WARNING)
@@ -143,8 +142,9 @@ def stream_save(state: dict, path: Path, make: Callable[[str, tuple[int, ...], t
 
 def build(out: Path, preset: str, layers: int, dtype: torch.dtype = torch.float32) -> Path:
     """A release-style folder: model.pt (streamed), dict.txt padded to 250,880 rows, sentencepiece.bpe.model."""
-    import make_fixtures
     import sentencepiece
+
+    from tests.fixtures import make_fixtures
 
     hidden, ffn, heads = PRESETS[preset]
     out.mkdir(parents=True, exist_ok=True)

@@ -1,26 +1,23 @@
-"""The full tokenizer fuzz sweep (tests/tokenizer_fuzz.py): every BMP codepoint in context, combining sequences,
+"""The full tokenizer fuzz sweep (tests/helpers/tokenizer_fuzz.py): every BMP codepoint in context, combining sequences,
 emoji, whitespace variants, special-token and filler strings (~90,000 texts), encoded by fairseq's own hub
 interface, by the tokenizer `xlmr convert` writes, and by transformers' stock XLM-R conversion of the same
 sentencepiece model. Prints differences from fairseq by kind, for each committed fixture named.
 
-    .venv/bin/python benchmarks/tokenizer_fuzz.py [--fixtures preln postln_legacy] [--work DIR]
+    .venv/bin/python -m benchmarks.tokenizer_fuzz [--fixtures preln postln_legacy] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.tokenizer_fuzz import KINDS, compare, texts_full
+from xlmr_tools import convert
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from tokenizer_fuzz import KINDS, compare, texts_full  # noqa: E402
-
-from xlmr_tools import convert  # noqa: E402
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ Dictionary in sentencepiece order (as XLM-R's and XLM-V's), the model is built a
 tokenizer ids against fairseq's own encoder on texts that use the synthetic pieces, <mask> at row 901,628, every
 layer against fairseq), `xlmr verify` and `xlmr diff`, each with wall time and peak memory.
 
-    .venv/bin/python benchmarks/xlmv_scale.py [--work DIR]
+    .venv/bin/python -m benchmarks.xlmv_scale [--work DIR]
 
 Prints a markdown table (docs/benchmarks.md).
 """
@@ -26,11 +26,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-sys.path.insert(0, str(Path(__file__).parent))
+from benchmarks.measure import Run, measure
 
-from measure import Run, measure  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROWS = 901_629  # XLM-V's embedding (facebook/xlm-v-base: vocab_size 901629)
 SYMBOLS = ROWS - 4 - 1
@@ -74,8 +72,9 @@ def grow_sentencepiece(trained: Path, out: Path, pieces: int) -> list[str]:
 
 
 def build(folder: Path) -> list[str]:
-    import make_fixtures
     import sentencepiece as spm
+
+    from tests.fixtures import make_fixtures
 
     logging.disable(logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,17 +14,20 @@ DOC = ROOT / "docs" / "architecture.md"
 LAYERS = {
     "base": 0,
     "io": 1,
-    "mapping": 2,
-    "families": 3,
-    "sources": 4,
-    "compare": 5,
-    "ops": 6,
-    "cli": 7,
-    "__init__": 8,
-    "__main__": 8,
+    "render": 2,
+    "mapping": 3,
+    "families": 4,
+    "sources": 5,
+    "compare": 6,
+    "ops": 7,
+    "cli": 8,
+    "__init__": 9,
+    "__main__": 9,
+    "api": 9,
 }
-# `__init__` (the public API) and `__main__` (`python -m xlmr_tools`) sit on top, beside the CLI
-BASE = {"_version", "errors", "interrupts", "progress", "model"}
+# The public API (`__init__`, `api`) and `__main__` (`python -m xlmr_tools`) sit on top, beside the CLI. `render` sits
+# low (it needs only base and io: plain report dicts in, text out) but is used from the top only (test below).
+BASE = {"_version", "errors", "interrupts", "progress", "model", "settings"}
 
 
 def modules() -> dict[str, Path]:
@@ -114,9 +117,15 @@ def test_no_import_cycles():
 
 def test_no_operation_imports_another():
     for name, path in modules().items():
-        if name.startswith("ops.") and name != "ops.convert":
+        if name.startswith("ops."):
             assert not {t for t in imports(path) if t.startswith("ops.")}, name
-    assert {t for t in imports(modules()["ops.convert"]) if t.startswith("ops.")} == {"ops.model_card"}
+
+
+def test_renderers_are_used_by_the_cli_and_the_operations_only():
+    """render/ turns reports into text for people (the terminal, the HTML report, the model card): the commands and
+    the operations (convert writes the model card) use it, never the core below them."""
+    users = {name for name, path in modules().items() for t in imports(path) if t.startswith("render")}
+    assert {u.split(".")[0] for u in users} - {"cli", "ops", "render"} == set(), users
 
 
 def test_tensor_names_live_in_the_weight_map():
@@ -172,4 +181,18 @@ def test_no_module_outside_families_names_a_family():
         for text in _code_strings(path):
             if text in names or classes.search(text):
                 offenders.append(f"{name}: {text!r}")
+    assert offenders == []
+
+
+def test_tests_and_benchmarks_share_code_as_packages_not_through_sys_path():
+    """Shared code is imported as packages from the repository root (tests.helpers, tests.fixtures, benchmarks.*;
+    pytest's `pythonpath`, `python -m benchmarks.NAME`): a sys.path edit would make a module importable under two
+    names, or only when run from one place."""
+    edits = re.compile(r"\bsys\.path\.(insert|append|extend)\b|\bsys\.path\s*[+]?=")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("tests", "benchmarks")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "peers" not in path.parts and edits.search(path.read_text())
+    ]
     assert offenders == []

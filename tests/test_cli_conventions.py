@@ -96,7 +96,7 @@ def test_a_bug_exits_with_its_own_code_and_says_how_to_report(monkeypatch, capsy
     assert "internal error (ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
     monkeypatch.undo()
     monkeypatch.setitem(console.DEBUG, "on", False)
-    monkeypatch.setattr(console, "kv_table", broken)  # a bug while rendering the result
+    monkeypatch.setattr("xlmr_tools.render.terminal.kv_table", broken)  # a bug while rendering the result
     assert cli_app.run(["inspect", str(fixture("preln"))]) == EXIT_INTERNAL
     assert "internal error" in capsys.readouterr().err
 
@@ -110,7 +110,7 @@ def test_diff_accepts_dtype_auto(cli, converted):
 
 
 def test_log_bar_shows_error_against_the_tolerance():
-    from xlmr_tools.cli.console import BAR_WIDTH, log_bar
+    from xlmr_tools.render.terminal import BAR_WIDTH, log_bar
 
     assert log_bar(0.0, 1e-5) == "·" * 14 + "|·"  # exact: empty, the tolerance marked
     small, at_tol, over = log_bar(1e-12, 1e-5), log_bar(1e-5, 1e-5), log_bar(1.0, 1e-5)

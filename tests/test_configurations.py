@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
-from full_forward import (
+
+from tests.helpers.full_forward import (
     TEXTS,
     assert_head_matches,
     assert_mlm_matches,
@@ -23,7 +24,6 @@ from full_forward import (
     full_unpickling,
     head_logits,
 )
-
 from xlmr_tools import convert, inspect_path, verify
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import fixture
 
-from xlmr_tools.ops.verify import verify
+from xlmr_tools import verify
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
-from full_forward import fairseq_hub
-from tokenizer_fuzz import DOCUMENTED, kind_of, texts_sample
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from tests.helpers.full_forward import fairseq_hub
+from tests.helpers.tokenizer_fuzz import DOCUMENTED, kind_of, texts_sample
 from xlmr_tools import convert, inspect_path, verify
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 

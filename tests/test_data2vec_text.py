@@ -13,10 +13,10 @@ import shutil
 import pytest
 import torch
 from conftest import error_lines
-from full_forward import fairseq_encode, padded_batch, trained, trained_fairseq_model
-from tokenizer_fuzz import DOCUMENTED, kind_of
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+from tests.helpers.full_forward import fairseq_encode, padded_batch, trained, trained_fairseq_model
+from tests.helpers.tokenizer_fuzz import DOCUMENTED, kind_of
 from xlmr_tools import inspect_path
 
 BEST = "checkpoints/checkpoint_best.pt"

@@ -14,10 +14,10 @@ import shutil
 import pytest
 import torch
 from conftest import error_lines, fixture, leftovers
-from full_forward import TEXTS, assert_head_matches, assert_mlm_matches, fairseq_hub, head_logits
-from tokenizer_fuzz import DOCUMENTED, compare, texts_sample
 from transformers import AutoTokenizer, pipeline
 
+from tests.helpers.full_forward import TEXTS, assert_head_matches, assert_mlm_matches, fairseq_hub, head_logits
+from tests.helpers.tokenizer_fuzz import DOCUMENTED, compare, texts_sample
 from xlmr_tools import convert, inspect_path, verify
 
 # (fixture, model_type, masked-LM class, tokenizer class, fairseq's ids of <s> and </s>)

@@ -170,7 +170,7 @@ def test_a_failed_swap_puts_the_old_out_back(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_html_report_leaves_no_half_page(tmp_path, monkeypatch):
-    from xlmr_tools.ops import html_report
+    from xlmr_tools.render import html_report
 
     def interrupted(src, dst):
         raise KeyboardInterrupt

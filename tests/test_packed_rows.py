@@ -8,12 +8,14 @@ import warnings
 import pytest
 import torch
 from conftest import fixture
-from full_forward import compare_outputs
 
+from tests.helpers.full_forward import compare_outputs
 from xlmr_tools import convert
-from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, compare_streamed
+from xlmr_tools.compare.fairseq_runner import FairseqRunner
+from xlmr_tools.compare.hf_runner import HFRunner
 from xlmr_tools.compare.oracle import FairseqOracle
 from xlmr_tools.compare.stages import Group
+from xlmr_tools.compare.streamed import compare_streamed
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import open_folder

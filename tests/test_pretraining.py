@@ -10,10 +10,10 @@ import json
 import pytest
 import torch
 from conftest import error_lines
-from full_forward import padded_batch, trained, trained_hub
-from tokenizer_fuzz import DOCUMENTED, kind_of
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from tests.helpers.full_forward import padded_batch, trained, trained_hub
+from tests.helpers.tokenizer_fuzz import DOCUMENTED, kind_of
 from xlmr_tools import inspect_path
 
 BEST = "checkpoints/checkpoint_best.pt"

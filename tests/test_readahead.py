@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from measure import evict
-
+from benchmarks.measure import evict
 from xlmr_tools.io.direct import DirectFiles, resident
 from xlmr_tools.io.readahead import ReadAhead, will_need
 from xlmr_tools.io.safetensors import SafetensorsFile, TensorToWrite, write_shards
@@ -155,7 +152,7 @@ def test_verify_reading_ahead_from_a_cold_folder_finds_a_perturbed_layer(convert
     from conftest import fixture
     from test_verify_diff import _perturb
 
-    from xlmr_tools.ops.verify import verify
+    from xlmr_tools import verify
 
     src = shutil.copytree(fixture("preln"), tmp_path / "src")
     good, bad = tmp_path / "good", tmp_path / "bad"

@@ -65,13 +65,13 @@ def test_the_card_hashes_the_file_that_was_converted(cli, tmp_path, monkeypatch,
             swapped.append(True)
 
     if when == "after opening":
-        real_take = convert_op.take_digest
+        real_take = convert_op.digest_for
 
         def swap_then_take(*args, **kwargs):
             swap()
             return real_take(*args, **kwargs)
 
-        monkeypatch.setattr(convert_op, "take_digest", swap_then_take)
+        monkeypatch.setattr(convert_op, "digest_for", swap_then_take)
     else:
         _as_writing_starts(monkeypatch, swap)
     r = cli("convert", ck, tmp_path / "out", "--max-shard-size", "50KB")

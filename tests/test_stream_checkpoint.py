@@ -9,19 +9,14 @@ random serialization id, load identically in fairseq, and convert to identical f
 from __future__ import annotations
 
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
 import torch
 from conftest import fixture
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
-
-import make_fixtures
-import stream_checkpoint
-
+from benchmarks import stream_checkpoint
+from tests.fixtures import make_fixtures
 from xlmr_tools import convert
 
 DIMS = make_fixtures.dims(2, 64, 128, 4)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import fixture
-from tokenizer_fuzz import DOCUMENTED, compare, fairseq_encoder, texts_sample
+
+from tests.helpers.tokenizer_fuzz import DOCUMENTED, compare, fairseq_encoder, texts_sample
 
 SAMPLE = 3000
 

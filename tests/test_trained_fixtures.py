@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import FIXTURES
-from full_forward import trained, trained_hub
+
+from tests.helpers.full_forward import trained, trained_hub
 
 TRAINED = FIXTURES / "trained"
 

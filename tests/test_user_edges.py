@@ -197,7 +197,7 @@ def test_a_terminal_shows_the_stage_counter(monkeypatch):
 def test_tables_never_cut_a_number_or_a_verdict(width):
     from rich.console import Console
 
-    from xlmr_tools.cli import console
+    from xlmr_tools.render import terminal
 
     rows = [
         {"stage": f"layer {k}", "max_abs": 1.2345e-7 * 10**k, "mean_abs": 3.2e-9, "text": k, "token": 511 - k,
@@ -208,8 +208,8 @@ def test_tables_never_cut_a_number_or_a_verdict(width):
     groups = [{"group": "layer 0", "tensors": 16, "max_abs": 1.5e-3, "rel": 2.5e-4, "ok": False,
                "worst": "roberta.encoder.layer.0.attention.self.query.weight"}]  # fmt: skip
     for table, numbers, fails in (
-        (console.stage_table(rows, "outputs", width=width), [f"{r['max_abs']:.3e}" for r in rows], 3),
-        (console.weights_table(groups, "weights", width=width), ["1.500e-03"], 1),
+        (terminal.stage_table(rows, "outputs", width=width), [f"{r['max_abs']:.3e}" for r in rows], 3),
+        (terminal.weights_table(groups, "weights", width=width), ["1.500e-03"], 1),
     ):
         term = Console(width=width, record=True, file=io.StringIO(), color_system=None)
         term.print(table)
@@ -220,7 +220,7 @@ def test_tables_never_cut_a_number_or_a_verdict(width):
             assert n in cells, (width, n, text)  # whole, in one cell: neither cut nor folded
         assert cells.count("FAIL") == fails and cells.count("ok") == len(numbers) - fails, text
     wide = Console(width=140, record=True, file=io.StringIO(), color_system=None)
-    wide.print(console.stage_table(rows, "outputs", width=140))
+    wide.print(terminal.stage_table(rows, "outputs", width=140))
     text = wide.export_text()
     assert "mean |Δ|" in text and "log |Δ| / tol" in text  # dropped only when narrow
 
@@ -319,8 +319,8 @@ def test_diff_lists_groups_in_model_order_says_what_it_hides_and_spots_a_cast(cl
 
 
 def test_compute_line_only_with_verbose_and_never_a_ratio_below_one(cli, converted):
-    from xlmr_tools.cli.console import performance_line
     from xlmr_tools.compare.flops import Performance
+    from xlmr_tools.render.terminal import performance_line
 
     plain = cli("verify", fixture("preln"), converted["preln"], "-q")
     assert plain.exit_code == 0 and "GFLOP" not in plain.stdout

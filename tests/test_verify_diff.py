@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ALL, fixture
-from full_forward import compare_outputs
 from test_peer_seed import run_seed
 
-from xlmr_tools import convert
-from xlmr_tools.ops.verify import verify
+from tests.helpers.full_forward import compare_outputs
+from xlmr_tools import convert, verify
 from xlmr_tools.sources.fairseq import open_checkpoint
 
 
@@ -132,6 +131,39 @@ def test_clear_errors(cli, converted, tmp_path):
     if not torch.cuda.is_available():
         r = cli("verify", fixture("preln"), converted["preln"], "--device", "cuda")
         assert r.exit_code == 2 and "no CUDA device" in r.stderr
+
+
+def test_verify_and_diff_choose_the_compared_head_in_one_place(cli, converted):
+    """Which of the checkpoint's heads a folder is compared by is decided once (mapping.config.compared_head): the
+    folder's classifier is the checkpoint's head named with --head; where the checkpoint has two heads and none is
+    named, verify and diff refuse alike, naming the folder and the heads."""
+    folder = converted["preln_heads:mnli"]
+    for command in ("verify", "diff"):
+        r = cli(command, fixture("preln_heads"), folder)
+        assert r.exit_code == 2, (command, r.stderr)
+        said = " ".join(r.stderr.split())
+        assert f"{folder}: the folder holds a classifier; name the checkpoint's head with --head" in said, command
+        assert "(heads: mnli, sentence_classification_head)" in said, command
+        assert cli(command, fixture("preln_heads"), folder, "--head", "mnli", "-q").exit_code == 0, command
+
+
+def test_auto_dtype_is_decided_in_one_place():
+    """`--dtype auto` for every command (model.run_dtype): the one model's own dtype (convert's checkpoint, verify's
+    folder as from_pretrained loads it, written or run as it is); two models' (diff) where they share one of the
+    CLI's dtypes, else float32; a named dtype as named."""
+    from xlmr_tools.errors import BadInput
+    from xlmr_tools.model import run_dtype
+
+    assert run_dtype("auto", torch.bfloat16) == torch.bfloat16
+    assert run_dtype("auto", torch.float64) == torch.float64
+    assert run_dtype("auto", torch.float16, torch.float16) == torch.float16
+    assert run_dtype("auto", torch.float32, torch.bfloat16) == torch.float32
+    assert run_dtype("auto", torch.float64, torch.float64) == torch.float32
+    assert run_dtype("float16", torch.float32) == torch.float16
+    with pytest.raises(BadInput, match="--dtype must be"):
+        run_dtype("auto")
+    with pytest.raises(BadInput, match="--dtype must be"):
+        run_dtype("fp8", torch.float32)
 
 
 def test_unused_pooler_is_not_a_defect_but_diff_lists_it(cli, converted, tmp_path):

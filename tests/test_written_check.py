@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ from xlmr_tools.compare.written import (
     same_bits,
     write_ahead,
 )
-from xlmr_tools.io.digest import SourceDigest, start_digest, take_digest
+from xlmr_tools.io.digest import SourceDigest, digest_for
 from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
@@ -35,6 +36,7 @@ from xlmr_tools.sources.locate import find_checkpoint_file
 
 convert_module = importlib.import_module("xlmr_tools.ops.convert")  # the attribute is the function
 written_module = importlib.import_module("xlmr_tools.compare.written")
+digest_module = importlib.import_module("xlmr_tools.io.digest")
 
 
 def test_wrong_copy_offset_is_caught(cli, tmp_path, monkeypatch):
@@ -81,14 +83,21 @@ def test_bit_equality_and_finiteness():
     assert not _all_finite(torch.tensor([3e38, float("-inf")], dtype=torch.bfloat16))
 
 
-def test_digest_is_the_files_sha256_and_is_reused(tmp_path):
+def test_digest_is_the_files_sha256_and_is_reused_for_that_file_only(tmp_path):
     src = copy_fixture("preln", tmp_path / "src")
     ckpt = find_checkpoint_file(src)
     expected = hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    started = start_digest(ckpt)
-    assert start_digest(ckpt) is started and take_digest(ckpt) is started  # the CLI's early start is used
+    started = SourceDigest(ckpt)
+    assert digest_for(ckpt, started) is started  # the CLI's early start is used
     assert started.result() == expected
-    assert take_digest(ckpt) is not started  # taken once; a later conversion hashes again
+    assert digest_for(ckpt) is not started  # nothing handed over: hashed anew
+    big = tmp_path / "big.pt"
+    with open(big, "wb") as f:
+        f.truncate(4 * 1024**3)  # sparse: still hashing when handed over
+    other = SourceDigest(big)
+    assert digest_for(ckpt, other) is not other  # another file's digest is not this file's …
+    with pytest.raises(RuntimeError, match="cancelled"):
+        other.result()  # … and stops: nothing converts the file it reads
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
     assert SourceDigest(empty).result() == hashlib.sha256(b"").hexdigest()
@@ -113,6 +122,30 @@ def test_cancelled_digest_stops_early(tmp_path):
     digest.cancel()
     with pytest.raises(RuntimeError, match="cancelled"):
         digest.result()
+
+
+@pytest.mark.parametrize("handed", ["its own", "another file's", "none"])
+def test_convert_uses_the_digest_it_is_handed(tmp_path, monkeypatch, handed):
+    """The CLI starts the hash before torch imports and hands it to convert() (no registry between them): convert
+    hashes no second time where the digest is of the file it opens, and hashes that file where it is not."""
+    src = copy_fixture("preln", tmp_path / "src")
+    ckpt = find_checkpoint_file(src)
+    big = tmp_path / "big.pt"
+    with open(big, "wb") as f:
+        f.truncate(4 * 1024**3)
+    given = {"its own": lambda: SourceDigest(ckpt), "another file's": lambda: SourceDigest(big), "none": lambda: None}
+    digest = given[handed]()
+    started: list[Path] = []
+
+    class Counted(SourceDigest):
+        def __init__(self, source, *args, **kwargs):
+            started.append(Path(getattr(source, "path", source)))
+            super().__init__(source, *args, **kwargs)
+
+    monkeypatch.setattr(digest_module, "SourceDigest", Counted)
+    result = convert(src, tmp_path / "out", verify=False, digest=digest)
+    assert result.source_sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert started == ([] if handed == "its own" else [ckpt])
 
 
 def test_model_card_records_the_sources_sha256(converted):

@@ -12,10 +12,10 @@ import shutil
 import pytest
 import torch
 from conftest import error_lines, fixture
-from full_forward import TEXTS, fairseq_hub, padded_batch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from tests.helpers.full_forward import TEXTS, fairseq_hub, padded_batch
 from xlmr_tools import convert, inspect_path, verify
 
 LANGUAGES = {"xmod_base": ["en_XX", "de_DE", "fr_XX"], "xmod_large_prenorm": ["en_XX", "ru_RU", "zh_CN"]}

@@ -1,6 +1,6 @@
 """xlmr-tools: fairseq XLM-RoBERTa checkpoints -> Hugging Face transformers folders, proven exact.
 
-Python API (the CLI is a thin layer over these):
+Python API (api.py; the CLI is a thin layer over the same operations):
     convert(src, out, head=None, dtype="auto", ...) -> ConvertResult
     inspect_path(path) -> InspectReport
     verify(src, hf_folder, head=None, ...) -> VerifyReport
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from xlmr_tools._version import __version__
 
 _EXPORTS = {
-    "convert": "ops.convert",
+    "convert": "api",
     "ConvertResult": "ops.convert",
-    "diff": "ops.diff",
+    "diff": "api",
     "DiffReport": "ops.diff",
-    "inspect_path": "ops.inspect",
+    "inspect_path": "api",
     "InspectReport": "ops.inspect",
-    "verify": "ops.verify",
+    "verify": "api",
     "VerifyReport": "ops.verify",
     "BadInput": "errors",
     "VerificationFailed": "errors",
@@ -56,8 +56,9 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from xlmr_tools.api import convert, diff, inspect_path, verify
     from xlmr_tools.errors import BadInput, VerificationFailed, XlmrError
-    from xlmr_tools.ops.convert import ConvertResult, convert
-    from xlmr_tools.ops.diff import DiffReport, diff
-    from xlmr_tools.ops.inspect import InspectReport, inspect_path
-    from xlmr_tools.ops.verify import VerifyReport, verify
+    from xlmr_tools.ops.convert import ConvertResult
+    from xlmr_tools.ops.diff import DiffReport
+    from xlmr_tools.ops.inspect import InspectReport
+    from xlmr_tools.ops.verify import VerifyReport

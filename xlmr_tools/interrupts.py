@@ -1,10 +1,10 @@
 """How a Ctrl-C or SIGTERM ends a command of the CLI, and the steps it must not split.
 
-A signal must end a command as interrupted at any moment, however it lands. Libraries do not always let the
-exception through: torch imports numpy from C and clears any exception raised meanwhile (a SIGTERM during
-`import torch` vanished and the conversion ran on and published, measured), and transformers' lazy imports turn it
-into a ModuleNotFoundError. So the CLI's handlers (`handling_signals`) also record each signal: nothing is published
-after one (`check_interrupted`), and the command's exit status and message are the interrupt's (`received`).
+A signal must end a command as interrupted at any moment, however it lands. Libraries do not always let the exception
+through: torch imports numpy from C and clears any exception raised meanwhile (a SIGTERM during `import torch` vanished
+and the conversion ran on and published: docs/reliability.md), and transformers' lazy imports turn it into a
+ModuleNotFoundError. So the CLI's handlers (`handling_signals`) also record each signal: nothing is published after one
+(`check_interrupted`), and the command's exit status and message are the interrupt's (`received`).
 
 Python runs signal handlers in the main thread, between bytecodes and inside interruptible lock waits, so
 KeyboardInterrupt or Terminated can be raised from inside `Thread.start()` (it waits for the new thread to signal

@@ -106,6 +106,9 @@ class ModelDescription:
 # is wanted or the checkpoint's head cannot be represented. Any other head name is a classification head; None is the
 # masked-LM head.
 ENCODER = "none"
+# An HF folder's classification head, as diff and verify name what a folder holds (transformers' `classifier.*`,
+# whatever the fairseq head was called).
+CLASSIFIER = "classifier"
 
 
 def head_kind(head: str | None) -> str:
@@ -117,12 +120,17 @@ def head_kind(head: str | None) -> str:
 DTYPES = ("float32", "float16", "bfloat16")
 
 
-def torch_dtype(name: str, auto: torch.dtype | None = None) -> torch.dtype:
-    """`--dtype NAME` as a torch dtype; "auto" is `auto` (the model's own) where the command has one."""
+def run_dtype(name: str, *own: torch.dtype) -> torch.dtype:
+    """`--dtype NAME` as a torch dtype, decided here for every command. A named dtype (DTYPES) is that one. "auto" is
+    the models' own, `own`: convert's checkpoint (written in its dtype), verify's folder as from_pretrained loads it,
+    or diff's two sides — their dtype where both have the same one of DTYPES, else float32, which both can run in."""
     import torch
 
-    if name == "auto" and auto is not None:
-        return auto
+    if name == "auto" and len(own) == 1:
+        return own[0]
+    if name == "auto" and own:
+        same = all(d == own[0] for d in own) and dtype_name(own[0]) in DTYPES
+        return own[0] if same else torch.float32
     if name not in DTYPES:
         raise BadInput(None, f"--dtype must be auto, float32, float16 or bfloat16, not {name!r}")
     return getattr(torch, name)

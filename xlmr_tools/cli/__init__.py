@@ -1,7 +1,7 @@
 """The `xlmr` command line: thin modules that parse, call the core, render.
 
 `main`, the `xlmr` console script, lives here and not in app.py: its signal handling begins before typer, rich and
-the commands are imported (~0.1 s, longer on a busy machine), so that a Ctrl-C or SIGTERM from the first line of
+the commands are imported (a noticeable time on a busy machine), so that a Ctrl-C or SIGTERM from the first line of
 xlmr's own code on ends the command as interrupted (130/143), never with a traceback.
 """
 
@@ -13,7 +13,7 @@ from typing import NoReturn
 def main() -> NoReturn:
     """The console script: run one command and end the process with its exit code. Once the command is done and
     stdout/stderr are flushed, the process ends without interpreter teardown: unloading torch and transformers
-    takes ~0.5 s (measured) and every output file is already closed and renamed into place by then."""
+    takes a noticeable time, and every output file is already closed and renamed into place by then."""
     import contextlib
     import os
     import sys

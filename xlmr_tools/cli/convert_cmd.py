@@ -38,7 +38,9 @@ from xlmr_tools.cli.options import (
 )
 from xlmr_tools.errors import VerificationFailed, XlmrError
 from xlmr_tools.io.atomic_folder import check_inputs_kept, check_target
-from xlmr_tools.io.digest import start_digest
+from xlmr_tools.io.digest import SourceDigest
+from xlmr_tools.render import terminal
+from xlmr_tools.settings import Assets, Settings
 from xlmr_tools.sources.locate import checkpoint_named, find_checkpoint_file
 
 
@@ -71,47 +73,34 @@ def convert(
     """Convert a fairseq XLM-R checkpoint (base, large, XL, XXL, fine-tunes) into a verified HF folder."""
     console.set_debug(debug)
     console.check_report_path(report)  # every output path before any work: exit 2, nothing written
-    given = [p for p in (checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    assets = Assets(dict_path, spm_path, encoder_json, vocab_bpe, labels)
+    given = [p for p in (checkpoint_named(src), *assets.named()) if p]
     check_inputs_kept(out, given)  # the worst thing wrong with OUT first: it would delete an input
     check_target(out, force)
     console.warn_if_trusting(trust)
+    digest = None
     with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
-        start_digest(find_checkpoint_file(src))
-    from xlmr_tools.compare.texts import read_texts
-    from xlmr_tools.ops.convert import convert as convert_checkpoint
-
-    texts = read_texts(text, texts_file)
-    if verify and not quiet and not json_:
-        console.texts_note(text, texts_file)
-
+        digest = SourceDigest(find_checkpoint_file(src))
     try:
+        from xlmr_tools.compare.texts import read_texts
+        from xlmr_tools.ops.convert import convert as convert_checkpoint
+
+        texts = read_texts(text, texts_file)
+        settings = Settings(head=head, dtype=dtype.value, tol=tol, texts=texts, language=lang, trust=trust, ema=ema)
+        if verify and not quiet and not json_:
+            console.texts_note(text, texts_file)
         with console.progress(quiet or json_) as progress:
             result = convert_checkpoint(
-                src,
-                out,
-                head=head,
-                dtype=dtype.value,
-                max_shard_size=max_shard_size,
-                verify=verify,
-                force=force,
-                trust=trust,
-                dict_path=dict_path,
-                spm_path=spm_path,
-                encoder_json=encoder_json,
-                vocab_bpe=vocab_bpe,
-                labels=labels,
-                language=lang,
-                texts=texts,
-                accept_missing_pieces=accept_missing_pieces,
-                tol=tol,
-                ema=ema,
-                progress=progress,
-                report=report,
-            )
+                src, out, settings, assets, max_shard_size=max_shard_size, verify=verify, force=force,
+                accept_missing_pieces=accept_missing_pieces, progress=progress, report=report, digest=digest,
+            )  # fmt: skip
     except VerificationFailed as e:  # nothing was published: still the table, the JSON and the report
         if e.result is not None:
             _show(e.result, report, json_, verbose)
         raise
+    finally:
+        if digest is not None:
+            digest.cancel()  # a no-op once convert has the hash; else nothing will convert the file it reads
     _show(result, report, json_, verbose)
 
 
@@ -126,14 +115,14 @@ def _show(result: Any, report: Path | None, json_: bool, verbose: bool) -> None:
     if result.outputs is not None:
         o = result.outputs
         console.out.print(
-            console.stage_table(
+            terminal.stage_table(
                 [r.to_dict() for r in o.rows],
                 f"fairseq vs transformers ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded"
-                f"{console.languages_note(o.languages)})",
+                f"{terminal.languages_note(o.languages)})",
             )
         )
         if verbose:
-            console.out.print(console.performance_line(o.performance, o.dtype))
+            console.out.print(terminal.performance_line(o.performance, o.dtype))
     if result.tokenizer is not None:
         t = result.tokenizer
         line = (
@@ -161,7 +150,7 @@ def _show(result: Any, report: Path | None, json_: bool, verbose: bool) -> None:
         f"[green]converted[/] {escape(str(result.source))} → {escape(str(result.out))}"
         + (" (replaced the folder that was there)" if result.replaced else "")
         + f": {result.model_class}, {result.dtype}, {result.tensors_written} tensors in {len(result.shards)} file(s), "
-        f"{console.human_bytes(result.bytes_written)}; weights re-read and equal"
+        f"{terminal.human_bytes(result.bytes_written)}; weights re-read and equal"
         + ("" if result.outputs is not None else "; outputs not compared with fairseq"),
         highlight=False,
     )

@@ -28,6 +28,8 @@ from xlmr_tools.cli.options import (
     Trust,
     Verbose,
 )
+from xlmr_tools.render import terminal
+from xlmr_tools.settings import HubAccess, Settings
 
 SHOWN = 20  # differing tensors listed under the table (all of them are in --json / --report)
 
@@ -60,33 +62,23 @@ def diff(
     from xlmr_tools.compare.texts import read_texts
     from xlmr_tools.ops.diff import diff as diff_models
 
-    texts = read_texts(text, texts_file)
+    settings = Settings(
+        head=head, dtype=dtype.value, device=device.value, tol=tol, texts=read_texts(text, texts_file), trust=trust
+    )
     if outputs and not quiet and not json_:
         console.texts_note(text, texts_file)
     with console.progress(quiet or json_) as progress:
         result = diff_models(
-            a,
-            b,
-            head=head,
-            tol=tol,
-            outputs=outputs,
-            texts=texts,
-            output_tol=output_tol,
-            dtype=dtype.value,
-            device=device.value,
-            trust=trust,
-            revision=revision,
-            token=token,
-            cache_dir=cache_dir,
+            a, b, settings, HubAccess(revision, token, cache_dir), outputs=outputs, output_tol=output_tol,
             progress=progress,
-        )
+        )  # fmt: skip
     data = result.to_dict()
     if report is not None:
         console.write_report(report, data, "diff")
     if json_:
         console.print_json(data)
     else:
-        console.out.print(console.weights_table(result.weights.groups(), f"A {a} vs B {b}: tensors (tol {tol:g})"))
+        console.out.print(terminal.weights_table(result.weights.groups(), f"A {a} vs B {b}: tensors (tol {tol:g})"))
         bad = [d for d in result.weights.diffs if not d.ok]
         for d in bad[:SHOWN]:
             console.out.print(
@@ -107,12 +99,12 @@ def diff(
         if result.outputs is not None:
             o = result.outputs
             console.out.print(
-                console.stage_table(
+                terminal.stage_table(
                     [r.to_dict() for r in o.rows], f"activations ({o.dtype}, {o.texts} texts, pads excluded)"
                 )
             )
             if verbose:
-                console.out.print(console.performance_line(o.performance, o.dtype))
+                console.out.print(terminal.performance_line(o.performance, o.dtype))
         console.out.print("[green]equal within tolerance[/]" if result.ok else "[bold red]models differ[/]")
     if not result.ok:
         console.exit_failed(f"{b}: differs from {a}", result.failures())

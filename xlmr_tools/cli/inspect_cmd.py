@@ -8,6 +8,8 @@ from rich.markup import escape
 
 from xlmr_tools.cli import console
 from xlmr_tools.cli.options import CacheDir, Debug, InspectPath, Json, Revision, Tensors, Token, Trust
+from xlmr_tools.render import terminal
+from xlmr_tools.settings import HubAccess
 
 ASSET_NAMES = ("dict.txt", "sentencepiece.bpe.model", "encoder.json", "vocab.bpe")  # shown by file name
 
@@ -27,7 +29,7 @@ def inspect(
     console.warn_if_trusting(trust)
     from xlmr_tools.ops.inspect import inspect_path
 
-    report = inspect_path(path, trust=trust, with_tensors=tensors, revision=revision, token=token, cache_dir=cache_dir)
+    report = inspect_path(path, trust=trust, with_tensors=tensors, hub_access=HubAccess(revision, token, cache_dir))
     if json_:
         console.print_json(report.to_dict())
         return
@@ -43,7 +45,7 @@ def inspect(
         ("padding idx / eps / activation", f"{d['padding_idx']} / {d['layer_norm_eps']:g} / {d['activation']}"),
         ("dtype", d["dtype"]),
         ("parameters", f"{d['parameters']:,}"),
-        ("bytes on disk", f"{report.file_bytes:,} ({console.human_bytes(report.file_bytes)})"),
+        ("bytes on disk", f"{report.file_bytes:,} ({terminal.human_bytes(report.file_bytes)})"),
         ("LM head", ("tied" if d["tied_lm_head"] else "untied") if d["lm_head"] else "none"),
         ("classification heads", heads),
     ]
@@ -73,13 +75,13 @@ def inspect(
         )
     else:
         items.append(("tokenizer assets", ", ".join(tok.get("files", [])) or "none"))
-    console.out.print(console.kv_table(f"xlmr inspect: {path}", items))
+    console.out.print(terminal.kv_table(f"xlmr inspect: {path}", items))
     if report.tensors is not None:
         rows = [
             [escape(row["name"]), "×".join(map(str, row["shape"])) or "scalar", row["dtype"]] for row in report.tensors
         ]
-        cols = [console.Col("name", wrap=True), console.Col("shape", "right"), console.Col("dtype")]
-        console.out.print(console.fitted_table(f"{len(report.tensors)} tensors", cols, rows))
+        cols = [terminal.Col("name", wrap=True), terminal.Col("shape", "right"), terminal.Col("dtype")]
+        console.out.print(terminal.fitted_table(f"{len(report.tensors)} tensors", cols, rows))
     for n in report.notes:
         console.note(n)
     for w in report.warnings:

@@ -33,6 +33,8 @@ from xlmr_tools.cli.options import (
     VerifyTol,
     VocabBpe,
 )
+from xlmr_tools.render import terminal
+from xlmr_tools.settings import Assets, HubAccess, Settings
 
 
 def verify(
@@ -69,39 +71,22 @@ def verify(
     from xlmr_tools.ops.verify import verify as verify_folder
 
     texts = read_texts(text, texts_file)
+    settings = Settings(head, dtype.value, device.value, tol, texts, language=lang, trust=trust, ema=ema)
+    assets = Assets(dict_path, spm_path, encoder_json, vocab_bpe, labels)
+    hub_access = HubAccess(revision, token, cache_dir)
     if not quiet and not json_:
         console.texts_note(text, texts_file)
     with console.progress(quiet or json_) as progress:
-        result = verify_folder(
-            src,
-            hf_folder,
-            head=head,
-            texts=texts,
-            tol=tol,
-            dtype=dtype.value,
-            device=device.value,
-            trust=trust,
-            dict_path=dict_path,
-            spm_path=spm_path,
-            encoder_json=encoder_json,
-            vocab_bpe=vocab_bpe,
-            labels=labels,
-            language=lang,
-            revision=revision,
-            ema=ema,
-            token=token,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
+        result = verify_folder(src, hf_folder, settings, assets, hub_access, progress=progress)
     data = result.to_dict()
     if report is not None:
         console.write_report(report, data, "verify")
     if json_:
         console.print_json(data)
     else:
-        console.out.print(console.config_table(result.config, "config.json vs checkpoint"))
+        console.out.print(terminal.config_table(result.config, "config.json vs checkpoint"))
         if result.weights is not None:
-            console.out.print(console.weights_table(result.weights.groups(), "weights through the map (after cast)"))
+            console.out.print(terminal.weights_table(result.weights.groups(), "weights through the map (after cast)"))
             console.name_lists(data["weights"])
         if result.load is not None:
             for problem in result.load.failures():
@@ -119,14 +104,14 @@ def verify(
         if result.outputs is not None:
             o = result.outputs
             console.out.print(
-                console.stage_table(
+                terminal.stage_table(
                     [r.to_dict() for r in o.rows],
                     f"outputs, streamed layer by layer ({o.dtype}, {o.texts} texts, {o.tokens} tokens, pads excluded"
-                    f"{console.languages_note(o.languages)})",
+                    f"{terminal.languages_note(o.languages)})",
                 )
             )
             if verbose:
-                console.out.print(console.performance_line(o.performance, o.dtype))
+                console.out.print(terminal.performance_line(o.performance, o.dtype))
         for s in result.skipped if not result.ok else []:  # else the verdict line names them
             console.warn(f"not checked: {s}")
         for r in result.config:

@@ -8,7 +8,9 @@ layer) are left out, so the bound is a floor. A verification runs two models.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ def text_flops(n: int, hidden: int, ffn: int, layers: int, vocab: int | None) ->
 def gemm_peak(device: str, dtype: torch.dtype, hidden: int, windows: int = 5, seconds: float = 0.2) -> float:
     """FLOP/s of a large matrix product in the model's shapes ([1024, H] x [H, 4H]) on this device, dtype and
     thread count: the roof the verification is measured against. The median of `windows` timed windows: a shared
-    machine's CPU speed drifts (single 0.3 s windows ranged 203-345 GFLOPS on one machine within an hour)."""
+    machine's CPU speed drifts, even within an hour (docs/benchmarks.md)."""
     n = max(hidden, 256)
     a = torch.randn(1024, n, device=device).to(dtype)
     b = torch.randn(n, 4 * n, device=device).to(dtype)
@@ -72,3 +74,31 @@ class Performance:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bound_seconds": self.bound_seconds, "achieved_flops": self.achieved_flops,
                 "ratio_to_bound": self.seconds / self.bound_seconds if self.bound_seconds else None}  # fmt: skip
+
+
+class Clock:
+    """A streamed comparison's wall time against the roof: the GEMM peak measured just before the run starts and
+    again once it ends, the higher kept (a shared machine's speed drifts, and a roof measured in a slow moment
+    flatters the ratio); time set aside (verify's weight comparison between stages) is not the forward's."""
+
+    def __init__(self, device: str, dtype: torch.dtype, hidden: int, flops: float) -> None:
+        self.device, self.dtype, self.hidden, self.flops = device, dtype, hidden, flops
+        # the roof, measured for about 1 % of the run's nominal time (at 100 GFLOPS): 0.1 s on a tiny model, 1 s at XL
+        self.window = min(0.2, max(0.02, flops / 1e11 * 0.01 / 5))
+        self.peak = gemm_peak(device, dtype, hidden, seconds=self.window)
+        self.aside = 0.0
+        self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def set_aside(self) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.aside += time.perf_counter() - t
+
+    def performance(self, tokens: int, run_tokens: int) -> Performance:
+        """The run so far (`tokens` real, `run_tokens` with the pads the micro-batches ran), the roof measured again."""
+        seconds = time.perf_counter() - self.started - self.aside
+        peak = max(self.peak, gemm_peak(self.device, self.dtype, self.hidden, seconds=self.window))
+        return Performance(tokens, run_tokens, self.flops, seconds, peak, self.aside)

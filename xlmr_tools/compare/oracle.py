@@ -19,8 +19,7 @@ import torch
 
 from xlmr_tools import families
 from xlmr_tools.errors import BadInput
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.model import GPT2
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ class FairseqOracle:
 
             dict_path, files = ckpt.tokenizer_files()
             if ckpt.dict_symbols is None:  # unread or unreadable when opened: refused by name where fairseq would
-                tokenizer_assets.read_dict(dict_path)
+                tokenizer.read_dict(dict_path)
             self.dictionary = Dictionary.load(str(dict_path))
             self.task = MaskedLMTask(MaskedLMConfig(data=str(ckpt.folder)), dictionary=self.dictionary)
             self.bpe = _bpe(ckpt.description.vocabulary, files)
@@ -87,16 +86,16 @@ class FairseqOracle:
                 # out of the upgrade and register them as fairseq's model would.
                 spectral = {
                     k: state.pop(k)
-                    for k in weight_map.head_tensors(list(state))
+                    for k in weights.head_tensors(list(state))
                     if getattr(args, "spectral_norm_classification_head", False)
                 }
                 model.upgrade_state_dict(state)  # renames (decoder. -> encoder., emb_layer_norm), in_proj split, heads
                 state = prune_state_dict(state, args)  # encoder_layers_to_keep, as fairseq's load_state_dict does
-                for name in sorted({weight_map.head_of(k) or "" for k in spectral}):
+                for name in sorted({weights.head_of(k) or "" for k in spectral}):
                     model.register_classification_head(
                         name,
-                        num_classes=spectral[weight_map.head_tensor(name, "out_proj.weight_orig")].shape[0],
-                        inner_dim=spectral[weight_map.head_tensor(name, "dense.weight")].shape[0],
+                        num_classes=spectral[weights.head_tensor(name, "out_proj.weight_orig")].shape[0],
+                        inner_dim=spectral[weights.head_tensor(name, "dense.weight")].shape[0],
                     )
                 state.update(spectral)
             self.state = state
@@ -134,8 +133,8 @@ def _bpe(vocabulary: str, files: dict[str, Path]) -> Any:
     if vocabulary == GPT2:
         from fairseq.data.encoders.gpt2_bpe import GPT2BPE, GPT2BPEConfig
 
-        tokenizer_assets.read_gpt2_encoder(files["encoder.json"])  # refused by name where fairseq would fail
-        tokenizer_assets.read_gpt2_merges(files["vocab.bpe"])
+        tokenizer.read_gpt2_encoder(files["encoder.json"])  # refused by name where fairseq would fail
+        tokenizer.read_gpt2_merges(files["vocab.bpe"])
 
         return GPT2BPE(
             GPT2BPEConfig(gpt2_encoder_json=str(files["encoder.json"]), gpt2_vocab_bpe=str(files["vocab.bpe"]))

@@ -19,8 +19,8 @@ class Side:
     """Runs the two models' work side by side on a CPU: model a's on a helper thread while the caller runs model
     b's, each on half the intra-op threads. Why: with two threads on one product, time one core loses to the
     read-ahead's I/O (interrupts, its thread) stalls the other at every product's end; two independent products
-    lose only that time (2 cores, XL: layer pairs 3-5 % faster quiet, 4-14 % beside an O_DIRECT reader; a cold
-    XL-36 verify's layers 32.9 -> 30.5 s: docs/benchmarks.md). Sequential where it cannot help: another device, an
+    lose only that time (faster on 2 cores, quiet and beside an O_DIRECT reader: docs/benchmarks.md). Sequential
+    where it cannot help: another device, an
     odd thread count. Both models still run the same kernels on the same thread count, so identical weights still
     give identical outputs."""
 

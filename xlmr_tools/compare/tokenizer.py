@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlmr_tools.compare import oracle as fairseq_oracle
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.compare.oracle import FairseqOracle
+from xlmr_tools.mapping import tokenizer
 from xlmr_tools.sources.hf import load_tokenizer
 
 # What a special token is to a transformers tokenizer, by its attribute name.
@@ -61,21 +61,16 @@ class TokenizerCheck:
         return d
 
 
-def load(folder: Path) -> Any:
-    """The folder's tokenizer as a user loads it (AutoTokenizer; one it cannot load is bad input, named)."""
-    return load_tokenizer(folder)
-
-
 @contextlib.contextmanager
-def reference(alignment: tokenizer_assets.Alignment, max_length: int) -> Iterator[Any]:
+def expected_tokenizer(alignment: tokenizer.Alignment, max_length: int) -> Iterator[Any]:
     """The tokenizer `convert` writes for this dictionary, loaded back as a user loads it."""
     with tempfile.TemporaryDirectory(prefix="xlmr-reference-tokenizer-") as tmp:
-        tokenizer_assets.write_hf_tokenizer(Path(tmp), alignment, max_length)
-        yield load(Path(tmp))
+        tokenizer.write_hf_tokenizer(Path(tmp), alignment, max_length)
+        yield load_tokenizer(Path(tmp))
 
 
 def check_tokenizer(
-    oracle: fairseq_oracle.FairseqOracle,
+    oracle: FairseqOracle,
     folder: Path,
     texts: list[str],
     dictionary: list[str] | None = None,
@@ -83,7 +78,7 @@ def check_tokenizer(
 ) -> TokenizerCheck:
     """The folder's tokenizer against fairseq's encoder on `texts` and the `dictionary` texts (compare.texts.
     dictionary_texts), and, given the `expected` tokenizer (`reference`), against it over the whole vocabulary."""
-    hf_tok = load(folder)
+    hf_tok = load_tokenizer(folder)
     mismatch = None
     wrong = [0, 0]  # sample texts, dictionary texts
     every = list(texts) + list(dictionary or [])
@@ -111,7 +106,7 @@ def check_tokenizer(
     rows = compare_tokenizers(hf_tok, expected, lambda: every) if expected is not None else []
     if mismatch is None and any(not r.ok for r in rows):
         mismatch = next(f"{r.item}: {r.note}" for r in rows if not r.ok)
-    fillers = sum(1 for symbol in oracle.dictionary.symbols if tokenizer_assets.FILLER.match(symbol))
+    fillers = sum(1 for symbol in oracle.dictionary.symbols if tokenizer.FILLER.match(symbol))
     return TokenizerCheck(
         len(texts), mismatch is None, oracle.mask_id, fillers, mismatch, count, len(dictionary or []), rows
     )

@@ -3,8 +3,8 @@ dtype cast, bit for bit, and holds no NaN or Inf.
 
 The source side is the tensor as torch loads it, never the zip offset the writer copied from, so a wrong offset
 cannot prove itself right. The check runs in its own thread one tensor behind the shard writer (the bytes of a
-written tensor never change: shards are only appended to), so on a 3 GB model it costs ~0.3 s of wall time
-instead of ~1.5 s after the writing. Each shard's header is then re-read and must place every tensor where it was
+written tensor never change: shards are only appended to), so it costs a fraction of the wall time it took
+after the writing (docs/benchmarks.md). Each shard's header is then re-read and must place every tensor where it was
 checked.
 
 The check also serves the output verification that runs while the shards are written (`tensor`: a tensor's
@@ -191,9 +191,9 @@ def write_ahead(room: int | None) -> int:
     """How far the writer may run ahead of the verification, given the bytes of page cache the process can keep
     (io.memory.memory_room): 1/AHEAD_SHARE of it, within [MIN_AHEAD, MAX_AHEAD]. Small, because beside the window of
     written pages are the source pages the writer read for it, those the hash read ahead of the writer, the layer
-    being verified on both sides and the runtime's growth, all of which must stay cached. Measured on XL-36 under a
-    cap of 1/4 of the checkpoint (3.48 GB): a quarter of the room took 83–88 s and re-read 4–8 GB, 1/8 82–88 s,
-    1/16 81–86 s, 1/32 76–77 s (uncapped: 74–78 s; its window, 1 GB or 625 MB, made no difference)."""
+    being verified on both sides and the runtime's growth, all of which must stay cached. 1/32 was the fastest
+    share under a cap of 1/4 of the checkpoint, and made no difference uncapped (docs/benchmarks.md, the window
+    convert's writer may run ahead)."""
     return MAX_AHEAD if room is None else max(MIN_AHEAD, min(MAX_AHEAD, room // AHEAD_SHARE))
 
 
@@ -210,7 +210,7 @@ def read_back(path: Path, offset: int, dtype: torch.dtype, shape: tuple[int, ...
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit patterns, not values (-0.0 is not 0.0 here): libc's memcmp reads 3 GB in ~0.3 s, torch.equal in ~0.8 s."""
+    """Bit patterns, not values (-0.0 is not 0.0 here): libc's memcmp, faster than torch.equal (docs/benchmarks.md)."""
     n = a.numel() * a.element_size()
     if a.shape != b.shape or n != b.numel() * b.element_size():
         return False

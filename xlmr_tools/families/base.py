@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xlmr_tools.mapping import config
-from xlmr_tools.mapping import weights as mapping
+from xlmr_tools.mapping import config, weights
 from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE, Layout, ModelDescription
 
 ANY_VOCABULARY = frozenset({SENTENCEPIECE, CAMEMBERT, GPT2})
@@ -213,7 +212,7 @@ def read_hf(model_type: object, file_names: list[str]) -> HFReading | None:
     if said is not None:  # the family config.json names first, then those sharing its base model, then the rest
         readers.sort(key=lambda f: (f is not said, f.base != said.base))
     for f in readers:
-        canonical = mapping.hf_canonical_names(file_names, f.base)
+        canonical = weights.hf_canonical_names(file_names, f.base)
         e = _hf_evidence(f, set(canonical))
         if e is not None:
             return HFReading(f, f.layout_for(e), canonical, said)

@@ -1,10 +1,10 @@
 """The source checkpoint's sha256, without importing torch.
 
-The model card records the source's sha256. Hashing is CPU-bound (~1 GB/s with SHA-NI, ~3.5 s for 3.2 GB: as long
-as copying the file), so the CLI starts it in a background thread before it imports torch (~2 s), and the hash's
-reads warm the page cache for the copy that follows. `convert()` takes a started digest of the same file, or starts
-one itself. The hash reads the opened file (io/opened.py), so it is of the bytes converted even if the path is
-renamed or replaced meanwhile.
+The model card records the source's sha256. Hashing is CPU-bound (about as long as copying the file), so the CLI
+starts it in a background thread before it imports torch (~2 s), and the hash's reads warm the page cache for the
+copy that follows. The CLI hands it to `convert()`, which uses it where it is of the file convert opened
+(`digest_for`), or starts one itself. The hash reads the opened file (io/opened.py), so it is of the bytes converted
+even if the path is renamed or replaced meanwhile.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class SourceDigest:
         h = hashlib.sha256()
         try:
             size = os.fstat(self._file.fileno()).st_size
-            # Hashing straight from the page cache: no copy into a buffer (~0.5 s of CPU less on 3 GB than read())
+            # Hashing straight from the page cache: no copy into a buffer (less CPU than read(): docs/benchmarks.md)
             mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
             if mm is not None:
                 mm.madvise(mmap.MADV_SEQUENTIAL)
@@ -76,7 +76,7 @@ class SourceDigest:
     def pace(self, ahead: int) -> None:
         """Hash at most `ahead` bytes beyond what the reader reported (`advance`): under a memory cap, pages the
         hash reads far ahead of the writer are evicted before the writer copies them, and the source is read from
-        disk twice (measured at XL-36 under a 3.5 GB cap: 34 s without the hash, 43 s with it running ahead)."""
+        disk twice (docs/benchmarks.md)."""
         self._ahead = ahead
 
     def advance(self, n: int) -> None:
@@ -88,26 +88,13 @@ class SourceDigest:
         self._ahead = float("inf")
 
 
-_started: dict[tuple, SourceDigest] = {}
-_lock = threading.Lock()
-
-
-def start_digest(path: Path) -> SourceDigest:
-    """Begin hashing `path` now (the CLI calls this before importing torch)."""
-    opened = OpenedFile(path)
-    with _lock:
-        if opened.identity not in _started:
-            _started[opened.identity] = SourceDigest(opened)
-        return _started[opened.identity]
-
-
-def take_digest(source: Path | OpenedFile) -> SourceDigest:
-    """The digest already running for this very file (same device, inode, size and mtime as the opened `source`),
-    else a new one of `source`. Any other started digest is cancelled: it hashes a file that is not converted."""
+def digest_for(source: Path | OpenedFile, started: SourceDigest | None = None) -> SourceDigest:
+    """The digest of `source` as opened: `started` (the CLI's, begun before torch was imported) where it hashes this
+    very file (same device, inode, size and mtime), else a new one; a `started` of another file is cancelled, since
+    it hashes a file that is not converted."""
     opened = _opened(source)
-    with _lock:
-        digest = _started.pop(opened.identity, None)
-        for other in _started.values():
-            other.cancel()
-        _started.clear()
-    return digest if digest is not None else SourceDigest(opened)
+    if started is not None:
+        if started.identity == opened.identity:
+            return started
+        started.cancel()
+    return SourceDigest(opened)

@@ -1,8 +1,8 @@
 """A memory-mapped tensor's bytes read straight from its file (O_DIRECT) into private memory, and whether its pages
 are in the page cache already (mincore).
 
-Why: on this project's 2-core machine, matrix products slowed by ~1/3 while the next layer was read through the page
-cache (mmap + madvise), and by ~5 % while it was read with O_DIRECT (measured: docs/benchmarks.md). Linux only;
+Why: on this project's 2-core machine, matrix products slowed far more while the next layer was read through the page
+cache (mmap + madvise) than while it was read with O_DIRECT (docs/benchmarks.md). Linux only;
 everything here answers None/False where it cannot do its part, and the caller keeps the mapping."""
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """A source file opened once, and read only through that opening.
 
-A conversion reads its checkpoint several times: torch maps it, the writer copies tensor bytes from it, the hash
-for the model card reads it. Each opening the path again, a rename during the conversion made them read different
-files (the card named another file's sha256, 3 of 3 trials). So the file is opened once, and every reader that takes
-a path is given `/proc/self/fd/N` (`readable`), which opens that very file whatever the path names by then.
+A conversion reads its checkpoint several times: torch maps it, the writer copies tensor bytes from it, the hash for the
+model card reads it. Each opening the path again, a rename during the conversion made them read different files (the
+card named another file's sha256: docs/reliability.md). So the file is opened once, and every reader that takes a path
+is given `/proc/self/fd/N` (`readable`), which opens that very file whatever the path names by then.
 """
 
 from __future__ import annotations

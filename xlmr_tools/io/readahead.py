@@ -1,16 +1,16 @@
 """Read-ahead for memory-mapped tensors: a helper thread reads the tensors the caller will use next while it computes
 on the current ones.
 
-Each tensor whose pages are not all in memory already is read with O_DIRECT into private memory (io.direct), and
-`view` hands out that copy: the page cache is bypassed, which on a 2-core machine cost the matrix products beside it
-~5 % instead of ~1/3 (docs/benchmarks.md), and a memory cap's page cache is left to the rest. Where that is not
+Each tensor whose pages are not all in memory already is read with O_DIRECT into private memory (io.direct), and `view`
+hands out that copy: the page cache is bypassed, which on a 2-core machine slows the matrix products beside it far less
+than reading through it (docs/benchmarks.md), and a memory cap's page cache is left to the rest. Where that is not
 possible (not a file mapping, no O_DIRECT) the kernel is asked for the pages instead (madvise WILLNEED) and `view`
 returns the mapping. The kernel caps one WILLNEED request at the device's read-ahead size (`read_ahead_kb`, 128 KB–8
 MB), so a 315 MB layer is asked for in 4 MB steps.
 
 The copies' buffers are used again once released and held by nobody else: reading into fresh memory made the kernel
-fault in and zero every page as it read (2.1 s of system CPU per 6.3 GB, 0.3 s into memory used before), and the
-product loop beside it ran at 203 GFLOPS instead of 263 (docs/benchmarks.md)."""
+fault in and zero every page as it read, which cost system CPU and slowed the product loop beside it
+(docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.model import ENCODER, ModelDescription, head_kind
+from xlmr_tools.model import CLASSIFIER, ENCODER, ModelDescription, head_kind
 
 # fairseq activation_fn (fairseq.utils.get_activation_fn) -> transformers hidden_act, each the same formula:
 # gelu is erf-gelu in both; fairseq's gelu_accurate (and its deprecated alias gelu_fast) is the tanh approximation
@@ -47,6 +47,35 @@ def choose_head(desc: ModelDescription, head: str | None, where: str) -> str | N
         where,
         "the checkpoint has no masked-LM head: name one of its classification heads with --head "
         f"({', '.join(sorted(desc.classification_heads))}), or --head {ENCODER} for the encoder alone",
+    )
+
+
+def folder_head(folder: ModelDescription, head: str | None) -> str | None:
+    """The head an HF folder is compared by: the one asked for; else the one it holds — the masked-LM head (None),
+    its classification head (model.CLASSIFIER: transformers' `classifier`, whatever fairseq named it), or the encoder
+    alone."""
+    if head is not None:
+        return head
+    return None if folder.lm_head else CLASSIFIER if folder.classification_heads else ENCODER
+
+
+def compared_head(
+    desc: ModelDescription, folder: ModelDescription, head: str | None, where: str | Path, folder_where: str | Path
+) -> str | None:
+    """The checkpoint's head compared with an HF folder (verify; diff's fairseq side), decided here once: the one asked
+    for (as choose_head checks it); else the one the folder holds (folder_head), its classifier being the
+    checkpoint's one classification head."""
+    if head is not None:
+        return choose_head(desc, head, str(where))
+    held = folder_head(folder, None)
+    if held != CLASSIFIER:
+        return held
+    if len(desc.classification_heads) == 1:
+        return next(iter(desc.classification_heads))
+    raise BadInput(
+        folder_where,
+        "the folder holds a classifier; name the checkpoint's head with --head "
+        f"(heads: {', '.join(sorted(desc.classification_heads)) or 'none'})",
     )
 
 

@@ -259,9 +259,10 @@ def align(
     model_type: str | None = None,
     lookup_loadable: bool = True,
 ) -> Alignment:
-    """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt
-    as already read (an XLM-V dictionary takes 0.5 s to parse), else it is read here; `model_type`: the transformers
-    model type the tokenizer is for; `lookup_loadable`: whether AutoTokenizer loads the lookup tokenizer for it."""
+    """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt as
+    already read (parsing one of XLM-V's size takes a while: docs/benchmarks.md), else it is read here; `model_type`:
+    the transformers model type the tokenizer is for; `lookup_loadable`: whether AutoTokenizer loads the lookup
+    tokenizer for it."""
     symbols = read_dict(dict_path) if symbols is None else symbols
     vocabulary = vocabulary_of(symbols)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)

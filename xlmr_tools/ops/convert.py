@@ -15,9 +15,9 @@ import torch
 
 from xlmr_tools import families
 from xlmr_tools._version import __version__
-from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare import oracle
 from xlmr_tools.compare.auto_class import check_auto_class
-from xlmr_tools.compare.layerwise import compare_outputs_streamed
+from xlmr_tools.compare.outputs import compare_outputs_streamed
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
@@ -31,20 +31,20 @@ from xlmr_tools.io.atomic_folder import (
     check_report,
     check_target,
 )
-from xlmr_tools.io.digest import SourceDigest, take_digest
+from xlmr_tools.io.digest import SourceDigest, digest_for
 from xlmr_tools.io.memory import memory_room
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.io.safetensors import TensorToWrite, write_shards
 from xlmr_tools.io.torch_zip import tensor_offsets
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import check_language, choose_head, model_class_name, read_labels, validate
-from xlmr_tools.model import ENCODER, dtype_name, torch_dtype
-from xlmr_tools.ops.model_card import write_model_card
+from xlmr_tools.model import ENCODER, dtype_name, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.render.model_card import write_model_card
+from xlmr_tools.settings import Assets, Settings
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import folder_being_written, open_folder
-from xlmr_tools.sources.locate import checkpoint_named as _checkpoint_named
+from xlmr_tools.sources.locate import checkpoint_named
 
 
 @dataclass
@@ -121,59 +121,44 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
 
 
-def resolve_dtype(name: str, ckpt: FairseqCheckpoint) -> torch.dtype:
-    return torch_dtype(name, auto=ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"]))
-
-
 def convert(
     src: str | Path,
     out: str | Path,
+    settings: Settings = Settings(),
+    assets: Assets = Assets(),
     *,
-    head: str | None = None,
-    dtype: str = "auto",
     max_shard_size: str | int = "5GB",
     verify: bool = True,
     force: bool = False,
-    trust: bool = False,
-    dict_path: str | Path | None = None,
-    spm_path: str | Path | None = None,
-    encoder_json: str | Path | None = None,
-    vocab_bpe: str | Path | None = None,
-    labels: str | Path | None = None,
     accept_missing_pieces: bool = False,
-    language: str | None = None,
-    texts: list[str] | None = None,
-    tol: float | None = None,
     progress: Progress | None = None,
     report: str | Path | None = None,
-    ema: bool = False,
+    digest: SourceDigest | None = None,
 ) -> ConvertResult:
-    """Convert a fairseq XLM-R checkpoint into an HF folder at `out`; raise VerificationFailed (OUT not written)
-    when written weights or outputs differ from the source beyond tolerance. `labels`: a fairseq label dictionary
-    for the head's class names (default: label/dict.txt beside a sentence_prediction checkpoint).
+    """Convert a fairseq checkpoint into an HF folder at `out`, run as `settings` say with the files `assets` name;
+    raise VerificationFailed (OUT not written) when written weights or outputs differ from the source beyond
+    tolerance. The label dictionary names the head's classes (default: label/dict.txt beside a sentence_prediction
+    checkpoint); an X-MOD `settings.language` is also the folder's default_language.
+    `verify`: run fairseq and the written folder side by side (the written weights are re-read either way).
     `accept_missing_pieces`: publish although a GPT-2 or CamemBERT-style dict.txt lacks tokens of its subword model
     (the tokenizer then differs from fairseq's on texts that use them; the differences on the sample texts are
     reported, not fatal). A sentencepiece dict.txt lacking pieces needs no flag: its tokenizer looks pieces up as
     fairseq does (mapping.tokenizer).
-    `language`: X-MOD only: verify through this language's adapters (default: every language's) and make it the
-    folder's default_language.
-    `ema`: convert the EMA weights a --store-ema training kept instead of the live ones.
     `report`: a file the caller writes once this returns (the CLI's --report), refused with the other paths before
-    anything is written if it would overwrite an input or OUT."""
+    anything is written if it would overwrite an input or OUT.
+    `digest`: the source's sha256 begun early (the CLI starts it before importing torch); used where it is of the file
+    opened here, else hashed anew."""
     progress = progress or NoProgress()
     out = Path(out)
-    check_tol(tol)
-    given = [Path(p) for p in (_checkpoint_named(src), dict_path, spm_path, encoder_json, vocab_bpe, labels) if p]
+    check_tol(settings.tol)
+    given = [Path(p) for p in (checkpoint_named(src), *assets.named()) if p]
     check_inputs_kept(out, given)  # before any work: OUT holding an input is the worst thing wrong with OUT
     check_target(out, force)  # a bad OUT is known without reading the checkpoint
-    ckpt = open_checkpoint(
-        src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
-        encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
-    )  # fmt: skip
-    sha256 = take_digest(ckpt.opened or ckpt.path)  # running already if the CLI started it before importing torch
+    ckpt = open_checkpoint(src, trust=settings.trust, assets=assets, ema=settings.ema)
+    sha256 = digest_for(ckpt.opened or ckpt.path, digest)
     try:
-        job = _prepare(ckpt, out, head, dtype, max_shard_size, force, accept_missing_pieces, language, report)
-        return _convert_prepared(job, out, verify, force, texts, tol, progress, sha256)
+        job = _prepare(ckpt, out, settings, max_shard_size, force, accept_missing_pieces, report)
+        return _convert_prepared(job, out, verify, force, settings, progress, sha256)
     finally:
         sha256.cancel()  # a no-op once it is done; stops hashing a 40 GB file after an error
 
@@ -186,10 +171,10 @@ class _Prepared:
     head: str | None
     dtype: torch.dtype
     shard_bytes: int
-    plan: weight_map.Plan
+    plan: weights.Plan
     labels: list[str] | None
     language: str | None
-    alignment: tokenizer_assets.Alignment
+    alignment: tokenizer.Alignment
     to_write: list[TensorToWrite]
 
     @property
@@ -200,12 +185,10 @@ class _Prepared:
 def _prepare(
     ckpt: FairseqCheckpoint,
     out: Path,
-    head: str | None,
-    dtype: str,
+    settings: Settings,
     max_shard_size: str | int,
     force: bool,
     accept_missing_pieces: bool,
-    language: str | None = None,
     report: str | Path | None = None,
 ) -> _Prepared:
     """Refuse, by name, anything that cannot be converted exactly, before anything is written."""
@@ -214,13 +197,14 @@ def _prepare(
         check_report(Path(report), out, ckpt.inputs())
     desc = ckpt.description
     where = str(ckpt.path)
-    target = resolve_dtype(dtype, ckpt)
+    target = run_dtype(settings.dtype, ckpt.dtype(weights.FAIRSEQ_NAMES["token_embeddings"]))
     shard_bytes = parse_size(max_shard_size)
-    head = choose_head(desc, head, where)
+    head = choose_head(desc, settings.head, where)
+    language = settings.language
     validate(desc, ckpt.args, head, where)  # what transformers cannot represent, by name, before anything else
     check_language(desc, language, where)
-    plan = weight_map.plan(ckpt.names(), desc, head, where, ckpt.dropped)
-    weight_map.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
+    plan = weights.plan(ckpt.names(), desc, head, where, ckpt.dropped)
+    weights.check_shapes(ckpt.tensors, desc, where, [m.fairseq for m in plan.from_file() if m.fairseq])
     labels_file = ckpt.labels_file(head)
     labels = read_labels(labels_file, desc.classification_heads[head]) if labels_file and head else None
     alignment = ckpt.alignment()
@@ -244,8 +228,7 @@ def _convert_prepared(
     out: Path,
     verify: bool,
     force: bool,
-    texts: list[str] | None,
-    tol: float | None,
+    settings: Settings,
     progress: Progress,
     sha256: SourceDigest,
 ) -> ConvertResult:
@@ -286,7 +269,7 @@ def _convert_prepared(
     with atomic_folder(out, force, stale) as tmp:
         try:
             files, (tok_check, outputs) = _write_and_prove(
-                job, tmp, progress, verify, None if skipped else (texts, tol), sha256
+                job, tmp, progress, verify, None if skipped else (settings.texts, settings.tol), sha256
             )
         except VerificationFailed as e:  # a written tensor or header differs: no outputs were compared
             raise failed(result_of({}, None, None, weights_equal=False), e.problem) from e
@@ -379,13 +362,13 @@ def _write_and_prove(
                 desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
             )
             config.save_pretrained(str(tmp))
-            tokenizer_assets.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
+            tokenizer.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)
             being_written = folder_being_written(tmp, planned, check.tensor)
             loaded = None
             if verify:  # what AutoModel* loads from the written folder: class, tensors, tying (meta device).
-                # Measured at XL width: +1.2 s and +0.7 GB (transformers' modeling code) on a 5.5 s --no-verify run,
-                # so --no-verify keeps the transformers-free checks instead: named refusals, the name plan and
-                # every tensor's shape against the config (ops.convert._prepare).
+                # transformers' modeling code is a large share of a --no-verify run's time and memory
+                # (docs/benchmarks.md), so --no-verify keeps the transformers-free checks instead: named refusals,
+                # the name plan and every tensor's shape against the config (ops.convert._prepare).
                 loaded = check_auto_class(being_written, job.head, model_class_name(desc, job.head))
             if outputs is not None:
                 # one step per layer, run as soon as it is written
@@ -437,8 +420,8 @@ def _output_check_skipped(verify: bool) -> str | None:
     """Why the expensive proof (fairseq and the written folder side by side) does not run, if it does not."""
     if not verify:
         return "output check: --no-verify"
-    if not fairseq_oracle.available():
-        return f"output check: fairseq is not importable here (weights were still checked; {fairseq_oracle.INSTALL})"
+    if not oracle.available():
+        return f"output check: fairseq is not importable here (weights were still checked; {oracle.INSTALL})"
     return None
 
 
@@ -446,7 +429,7 @@ def _same(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weight_map.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
+def _tensors_to_write(ckpt: FairseqCheckpoint, plan: weights.Plan, dtype: torch.dtype) -> list[TensorToWrite]:
     stored = {n: t for n, t in ckpt.tensors.items() if n not in ckpt.derived}  # computed ones have no file bytes
     offsets = tensor_offsets(ckpt.readable, stored) if ckpt.serialization == "zip" else {}
     out = []

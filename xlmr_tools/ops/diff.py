@@ -6,30 +6,32 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from xlmr_tools import families
-from xlmr_tools.compare import oracle as fairseq_oracle
-from xlmr_tools.compare.layerwise import FairseqRunner, HFRunner, Runner, check_device, compare_streamed
+from xlmr_tools.compare import oracle
+from xlmr_tools.compare.fairseq_runner import FairseqRunner
+from xlmr_tools.compare.hf_runner import HFRunner
+from xlmr_tools.compare.runner import Runner, check_device
 from xlmr_tools.compare.stages import OutputReport, check_tol, default_tol, streamed_stages
+from xlmr_tools.compare.streamed import compare_streamed
 from xlmr_tools.compare.texts import DEFAULT_TEXTS, dictionary_texts
-from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers
-from xlmr_tools.compare.tokenizer import load as load_tokenizer
-from xlmr_tools.compare.tokenizer import reference as tokenizer_reference
+from xlmr_tools.compare.tokenizer import VocabularyRow, compare_tokenizers, expected_tokenizer
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
-from xlmr_tools.mapping import weights as weight_map
-from xlmr_tools.mapping.config import compared_keys, model_class_name, same_value
-from xlmr_tools.model import DTYPES, ENCODER, dtype_name, torch_dtype
+from xlmr_tools.mapping import weights
+from xlmr_tools.mapping.config import compared_head, compared_keys, folder_head, model_class_name, same_value
+from xlmr_tools.model import dtype_name, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.settings import HubAccess, Settings
 from xlmr_tools.sources import hub, open_source
 from xlmr_tools.sources.fairseq import FairseqCheckpoint
-from xlmr_tools.sources.hf import HFFolder
+from xlmr_tools.sources.hf import HFFolder, load_tokenizer
 from xlmr_tools.sources.loaded import LoadedModel, load_view, task_of
 
 
@@ -113,31 +115,24 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
             side.tensors = {
                 n: functools.partial(src.stored_tensor, key)
                 for n, key in view.stored.items()
-                if not weight_map.hf_is_buffer(n)
+                if not weights.hf_is_buffer(n)
             }
             side.tensors.update(  # what transformers has no place for (ignored on load), by its stored name
                 {
                     key: functools.partial(src.stored_tensor, key)
                     for key in view.unexpected
-                    if not weight_map.hf_is_buffer(key)
+                    if not weights.hf_is_buffer(key)
                 }
             )
         elif isinstance(src, HFFolder):
-            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.hf_is_buffer(n)}
+            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weights.hf_is_buffer(n)}
         elif both_fairseq:
-            side.tensors = {
-                n: functools.partial(src.tensor, n) for n in src.names() if not weight_map.is_bookkeeping(n)
-            }
+            side.tensors = {n: functools.partial(src.tensor, n) for n in src.names() if not weights.is_bookkeeping(n)}
         else:
             other = b if side is a else a
-            h = head if head is not None else None if other.description.lm_head else ENCODER
-            if head is None and not other.description.lm_head and other.description.classification_heads:
-                heads = src.description.classification_heads
-                if len(heads) != 1:
-                    raise BadInput(src.path, "the HF side holds a classifier: name the checkpoint's head with --head")
-                h = next(iter(heads))
-            plan = weight_map.plan(src.names(), src.description, h, str(src.path), src.dropped)
-            dtype = src.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+            h = compared_head(src.description, other.description, head, src.path, other.path)
+            plan = weights.plan(src.names(), src.description, h, str(src.path), src.dropped)
+            dtype = src.dtype(weights.FAIRSEQ_NAMES["token_embeddings"])
             side.tensors = {m.hf: functools.partial(m.take, src.tensor, src.description, dtype) for m in plan.mapped}
             side.head = h
 
@@ -145,29 +140,30 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
 def diff(
     a: str | Path,
     b: str | Path,
+    settings: Settings = Settings(),
+    hub_access: HubAccess = HubAccess(),
     *,
-    head: str | None = None,
-    tol: float = 0.0,
     outputs: bool = False,
-    texts: list[str] | None = None,
     output_tol: float | None = None,
-    dtype: str = "auto",
-    device: str = "cpu",
-    trust: bool = False,
-    revision: str | None = None,
     progress: Progress | None = None,
-    token: str | None = None,
-    cache_dir: str | Path | None = None,
 ) -> DiffReport:
-    """`a`, `b`: fairseq checkpoints or HF folders, or Hugging Face repo ids (`revision`, `token` and `cache_dir`
-    apply to those)."""
+    """`a`, `b`: fairseq checkpoints or HF folders, or Hugging Face repo ids (fetched as `hub_access` says; its
+    revision applies to those), compared as `settings` say: every tensor within `settings.tol` (None: 0, identical),
+    and with `outputs` every stage within `output_tol` (None: the larger of that and the dtype's tolerance)."""
     progress = progress or NoProgress()
+    tol = settings.tol if settings.tol is not None else 0.0
+    head = settings.head
     check_tol(tol)
     check_tol(output_tol, "--output-tol")
-    if revision is not None and not (hub.is_repo_id(a) or hub.is_repo_id(b)):
+    if hub_access.revision is not None and not (hub.is_repo_id(a) or hub.is_repo_id(b)):
         raise BadInput(None, "--revision applies to a Hugging Face repo id, and neither side is one")
     sa, sb = (
-        Side(open_source(hub.local(s, revision if hub.is_repo_id(s) else None, token, cache_dir), trust=trust))
+        Side(
+            open_source(
+                hub.local(s, hub_access if hub.is_repo_id(s) else replace(hub_access, revision=None)),
+                trust=settings.trust,
+            )
+        )
         for s in (a, b)
     )
     if sa.description.family != sb.description.family:
@@ -186,29 +182,29 @@ def diff(
         sa.tensor,
         sb.tensor,
         shapes_b,
-        weight_map.group_of,
+        weights.group_of,
         tol,
         on_tensor=lambda: progress.advance(1),
     )
     report.extra = sorted(set(sb.tensors) - set(sa.tensors))
-    report.diffs.sort(key=lambda d: weight_map.group_order(d.group))  # model order: embeddings, layer 0, 1, …
+    report.diffs.sort(key=lambda d: weights.group_order(d.group))  # model order: embeddings, layer 0, 1, …
     result = DiffReport(str(sa.path), str(sb.path), report, cast=_only_a_cast(sa, sb, report))
     result.config = _config_rows(sa, sb)
-    result.tokenizer = _tokenizer_rows(sa, sb, texts or list(DEFAULT_TEXTS))
+    texts = settings.texts or list(DEFAULT_TEXTS)
+    result.tokenizer = _tokenizer_rows(sa, sb, texts)
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
-        if dtype == "auto":  # the models' own dtype when they agree; else the precision both can be run in
-            same = sa.description.dtype == sb.description.dtype and sa.description.dtype in DTYPES
-            dtype = sa.description.dtype if same else "float32"
-        run_dtype = torch_dtype(dtype)
-        check_device(device, run_dtype)
+        own = (getattr(torch, sa.description.dtype), getattr(torch, sb.description.dtype))
+        dtype = run_dtype(settings.dtype, *own)
+        device = settings.device
+        check_device(device, dtype)
         result.outputs = _outputs(
             sa,
             sb,
             head,
-            texts or list(DEFAULT_TEXTS),
-            run_dtype,
+            texts,
+            dtype,
             device,
-            output_tol if output_tol is not None else max(tol, default_tol(run_dtype, device)),
+            output_tol if output_tol is not None else max(tol, default_tol(dtype, device)),
             progress,
         )
     return result
@@ -251,13 +247,13 @@ def _outputs(
     for side in (sa, sb):
         src = side.source
         if isinstance(src, FairseqCheckpoint):
-            if not fairseq_oracle.available():
+            if not oracle.available():
                 raise BadInput(src.path, "--outputs on a fairseq checkpoint needs fairseq importable")
-            oracle = fairseq_oracle.FairseqOracle(src, dtype, materialize=False)
-            runners.append(FairseqRunner(oracle, dtype, device, side.head or head))
-            encode, pad = encode or oracle.encode, oracle.dictionary.pad()
+            reference = oracle.FairseqOracle(src, dtype, materialize=False)
+            runners.append(FairseqRunner(reference, dtype, device, side.head or head))
+            encode, pad = encode or reference.encode, reference.dictionary.pad()
         else:
-            runners.append(HFRunner(src, dtype, device, _hf_head(src, head), side.loaded))
+            runners.append(HFRunner(src, dtype, device, folder_head(src.description, head), side.loaded))
     if encode is None:
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
@@ -291,18 +287,9 @@ class ConfigDiff:
         return asdict(self)
 
 
-def _hf_head(folder: HFFolder, head: str | None) -> str | None:
-    """The head an HF side is compared by: the one asked for, else the masked-LM head, the classifier or the encoder
-    alone, whichever the folder holds."""
-    if head is not None:
-        return head
-    d = folder.description
-    return None if d.lm_head else "classifier" if d.classification_heads else ENCODER
-
-
 def _load_view(folder: HFFolder, head: str | None) -> LoadedModel:
-    """What AutoModel* loads from an HF side (its head: _hf_head)."""
-    task = task_of(_hf_head(folder, head))
+    """What AutoModel* loads from an HF side (its head: mapping.config.folder_head)."""
+    task = task_of(folder_head(folder.description, head))
     return load_view(folder, task)
 
 
@@ -359,7 +346,7 @@ def _tokenizer_rows(sa: Side, sb: Side, texts: list[str]) -> list[VocabularyRow]
                 toks.append(None)
                 continue
             probes += dictionary_texts(al)
-            toks.append(stack.enter_context(tokenizer_reference(al, src.description.max_positions)))
+            toks.append(stack.enter_context(expected_tokenizer(al, src.description.max_positions)))
         if toks[0] is None and toks[1] is None:
             return []
         if toks[0] is None or toks[1] is None:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from xlmr_tools.errors import BadInput
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import ACTIVATIONS, choose_head, model_class_name, problems, read_labels
 from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE, ModelDescription
+from xlmr_tools.settings import HubAccess
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
@@ -61,7 +61,7 @@ def _default_head(desc: ModelDescription, where: str) -> str | None:
         return None
 
 
-def _tokenizer_notes(al: tokenizer_assets.Alignment) -> tuple[list[str], list[str]]:
+def _tokenizer_notes(al: tokenizer.Alignment) -> tuple[list[str], list[str]]:
     """What a user should know about how dict.txt indexes the subword model: (notes, warnings) — notes for what
     convert handles, warnings for what needs a flag."""
     notes: list[str] = []
@@ -104,17 +104,11 @@ def _tokenizer_notes(al: tokenizer_assets.Alignment) -> tuple[list[str], list[st
 
 
 def inspect_path(
-    path: str | Path,
-    *,
-    trust: bool = False,
-    with_tensors: bool = False,
-    revision: str | None = None,
-    token: str | None = None,
-    cache_dir: str | Path | None = None,
+    path: str | Path, *, trust: bool = False, with_tensors: bool = False, hub_access: HubAccess = HubAccess()
 ) -> InspectReport:
-    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (at `revision`; `token` and
-    `cache_dir` as huggingface_hub takes them)."""
-    path = hub.local(path, revision, token, cache_dir)
+    """`path`: a fairseq checkpoint or folder, an HF folder, or a Hugging Face repo id (fetched as `hub_access`
+    says)."""
+    path = hub.local(path, hub_access)
     if is_hf_folder(path):
         return _inspect_hf(open_folder(path, trust=trust), with_tensors)
     if path.is_dir() and any(path.glob("*.safetensors")):
@@ -144,7 +138,7 @@ def inspect_path(
             f"head {head}: {p}" for p in problems(desc, ckpt.args, head) if p not in problems(desc, ckpt.args, default)
         ]
         try:
-            weight_map.check_shapes(ckpt.tensors, desc, "", weight_map.head_tensors(ckpt.names(), head))
+            weights.check_shapes(ckpt.tensors, desc, "", weights.head_tensors(ckpt.names(), head))
         except BadInput as e:
             warnings.append(f"head {head}: {e.problem}")
     if ckpt.pruned_layers:
@@ -161,7 +155,7 @@ def inspect_path(
         "layout": ckpt.layout,
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
-    tokenizer_class = tok.get("tokenizer_class") or tokenizer_assets.TOKENIZER_CLASS[desc.vocabulary]
+    tokenizer_class = tok.get("tokenizer_class") or tokenizer.TOKENIZER_CLASS[desc.vocabulary]
     details["converts_to"] = f"{model_class_name(desc, default)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]

@@ -11,26 +11,28 @@ from typing import Any
 import torch
 
 from xlmr_tools import families
-from xlmr_tools.compare import oracle as fairseq_oracle
-from xlmr_tools.compare.layerwise import check_device, compare_outputs_streamed
+from xlmr_tools.compare import oracle
+from xlmr_tools.compare.outputs import compare_outputs_streamed
+from xlmr_tools.compare.runner import check_device
 from xlmr_tools.compare.stages import OutputReport, check_tol, streamed_stages
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck
 from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_diff
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
-from xlmr_tools.mapping import weights as weight_map
+from xlmr_tools.mapping import weights
 from xlmr_tools.mapping.config import (
     check_language,
-    choose_head,
+    compared_head,
     compared_keys,
     model_class_name,
     problems,
     read_labels,
     same_value,
 )
-from xlmr_tools.model import ENCODER, dtype_name, head_kind, torch_dtype
+from xlmr_tools.model import ENCODER, dtype_name, head_kind, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
+from xlmr_tools.settings import Assets, HubAccess, Settings
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import FairseqCheckpoint, open_checkpoint
 from xlmr_tools.sources.hf import HFFolder, open_folder
@@ -111,25 +113,6 @@ class VerifyReport:
         }
 
 
-def verified_head(ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None) -> str | None:
-    """The head to compare: the one asked for; else what the folder holds — a masked-LM head, the checkpoint's one
-    classification head for a classifier, the encoder alone for a bare model's folder."""
-    fs_heads = ckpt.description.classification_heads
-    if head is not None:
-        return choose_head(ckpt.description, head, str(ckpt.path))
-    if folder.description.lm_head:
-        return None
-    if not folder.description.classification_heads:
-        return ENCODER
-    if len(fs_heads) == 1:
-        return next(iter(fs_heads))
-    raise BadInput(
-        folder.path,
-        "the folder holds a classifier; name the checkpoint's head with --head "
-        f"(heads: {', '.join(sorted(fs_heads)) or 'none'})",
-    )
-
-
 def expected_config(ckpt: FairseqCheckpoint, head: str | None) -> Any:
     """The config the checkpoint needs: the one `convert` writes for it."""
     d = ckpt.description
@@ -206,15 +189,16 @@ class WeightPass:
 
     Runnable whole, or report group by report group ("embeddings", "layer 3", ...) as the streamed forward loads
     that part: each layer's pages are then read from disk once, not once for the weights and again for the outputs
-    (at XL-36, 28 GB that do not fit the page cache: the second read was most of the output check's time)."""
+    (for a model larger than the page cache, the second read was most of the output check's time:
+    docs/benchmarks.md)."""
 
     def __init__(
         self, ckpt: FairseqCheckpoint, folder: HFFolder, head: str | None, progress: Progress, loaded: LoadedModel
     ) -> None:
-        plan = weight_map.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
+        plan = weights.plan(ckpt.names(), ckpt.description, head, str(ckpt.path), ckpt.dropped)
         self.ckpt, self.folder, self.head, self.progress = ckpt, folder, head, progress
         self.rows = {m.hf: m for m in plan.mapped}
-        self.dtype = ckpt.dtype(weight_map.FAIRSEQ_NAMES["token_embeddings"])
+        self.dtype = ckpt.dtype(weights.FAIRSEQ_NAMES["token_embeddings"])
         self.loaded = loaded if loaded.model_class == model_class_name(ckpt.description, head) else None
         if self.loaded is not None:
             view = self.loaded
@@ -224,7 +208,7 @@ class WeightPass:
             self.shapes = {n: folder.shape(n) for n in folder.names()}
             self._read = folder.tensor
         self.report = WeightReport(tol=0.0)
-        self.pending = {n: weight_map.group_of(n) for n in self.rows}
+        self.pending = {n: weights.group_of(n) for n in self.rows}
         self.view: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # the read-ahead's copy of a tensor's bytes
 
     def source(self, hf_name: str) -> torch.Tensor:
@@ -245,7 +229,7 @@ class WeightPass:
             self.source,
             self.target,
             self.shapes,
-            weight_map.group_of,
+            weights.group_of,
             0.0,
             cast_to_b=True,
             on_tensor=lambda: self.progress.advance(1),
@@ -260,13 +244,13 @@ class WeightPass:
         self.run()
         known = set(self.rows)
         if head_kind(self.head) == "masked-lm" and self.ckpt.description.tied_lm_head:
-            for name, (fairseq_source, _) in weight_map.tied_copies(self.ckpt.description.base).items():
+            for name, (fairseq_source, _) in weights.tied_copies(self.ckpt.description.base).items():
                 if name in self.shapes:
                     known.add(name)
                     self.report.diffs.append(
                         tensor_diff(
                             name,
-                            weight_map.group_of(name),
+                            weights.group_of(name),
                             self.ckpt.tensor(fairseq_source),
                             self._read(name),
                             0.0,
@@ -276,7 +260,7 @@ class WeightPass:
         extra = set(self.shapes) - known
         if self.loaded is not None:  # the folder's tensors transformers has no place for, by their stored names
             extra |= set(self.loaded.unexpected)
-        self.report.extra = sorted(n for n in extra if weight_map.hf_ignorable(n) is None)
+        self.report.extra = sorted(n for n in extra if weights.hf_ignorable(n) is None)
         return self.report
 
 
@@ -288,89 +272,72 @@ def _groups_of_stage(stage: str) -> list[str] | None:
 def verify(
     src: str | Path,
     hf_folder: str | Path,
+    settings: Settings = Settings(),
+    assets: Assets = Assets(),
+    hub_access: HubAccess = HubAccess(),
     *,
-    head: str | None = None,
-    texts: list[str] | None = None,
-    tol: float | None = None,
-    dtype: str = "auto",
-    device: str = "cpu",
-    trust: bool = False,
-    dict_path: str | Path | None = None,
-    spm_path: str | Path | None = None,
-    encoder_json: str | Path | None = None,
-    vocab_bpe: str | Path | None = None,
-    labels: str | Path | None = None,
-    revision: str | None = None,
-    language: str | None = None,
-    ema: bool = False,
     progress: Progress | None = None,
-    token: str | None = None,
-    cache_dir: str | Path | None = None,
 ) -> VerifyReport:
-    """`hf_folder`: a local folder, or a Hugging Face repo id (at `revision`; `token`, `cache_dir` as
-    huggingface_hub takes them), resolved from the cache first.
-    `language`: X-MOD only: compare through this language's adapters (default: every language's). `ema`: the
-    checkpoint's EMA weights (--store-ema) are the original, not its live ones."""
+    """A fairseq checkpoint (read with the files `assets` name) against `hf_folder`: a local folder, or a Hugging Face
+    repo id fetched as `hub_access` says, from the cache first; compared as `settings` say."""
     progress = progress or NoProgress()
-    check_tol(tol)
-    ckpt = open_checkpoint(
-        src, trust=trust, dict_path=dict_path, spm_path=spm_path, labels_path=labels,
-        encoder_json=encoder_json, vocab_bpe=vocab_bpe, ema=ema,
-    )  # fmt: skip
-    folder = open_folder(hub.local(hf_folder, revision, token, cache_dir), trust=trust)
+    check_tol(settings.tol)
+    ckpt = open_checkpoint(src, trust=settings.trust, assets=assets, ema=settings.ema)
+    folder = open_folder(hub.local(hf_folder, hub_access), trust=settings.trust)
     if ckpt.description.family != folder.description.family:
         raise BadInput(
             folder.path,
             f"families do not match: the checkpoint is {ckpt.description.family}, the "
             f"folder's weights are {folder.description.family}",
         )
-    head = verified_head(ckpt, folder, head)
-    check_language(ckpt.description, language, str(ckpt.path))
+    head = compared_head(ckpt.description, folder.description, settings.head, ckpt.path, folder.path)
+    check_language(ckpt.description, settings.language, str(ckpt.path))
     found = problems(ckpt.description, ckpt.args, head)
     if found:  # no folder can match fairseq's outputs for this model: say why, as convert does
         raise BadInput(ckpt.path, found[0])
     loaded = load_view(folder, task_of(head))
-    run_dtype = torch_dtype(dtype, auto=loaded.dtype)  # auto: the dtype from_pretrained loads the folder in
-    check_device(device, run_dtype)
+    dtype = run_dtype(settings.dtype, loaded.dtype)  # auto: the dtype from_pretrained loads the folder in
+    check_device(settings.device, dtype)
+    revision = hub_access.revision
     shown = f"{hf_folder}@{revision}" if revision else str(hf_folder) if hub.is_repo_id(hf_folder) else str(folder.path)
     report = VerifyReport(str(ckpt.path), shown, head, load=loaded)
     report.config = config_rows(ckpt, folder, loaded, head)
-    weights = WeightPass(ckpt, folder, head, progress, loaded)
+    weight_pass = WeightPass(ckpt, folder, head, progress, loaded)
     skip = (
         "tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs"
-        if not weights.structure_ok()
+        if not weight_pass.structure_ok()
         else f"outputs: {loaded.failures()[0]}"
-        if not loaded.ok and weights.loaded is not None  # (another class: its weights are run as what they are)
-        else f"tokenizer and outputs: fairseq is not importable here ({fairseq_oracle.INSTALL})"
-        if not fairseq_oracle.available()
+        if not loaded.ok and weight_pass.loaded is not None  # (another class: its weights are run as what they are)
+        else f"tokenizer and outputs: fairseq is not importable here ({oracle.INSTALL})"
+        if not oracle.available()
         else None
     )
     if skip is not None:
         progress.start("comparing weights", len(ckpt.names()))
-        report.weights = weights.finish()
+        report.weights = weight_pass.finish()
         report.skipped.append(skip)
         return report
-    weights.progress = NoProgress()  # the counter below is the stages'
+    weight_pass.progress = NoProgress()  # the counter below is the stages'
     stages = streamed_stages(ckpt.description, bool(folder.tokenizer_assets()), head != ENCODER)
     progress.start("comparing, one layer at a time", stages)
     with ReadAhead() as ahead:
-        weights.view = ahead.view  # each part's weights compared as the forward loads them: read once
+        weight_pass.view = ahead.view  # each part's weights compared as the forward loads them: read once
         report.tokenizer, report.outputs = compare_outputs_streamed(
             ckpt,
             folder,
             head,
             loaded,
-            run_dtype,
-            list(texts or DEFAULT_TEXTS),
-            tol,
-            device,
+            dtype,
+            list(settings.texts or DEFAULT_TEXTS),
+            settings.tol,
+            settings.device,
             on_stage=progress.step,
-            language=language,
-            on_loaded=lambda stage: weights.run(_groups_of_stage(stage)),
+            language=settings.language,
+            on_loaded=lambda stage: weight_pass.run(_groups_of_stage(stage)),
             ahead=ahead,
         )
-        weights.view = lambda t: t
-    report.weights = weights.finish()
+        weight_pass.view = lambda t: t
+    report.weights = weight_pass.finish()
     if report.tokenizer is None:
         report.skipped.append("tokenizer: the folder has no tokenizer files")
     return report

@@ -15,19 +15,18 @@ from xlmr_tools import families
 from xlmr_tools.errors import BadInput, XlmrError
 from xlmr_tools.io import torch_pickle
 from xlmr_tools.io.opened import OpenedFile
-from xlmr_tools.mapping import tokenizer as tokenizer_assets
+from xlmr_tools.mapping import tokenizer
 from xlmr_tools.mapping.weights import (
     FAIRSEQ_NAMES,
-    FairseqState,
     fairseq_adapters,
     fairseq_heads,
     fairseq_layers,
     is_bookkeeping,
-    normalize_fairseq_name,
-    normalize_fairseq_state,
 )
 from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
+from xlmr_tools.settings import Assets
 from xlmr_tools.sources import locate, values
+from xlmr_tools.sources.fairseq_state import FairseqState, normalize_fairseq_name, normalize_fairseq_state
 from xlmr_tools.sources.locate import find_checkpoint_file
 
 
@@ -39,7 +38,7 @@ class FairseqCheckpoint:
     serialization: str  # "zip" (mmap-backed tensors) or "legacy" (read into memory)
     layout: str  # "cfg" (fairseq >= 0.10) or "args" (2019 releases)
     args: dict[str, Any]  # the model's training arguments
-    tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (weight_map.normalize_fairseq_state)
+    tensors: dict[str, torch.Tensor]  # under the names fairseq's loaded model uses (sources.fairseq_state)
     description: ModelDescription
     dict_path: Path | None
     spm_path: Path | None  # as given (--spm) or found beside the checkpoint
@@ -69,14 +68,14 @@ class FairseqCheckpoint:
         if self.dict_path is None:
             raise BadInput(self.folder, "dict.txt is needed beside the checkpoint (or name it with --dict)")
         given = {"sentencepiece.bpe.model": self.spm_path, **self.given_files}
-        return self.dict_path, tokenizer_assets.model_files(self.description.vocabulary, self.folder, given)
+        return self.dict_path, tokenizer.model_files(self.description.vocabulary, self.folder, given)
 
-    def alignment(self) -> tokenizer_assets.Alignment:
+    def alignment(self) -> tokenizer.Alignment:
         """dict.txt against the subword model and the embedding, for the tokenizer of this checkpoint's family."""
         dict_path, files = self.tokenizer_files()
         d = self.description
         honours = families.of(d).autotokenizer_honours_class
-        return tokenizer_assets.align(dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours)
+        return tokenizer.align(dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours)
 
     def labels_file(self, head: str | None) -> Path | None:
         """The label dictionary for this head: the one given, or the one found for the head its task trained."""
@@ -112,18 +111,12 @@ class FairseqCheckpoint:
 
 
 def open_checkpoint(
-    path: str | Path,
-    *,
-    trust: bool = False,
-    dict_path: str | Path | None = None,
-    spm_path: str | Path | None = None,
-    labels_path: str | Path | None = None,
-    encoder_json: str | Path | None = None,
-    vocab_bpe: str | Path | None = None,
-    ema: bool = False,
+    path: str | Path, *, trust: bool = False, assets: Assets = Assets(), ema: bool = False
 ) -> FairseqCheckpoint:
-    """`ema`: the weights of the exponential moving average a `--store-ema` training keeps beside the live ones
-    (extra_state["ema"], the model fairseq's own `save_ema_as_checkpoint` exports), instead of the live ones."""
+    """`assets`: the files the user named (dict.txt, the subword model's, the label dictionary), each else found
+    where fairseq finds it. `ema`: the weights of the exponential moving average a `--store-ema` training keeps
+    beside the live ones (extra_state["ema"], the model fairseq's own `save_ema_as_checkpoint` exports), instead of
+    the live ones."""
     file = find_checkpoint_file(Path(path))
     opened = OpenedFile(file)  # loaded, copied and hashed through this one opening, whatever the path names later
     try:
@@ -149,28 +142,30 @@ def open_checkpoint(
     state = normalize_fairseq_state(raw, args, str(file))
     data, bpe = _recorded(obj, file)
     places = locate.asset_folders(file, data)
-    dictionary = _asset(dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
+    dictionary = _asset(assets.dict_path) or locate.find_asset(places, "dict.txt", "input0/dict.txt")
     symbols = None
     vocabulary = SENTENCEPIECE
     if dictionary is not None:
         # a bad dict.txt is reported where it is read for the tokenizer (inspect warns, convert refuses)
         with contextlib.suppress(BadInput):
-            symbols = tokenizer_assets.read_dict(dictionary)
-            vocabulary = tokenizer_assets.vocabulary_of(symbols)
+            symbols = tokenizer.read_dict(dictionary)
+            vocabulary = tokenizer.vocabulary_of(symbols)
     desc = describe(state.tensors, args, file, vocabulary, bpe.get("_name") or bpe.get("bpe"), locate.names(places))
     family = families.of(desc)
     _leave_out(family, state, others, file)
     args = family.model_args(args)
     gpt2 = desc.vocabulary == GPT2
     found_files = {
-        "encoder.json": _asset(encoder_json)
+        "encoder.json": _asset(assets.encoder_json)
         or (locate.find_recorded(places, bpe.get("gpt2_encoder_json")) if gpt2 else None)
         or (locate.find_asset(places, "encoder.json", "gpt2_bpe/encoder.json") if gpt2 else None),
-        "vocab.bpe": _asset(vocab_bpe)
+        "vocab.bpe": _asset(assets.vocab_bpe)
         or (locate.find_recorded(places, bpe.get("gpt2_vocab_bpe")) if gpt2 else None)
         or (locate.find_asset(places, "vocab.bpe", "gpt2_bpe/vocab.bpe") if gpt2 else None),
     }
-    spm = _asset(spm_path) or (None if gpt2 else locate.find_sentencepiece(places, bpe.get("sentencepiece_model")))
+    spm = _asset(assets.spm_path) or (
+        None if gpt2 else locate.find_sentencepiece(places, bpe.get("sentencepiece_model"))
+    )
     return FairseqCheckpoint(
         path=file,
         serialization=kind,
@@ -186,10 +181,10 @@ def open_checkpoint(
         pruned_layers=state.pruned_layers,
         task=task,
         task_head=task_head,
-        labels_path=_asset(labels_path) or locate.find_asset(places, "label/dict.txt")
-        if task == "sentence_prediction" or labels_path is not None
+        labels_path=_asset(assets.labels) or locate.find_asset(places, "label/dict.txt")
+        if task == "sentence_prediction" or assets.labels is not None
         else None,
-        labels_given=labels_path is not None,
+        labels_given=assets.labels is not None,
         given_files=found_files,
         dict_symbols=symbols,
         opened=opened,

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from xlmr_tools.errors import BadInput
+from xlmr_tools.settings import HubAccess
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # What verify, diff and inspect read from an HF folder (sources.hf), and nothing else.
@@ -94,13 +95,11 @@ def resolve(
         raise BadInput(where, f"cannot download it ({str(e).splitlines()[0][:160]})") from None
 
 
-def local(
-    spec: str | Path, revision: str | None = None, token: str | None = None, cache_dir: str | Path | None = None
-) -> Path:
-    """SPEC as a local path: itself (`~` expanded), or the cached snapshot of the repo id it names. A --revision
-    given with a path is refused (it would be silently ignored)."""
+def local(spec: str | Path, access: HubAccess = HubAccess()) -> Path:
+    """SPEC as a local path: itself (`~` expanded), or the cached snapshot of the repo id it names, fetched as
+    `access` says. A --revision given with a path is refused (it would be silently ignored)."""
     if is_repo_id(spec):
-        return resolve(str(spec), revision, token, cache_dir)
-    if revision is not None:
+        return resolve(str(spec), access.revision, access.token, access.cache_dir)
+    if access.revision is not None:
         raise BadInput(spec, "--revision applies to a Hugging Face repo id, not to a local path")
     return Path(spec).expanduser()

@@ -1,5 +1,5 @@
 """Test-only reference: full-model forwards of fairseq and an HF folder (both whole in memory), every stage
-captured with forward hooks on each library's own modules. The streamed comparison (compare/layerwise.py) is tested
+captured with forward hooks on each library's own modules. The streamed comparison (compare/streamed.py) is tested
 against it; nothing in the package uses it.
 
 Stages: "embeddings" (input of layer 0), "layer i" (output of each block), "final norm" (pre-LN only), and the head
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from xlmr_tools.compare import oracle as fairseq_oracle
+from xlmr_tools.compare.oracle import FairseqOracle
 from xlmr_tools.compare.stages import OutputReport, StageAccumulator, default_tol, micro_batches
 from xlmr_tools.compare.texts import DEFAULT_TEXTS
 from xlmr_tools.compare.tokenizer import TokenizerCheck, check_tokenizer
@@ -197,14 +197,14 @@ def compare_outputs(
     texts: list[str],
     tol: float | None,
     device: str = "cpu",
-    oracle: fairseq_oracle.FairseqOracle | None = None,
+    oracle: FairseqOracle | None = None,
     per_token: dict[str, dict[tuple[int, int], float]] | None = None,
 ) -> tuple[TokenizerCheck, OutputReport]:
     """The plain way, kept as the reference the streamed check is tested against: fairseq's full model forward vs
     the folder loaded by AutoModel*.from_pretrained (both whole in memory), every stage, pads excluded.
     `per_token`: filled with each stage's max |Δ| at every (text, token) (token -1: a per-sentence output), so a
     test can tell a tie for the maximum from a wrong location."""
-    oracle = oracle or fairseq_oracle.FairseqOracle(ckpt, dtype)
+    oracle = oracle or FairseqOracle(ckpt, dtype)
     tok_check = check_tokenizer(oracle, folder, texts)
     hf_model = load_hf_model(folder, head, dtype, device)
     fs_model = oracle.model.to(device)
@@ -245,7 +245,7 @@ def compare_outputs(
 
 def trained(name: str) -> Path:
     """A folder of tests/fixtures/trained (tests/fixtures/make_trained.py): laid out as fairseq's CLI left it."""
-    return Path(__file__).parent / "fixtures" / "trained" / name
+    return Path(__file__).parent.parent / "fixtures" / "trained" / name
 
 
 def trained_bpe(name: str) -> dict[str, str]:
@@ -283,17 +283,14 @@ def trained_fairseq_model(name: str, checkpoint: Path | str = "checkpoints/check
     fairseq's GPT-2 BPE for the fixture. data2vec_text is registered first (make_trained.import_data2vec_text), and
     `Data2VecTextEncoder.target_model` exists for the load only: fairseq's upgrade_state_dict_named reads it and the
     class never sets it (tests/test_trained_fixtures.py proves the load fails without it)."""
-    import importlib.util
     import logging
 
     from fairseq import checkpoint_utils
     from fairseq.data.encoders.gpt2_bpe import GPT2BPE, GPT2BPEConfig
 
     logging.getLogger("fairseq").setLevel(logging.WARNING)
-    spec = importlib.util.spec_from_file_location("make_trained", Path(__file__).parent / "fixtures/make_trained.py")
-    assert spec is not None and spec.loader is not None
-    make_trained = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_trained)
+    from tests.fixtures import make_trained
+
     make_trained.import_data2vec_text()
     from fairseq.examples.data2vec.models.data2vec_text import Data2VecTextEncoder
 
