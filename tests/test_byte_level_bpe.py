@@ -127,3 +127,21 @@ def test_a_dictionary_listing_the_bpes_special_tokens_keeps_fairseqs_specials(cl
     assert d.index("0") != d.bos() and d.index("4") != d.index("<mask>")  # vocab.json's <s> and <mask>: other ids
     for text in corpus()[::7]:
         assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
+
+
+def test_the_bpe_files_the_checkpoint_records_are_found(cli, tmp_path):
+    """fairseq-train --bpe hf_byte_bpe --bpe-vocab vocab.json --bpe-merges merges.txt records the files (cfg.bpe):
+    found beside the save dir with no flag, shown by inspect, and the folder's ids are fairseq's hub encoder's."""
+    src, out = trained("gottbert_srcdict") / BEST, tmp_path / "out"
+    r = cli("inspect", src, "--json")
+    assert r.exit_code == 0, r.output
+    tok = json.loads(r.stdout)["tokenizer"]
+    assert Path(tok["encoder.json"]).name == "vocab.json" and Path(tok["vocab.bpe"]).name == "merges.txt"
+    assert tok["missing_pieces"] == 0
+    r = cli("convert", src, out, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tokenizer"]["equal"]
+    tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
+    hub = trained_hub("gottbert_srcdict")
+    for text in corpus()[::5]:
+        assert tok(text)["input_ids"] == hub.encode(text).tolist(), text

@@ -75,6 +75,7 @@ class Alignment:
     # dict.txt symbols no text encodes to (byte-level BPE: the special tokens a vocab.json lists, bytes UTF-8 never
     # uses: mapping.tokenizer.reachable_tokens); fairseq gives them ids that nothing ever gets
     unreachable: frozenset[str] = frozenset()
+    add_prefix_space: bool = False  # the byte-level BPE reads a text with a space before it (bpe_add_prefix_space)
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
@@ -238,18 +239,26 @@ def read_gpt2_merges(path: Path) -> list[tuple[str, str]]:
     return merges
 
 
-def model_files(vocabulary: str, folder: Path, given: dict[str, Path | None]) -> dict[str, Path]:
-    """The subword model's files for this vocabulary: the ones given (--spm, --encoder-json, --vocab-bpe) or the
-    ones beside the checkpoint; BadInput naming what is missing."""
+# The flag that names each of the files (by its MODEL_FILES name, whatever a family calls the file).
+FILE_FLAGS = {"sentencepiece.bpe.model": "--spm", "encoder.json": "--encoder-json", "vocab.bpe": "--vocab-bpe"}
+
+
+def model_files(
+    vocabulary: str, folder: Path, given: dict[str, Path | None], names: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """The subword model's files for this vocabulary, by their MODEL_FILES names: the ones given (--spm,
+    --encoder-json, --vocab-bpe) or the ones beside the checkpoint, under the family's own names where it has them
+    (`names`: families.Family.tokenizer_files, e.g. a byte-level BPE's vocab.json for encoder.json); BadInput naming
+    what is missing."""
     found: dict[str, Path] = {}
     for name in MODEL_FILES[vocabulary]:
-        path = given.get(name) or folder / name
+        called = (names or {}).get(name, name)
+        path = given.get(name) or folder / called
         if not path.is_file():
-            flag = {"sentencepiece.bpe.model": "--spm", "encoder.json": "--encoder-json", "vocab.bpe": "--vocab-bpe"}
             raise BadInput(
                 folder,
-                f"{name} is needed beside the checkpoint for its {vocabulary} vocabulary (or name it with "
-                f"{flag[name]}); xlmr never downloads it",
+                f"{called} is needed beside the checkpoint for its {vocabulary} vocabulary (or name it with "
+                f"{FILE_FLAGS[name]}); xlmr never downloads it",
             )
         found[name] = path
     return found
@@ -281,10 +290,12 @@ def align(
     symbols: list[str] | None = None,
     model_type: str | None = None,
     lookup_loadable: bool = True,
+    add_prefix_space: bool = False,
 ) -> Alignment:
     """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt
     as already read (an XLM-V dictionary takes 0.5 s to parse), else it is read here; `model_type`: the transformers
-    model type the tokenizer is for; `lookup_loadable`: whether AutoTokenizer loads the lookup tokenizer for it.
+    model type the tokenizer is for; `lookup_loadable`: whether AutoTokenizer loads the lookup tokenizer for it;
+    `add_prefix_space`: a byte-level BPE that reads texts with a space before them (as the checkpoint records).
     A token dict.txt lacks that the subword model can never emit is not missing: fairseq never looks it up."""
     symbols = read_dict(dict_path) if symbols is None else symbols
     vocabulary = vocabulary_of(symbols)
@@ -322,7 +333,7 @@ def align(
         tuple(shown.get(p, p) for p in body if p not in in_dict and p not in unreachable), tuple(symbols),
         vocabulary, {name: files[name] for name in MODEL_FILES[vocabulary]},
         tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (), model_type,
-        lookup_loadable, frozenset(unreachable & in_dict),
+        lookup_loadable, frozenset(unreachable & in_dict), add_prefix_space,
     )  # fmt: skip
 
 
@@ -424,6 +435,7 @@ def _gpt2(out: Path, alignment: Alignment, max_length: int):
         vocab=vocab,
         # tokenizers takes merges as (a, b) pairs; transformers' annotation says strings, which tokenizers rejects
         merges=merges,  # type: ignore[arg-type]
+        add_prefix_space=alignment.add_prefix_space,
         model_max_length=max_length,
     )
 
