@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, fixture
 from full_forward import trained, trained_hub
+from tokenizer_fuzz import completions
 from transformers import AutoTokenizer
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -49,24 +50,6 @@ def _fixture_builder():
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
-
-
-def completions(piece: bytes) -> list[str]:
-    """Texts holding a token's bytes where the token splits a character: every lead byte before the continuation
-    bytes it starts with, every continuation byte after the character it leaves open."""
-    lead = len(piece) - len(piece.lstrip(bytes(range(0x80, 0xC0))))
-    before = [bytes([b]) + b"\x80" * (lead - 1) for b in range(0xC2, 0xF5) if lead and _width(b) == lead + 1]
-    start = len(piece) - 1
-    while start > 0 and 0x80 <= piece[start] < 0xC0:
-        start -= 1
-    open_ = max(_width(piece[start]) - (len(piece) - start), 0) if piece[start] >= 0xC0 else 0
-    after = [bytes([b]) * open_ for b in range(0x80, 0xC0)] if open_ else [b""]
-    texts = [(b + piece + a).decode("utf-8", "ignore") for b in before or [b""] for a in after]
-    return [t for t in texts if t]
-
-
-def _width(lead: int) -> int:
-    return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
 
 
 # (the checkpoint, its BPE's files by their own names, the corpus the BPE was trained on)
