@@ -8,8 +8,8 @@ generated bad-input suite (tests/test_bad_inputs.py, classes "corrupt archive" a
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -95,13 +95,23 @@ def test_archives_torch_writes_are_accepted(tmp_path):
     assert kind == "zip" and all(torch.equal(loaded["model"][k], v) for k, v in state["model"].items())
 
 
+# Starts the command and prints its exit code and peak RSS (its own rusage, from wait4), from a small process: Linux
+# carries the memory of the process a child was forked from into the child's ru_maxrss (the old mm's high-water mark,
+# taken at exec), and pytest's own grows with the tests run before this one.
+_LAUNCHER = """\
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def _peak(argv: list[str], tmp: Path) -> tuple[int, str, int]:
-    """(exit code, stderr, peak resident memory in bytes) of a subprocess: its own rusage, from wait4."""
-    with open(os.devnull, "wb") as out, open(tmp / "stderr", "wb") as err:
-        p = subprocess.Popen(argv, stdout=out, stderr=err)
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, (tmp / "stderr").read_text(errors="replace"), usage.ru_maxrss * 1024  # Linux: kilobytes
+    """(exit code, stderr, peak resident memory in bytes) of a subprocess, measured by _LAUNCHER."""
+    with open(tmp / "stderr", "wb") as err:
+        done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], stdout=subprocess.PIPE, stderr=err, check=True)
+    code, maxrss = map(int, done.stdout.split())
+    return code, (tmp / "stderr").read_text(errors="replace"), maxrss * 1024  # Linux: kilobytes
 
 
 BOUND = 800 * 2**20  # `xlmr inspect` of a fixture peaks at ~0.25 GB (torch imported); the bombs asked for 1-2 GB

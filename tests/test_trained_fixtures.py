@@ -57,6 +57,7 @@ LAYOUT = {
     "data2vec_text": GPT2 | DATA_BIN | BEST_LAST,
     "data2vec_text_cls": GPT2 | CLS_BIN | BEST_LAST,
     "gottbert": BYTE_BPE | DATA_BIN | BEST_LAST,
+    "gottbert_srcdict": BYTE_BPE | DATA_BIN | BEST_LAST,  # data-bin by --srcdict of every vocab.json id
 }
 LABELS = ["latin", "cyrillic", "cjk", "greek", "emoji", "rare"]  # label/dict.txt: by frequency in the train split
 TEXT = "Hello world! Привет, мир! 你好 🦜 커피"
@@ -205,6 +206,25 @@ def test_gottbert_dictionary_lists_byte_bpe_ids():
     assert vocab["<s>"] == 0 and vocab["<mask>"] == 4 and len(ids) < len(vocab)
 
 
+def test_gottbert_srcdict_lists_every_vocab_json_id_and_shares_the_bpe():
+    """The same byte-level BPE as gottbert (byte for byte) and the same encoded corpus, preprocessed with --srcdict
+    of a dictionary listing every vocab.json id, the special tokens' too: fairseq's dictionary covers the vocabulary
+    (gottbert's, counted on the tiny corpus, lacks the tokens it never used); the ids the corpus uses come first."""
+    for rel in ("vocab.json", "merges.txt"):
+        assert (folder("gottbert_srcdict") / rel).read_bytes() == (folder("gottbert") / rel).read_bytes(), rel
+    vocab = json.loads((folder("gottbert") / "vocab.json").read_text())
+    symbols = [
+        line.split()[0] for line in (folder("gottbert_srcdict") / "data-bin" / "dict.txt").read_text().splitlines()
+    ]
+    assert sorted(map(int, symbols)) == sorted(vocab.values())
+    counted = [line.split()[0] for line in (folder("gottbert") / "data-bin" / "dict.txt").read_text().splitlines()]
+    assert counted[-6:] == [f"madeupword000{i}" for i in range(6)]
+    assert set(symbols[: len(counted) - 6]) == set(counted[:-6])  # by count (ties by id here, by first use there)
+    state = load(folder("gottbert_srcdict") / "checkpoints" / "checkpoint_best.pt")
+    assert state["model"]["encoder.sentence_encoder.embed_tokens.weight"].shape[0] == 4 + len(vocab) + 1
+    assert state["cfg"]["bpe"] == load(folder("gottbert") / "checkpoints" / "checkpoint_best.pt")["cfg"]["bpe"]
+
+
 # ---------------------------------------------------------------- the tokenizer assets, rebuilt in-process
 
 
@@ -251,8 +271,11 @@ def test_tokenizer_models_and_dictionaries_rebuild_byte_identical(tmp_path):
     make_trained.train_byte_bpe(tmp_path / "bpe")
     for rel in ("vocab.json", "merges.txt"):
         assert (tmp_path / "bpe" / rel).read_bytes() == (folder("gottbert") / rel).read_bytes(), rel
-    byte_dict = dictionary(make_trained.hf_byte_bpe_encode(tmp_path / "bpe", train))
+    encoded = make_trained.hf_byte_bpe_encode(tmp_path / "bpe", train)
+    byte_dict = dictionary(encoded)
     assert byte_dict == (folder("gottbert") / "data-bin" / "dict.txt").read_bytes()
+    complete = make_trained.complete_dictionary(tmp_path / "bpe" / "vocab.json", encoded)
+    assert complete.encode() == (folder("gottbert_srcdict") / "data-bin" / "dict.txt").read_bytes()
     for name in ("preln_emb_ln_gpt2", "data2vec_text", "data2vec_text_cls"):  # RoBERTa's way: --srcdict
         for rel in ("encoder.json", "vocab.bpe", "dict.txt"):
             assert (folder(name) / "gpt2_bpe" / rel).read_bytes() == (FIXTURES / "roberta_gpt2" / rel).read_bytes()

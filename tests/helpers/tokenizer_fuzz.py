@@ -73,6 +73,25 @@ def texts_sample(n: int, seed: int = 0) -> list[str]:
     return pinned[:200] + random.Random(seed).sample(rest, n)
 
 
+def completions(piece: bytes) -> list[str]:
+    """Texts holding a byte-level BPE token's bytes where the token splits a character: each lead byte (and the
+    continuation bytes it still needs) before the continuation bytes the token starts with, each continuation byte
+    after the character it leaves open. A token that splits none is its own text."""
+    lead = len(piece) - len(piece.lstrip(bytes(range(0x80, 0xC0))))
+    before = [bytes([b]) + b"\x80" * (_width(b) - 1 - lead) for b in range(0xC2, 0xF5) if lead and _width(b) > lead]
+    start = len(piece) - 1
+    while start > 0 and 0x80 <= piece[start] < 0xC0:
+        start -= 1
+    open_ = max(_width(piece[start]) - (len(piece) - start), 0) if piece[start] >= 0xC0 else 0
+    after = [bytes([b]) * open_ for b in range(0x80, 0xC0)] if open_ else [b""]
+    texts = [(b + piece + a).decode("utf-8", "ignore") for b in before or [b""] for a in after]
+    return [t for t in texts if t]
+
+
+def _width(lead: int) -> int:
+    return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
 def kind_of(text: str) -> str:
     if "madeupword" in text:
         return "filler string"

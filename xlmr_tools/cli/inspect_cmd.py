@@ -38,7 +38,7 @@ def inspect(
     items = [
         ("path", report.path),
         ("format", report.format),
-        ("family", f"{d['family']} → {d['hf_model_type']}" + (f" ({d['release']})" if d["release"] else "")),
+        ("family", _family(d)),
         ("layers / hidden / heads / ffn", f"{d['layers']} / {d['hidden']} / {d['heads']} / {d['ffn']}"),
         ("vocab rows", d["vocab_rows"]),
         ("positions", f"{d['position_rows']} rows ({d['max_positions']} tokens)"),
@@ -86,3 +86,10 @@ def inspect(
         console.note(n)
     for w in report.warnings:
         console.warn(w)
+
+
+def _family(d: dict) -> str:
+    """The norm placement → transformers' model_type, the registered family where its name is another (one whose
+    folders are another family's), and the public release it matches."""
+    named = f" ({d['hf_family']} family)" if d["hf_family"] != d["hf_model_type"] else ""
+    return f"{d['family']} → {d['hf_model_type']}{named}" + (f" ({d['release']})" if d["release"] else "")

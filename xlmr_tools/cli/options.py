@@ -68,11 +68,19 @@ SpmPath = Annotated[
 ]
 EncoderJson = Annotated[
     Path | None,
-    typer.Option("--encoder-json", help="GPT-2 BPE encoder.json, for RoBERTa (default: beside the checkpoint)."),
+    typer.Option(
+        "--encoder-json",
+        help="Byte-level BPE token ids: GPT-2's encoder.json for RoBERTa, or vocab.json for fairseq's hf_byte_bpe "
+        "(default: beside the checkpoint).",
+    ),
 ]
 VocabBpe = Annotated[
     Path | None,
-    typer.Option("--vocab-bpe", help="GPT-2 BPE vocab.bpe (merges), for RoBERTa (default: beside the checkpoint)."),
+    typer.Option(
+        "--vocab-bpe",
+        help="Byte-level BPE merges: GPT-2's vocab.bpe for RoBERTa, or merges.txt for fairseq's hf_byte_bpe "
+        "(default: beside the checkpoint).",
+    ),
 ]
 Labels = Annotated[
     Path | None,

@@ -1,4 +1,4 @@
-"""fairseq itself, as the reference: its RobertaModel, masked_lm task, Dictionary and sentencepiece encoder.
+"""fairseq itself, as the reference: its RobertaModel, masked_lm task, Dictionary and BPE encoder.
 
 The model is built by fairseq's own registry on the meta device (no random init of billions of weights) and
 given the checkpoint's tensors with fairseq's own `upgrade_state_dict` + `load_state_dict(assign=True)`: for a zip
@@ -69,12 +69,13 @@ class FairseqOracle:
                 tokenizer.read_dict(dict_path)
             self.dictionary = Dictionary.load(str(dict_path))
             self.task = MaskedLMTask(MaskedLMConfig(data=str(ckpt.folder)), dictionary=self.dictionary)
-            self.bpe = _bpe(ckpt.description.vocabulary, files)
+            family = families.of(ckpt.description)
+            own = family.fairseq_bpe(files, ckpt.bpe)
+            self.bpe = own if own is not None else _bpe(ckpt.description.vocabulary, files)
             args = argparse.Namespace(**ckpt.args)
             args.load_checkpoint_heads = True
             from fairseq.checkpoint_utils import prune_state_dict
 
-            family = families.of(ckpt.description)
             # imported (registered) before the init patch: a module first imported under it would keep the patched
             # function after the patch is undone
             family.fairseq_model_class()
@@ -129,7 +130,8 @@ class FairseqOracle:
 
 
 def _bpe(vocabulary: str, files: dict[str, Path]) -> Any:
-    """fairseq's own encoder for the vocabulary, from local files only (fairseq would download GPT-2's)."""
+    """fairseq's own encoder for the vocabulary, from local files only (fairseq would download GPT-2's), where the
+    family has none of its own (families.Family.fairseq_bpe)."""
     if vocabulary == GPT2:
         from fairseq.data.encoders.gpt2_bpe import GPT2BPE, GPT2BPEConfig
 

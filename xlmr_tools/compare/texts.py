@@ -38,8 +38,8 @@ def read_texts(texts: list[str] | None, texts_file: str | Path | None) -> list[s
 def dictionary_texts(alignment: Alignment, per_line: int = 32) -> list[str]:
     """Texts made of dict.txt's own symbols — each as the text the subword model reads it from — a line per
     `per_line` symbols, so the tokenizer proof exercises every symbol of the dictionary, rare pieces, raw
-    characters and ids near the ends included, not only those the sample texts happen to use. fairseq's specials
-    and the padding fillers are left out (no text produces them)."""
+    characters and ids near the ends included, not only those the sample texts happen to use. fairseq's specials,
+    the padding fillers and the tokens the subword model never emits are left out (no text produces them)."""
     if alignment.vocabulary == GPT2:
         from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -47,7 +47,7 @@ def dictionary_texts(alignment: Alignment, per_line: int = 32) -> list[str]:
         token_of = {str(i): t for t, i in read_gpt2_encoder(alignment.files["encoder.json"]).items()}
         surfaces = []
         for symbol in alignment.symbols:
-            token = token_of.get(symbol)
+            token = None if symbol in alignment.unreachable else token_of.get(symbol)
             if token is not None and all(c in byte_of for c in token):
                 surfaces.append(bytes(byte_of[c] for c in token).decode("utf-8", "ignore").strip())
     else:

@@ -4,6 +4,7 @@ place in the order they are tried on a fairseq checkpoint (`priority`)."""
 from xlmr_tools.families import (  # noqa: F401 - imported to register
     camembert,
     data2vec_text,
+    gottbert,
     roberta,
     roberta_prelayernorm,
     xlm_roberta,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from xlmr_tools.mapping import config, weights
@@ -117,6 +118,12 @@ class Family:
         if arch in ARCH_CONFIG_REGISTRY:
             ARCH_CONFIG_REGISTRY[arch](args)
         return self.fairseq_model_class().build_model(args, task)
+
+    def fairseq_bpe(self, files: dict[str, Path], settings: dict[str, Any]) -> Any:
+        """fairseq's own BPE encoder for the family's checkpoints (what its hub loader encodes texts with), from the
+        subword model's files (by their mapping.tokenizer.MODEL_FILES names) and the BPE settings the checkpoint
+        records; None: the one fairseq uses for the dictionary's vocabulary (gpt2 or sentencepiece)."""
+        return None
 
     def hf_adapters(self, config: dict[str, Any]) -> Any:
         """The family's adapters as an HF config.json describes them (model.Adapters), or None."""

@@ -18,8 +18,9 @@ Two routes, each exact where it is taken:
   after segmenting, which no vocabulary of a fast tokenizer can express: a piece there has an id of its own) and holds
   the raw characters sentencepiece emits for what its model does not cover (ids of their own, which a fast tokenizer
   would have to make reachable). Such a dictionary takes this route, by default.
-A GPT-2 (or CamemBERT-style) dictionary lacking tokens has no exact route (a BPE vocabulary cannot give two strings one
-id either: tokenizers serializes it by id, and the merges with it): it is refused unless the user accepts it.
+A GPT-2 (or CamemBERT-style) dictionary lacking tokens some text encodes to has no exact route (a BPE vocabulary
+cannot give two strings one id either: tokenizers serializes it by id, and the merges with it): it is refused unless
+the user accepts it. Tokens no text encodes to (a vocab.json's <s> or <mask>) are missing from nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class Alignment:
     # AutoTokenizer honours tokenizer_config.json's tokenizer_class for that model type (families.base.Family.
     # autotokenizer_honours_class): else it loads tokenizer.json, and the lookup tokenizer, which has none, cannot load
     lookup_loadable: bool = True
+    # dict.txt symbols no text encodes to (byte-level BPE: the special tokens a vocab.json lists, bytes UTF-8 never
+    # uses: mapping.tokenizer.reachable_tokens); fairseq gives them ids that nothing ever gets
+    unreachable: frozenset[str] = frozenset()
+    add_prefix_space: bool = False  # the byte-level BPE reads a text with a space before it (bpe_add_prefix_space)
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
@@ -234,21 +239,48 @@ def read_gpt2_merges(path: Path) -> list[tuple[str, str]]:
     return merges
 
 
-def model_files(vocabulary: str, folder: Path, given: dict[str, Path | None]) -> dict[str, Path]:
-    """The subword model's files for this vocabulary: the ones given (--spm, --encoder-json, --vocab-bpe) or the
-    ones beside the checkpoint; BadInput naming what is missing."""
+# The flag that names each of the files (by its MODEL_FILES name, whatever a family calls the file).
+FILE_FLAGS = {"sentencepiece.bpe.model": "--spm", "encoder.json": "--encoder-json", "vocab.bpe": "--vocab-bpe"}
+
+
+def model_files(
+    vocabulary: str, folder: Path, given: dict[str, Path | None], names: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """The subword model's files for this vocabulary, by their MODEL_FILES names: the ones given (--spm,
+    --encoder-json, --vocab-bpe) or the ones beside the checkpoint, under the family's own names where it has them
+    (`names`: families.Family.tokenizer_files, e.g. a byte-level BPE's vocab.json for encoder.json); BadInput naming
+    what is missing."""
     found: dict[str, Path] = {}
     for name in MODEL_FILES[vocabulary]:
-        path = given.get(name) or folder / name
+        called = (names or {}).get(name, name)
+        path = given.get(name) or folder / called
         if not path.is_file():
-            flag = {"sentencepiece.bpe.model": "--spm", "encoder.json": "--encoder-json", "vocab.bpe": "--vocab-bpe"}
             raise BadInput(
                 folder,
-                f"{name} is needed beside the checkpoint for its {vocabulary} vocabulary (or name it with "
-                f"{flag[name]}); xlmr never downloads it",
+                f"{called} is needed beside the checkpoint for its {vocabulary} vocabulary (or name it with "
+                f"{FILE_FLAGS[name]}); xlmr never downloads it",
             )
         found[name] = path
     return found
+
+
+# Bytes no UTF-8 text holds (overlong lead bytes, lead bytes beyond U+10FFFF): a byte-level BPE reads a text's UTF-8.
+NOT_IN_UTF8 = frozenset({0xC0, 0xC1, *range(0xF5, 0x100)})
+
+
+def reachable_tokens(encoder: dict[str, int], merges: list[tuple[str, str]]) -> set[str]:
+    """The tokens a byte-level BPE can emit: the symbols of the bytes a UTF-8 text can hold and whatever a merge makes
+    of tokens it can emit. A vocabulary's special tokens (<s>, <mask>, GPT-2's <|endoftext|>) are neither, nor is
+    the symbol of a byte UTF-8 never uses: no text encodes to them."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    reachable = {t for b, t in bytes_to_unicode().items() if b not in NOT_IN_UTF8 and t in encoder}
+    grew = True
+    while grew:  # merges are listed in the order they were learned, so one pass nearly always suffices
+        before = len(reachable)
+        reachable.update(a + b for a, b in merges if a in reachable and b in reachable and a + b in encoder)
+        grew = len(reachable) != before
+    return reachable
 
 
 def align(
@@ -258,11 +290,14 @@ def align(
     symbols: list[str] | None = None,
     model_type: str | None = None,
     lookup_loadable: bool = True,
+    add_prefix_space: bool = False,
 ) -> Alignment:
     """dict.txt against the subword model (`files`, from model_files) and the embedding's rows; `symbols`: dict.txt as
     already read (parsing one of XLM-V's size takes a while: docs/benchmarks.md), else it is read here; `model_type`:
     the transformers model type the tokenizer is for; `lookup_loadable`: whether AutoTokenizer loads the lookup
-    tokenizer for it."""
+    tokenizer for it; `add_prefix_space`: a byte-level BPE that reads texts with a space before them (as the
+    checkpoint records). A token dict.txt lacks that the subword model can never emit is not missing: fairseq never
+    looks it up."""
     symbols = read_dict(dict_path) if symbols is None else symbols
     vocabulary = vocabulary_of(symbols)
     mask_id = len(FAIRSEQ_SPECIALS) + len(symbols)
@@ -278,11 +313,14 @@ def align(
         raise BadInput(dict_path, f"lists {twice} twice")
     plain = [s for s in symbols if s not in FAIRSEQ_SPECIALS]
     shown: dict[str, str] = {}  # how a missing piece is named to the user
+    unreachable: set[str] = set()  # pieces (as dict.txt spells them) the subword model never emits
     if vocabulary == GPT2:
         encoder = read_gpt2_encoder(files["encoder.json"])
         body = [str(i) for i in sorted(encoder.values())]
         shown = {str(i): t for t, i in encoder.items()}
         size = len(encoder)
+        emitted = reachable_tokens(encoder, read_gpt2_merges(files["vocab.bpe"]))
+        unreachable = {str(i) for t, i in encoder.items() if t not in emitted}
     else:
         body = read_pieces(files["sentencepiece.bpe.model"])
         size = len(body) + 3
@@ -293,10 +331,10 @@ def align(
     return Alignment(
         len(symbols), size, sum(1 for s in not_pieces if FILLER.match(s)), mask_id, embedding_rows,
         ("encoder" if vocabulary == GPT2 else "sentencepiece") if model_order else "dictionary",
-        tuple(shown.get(p, p) for p in body if p not in in_dict), tuple(symbols), vocabulary,
-        {name: files[name] for name in MODEL_FILES[vocabulary]},
+        tuple(shown.get(p, p) for p in body if p not in in_dict and p not in unreachable), tuple(symbols),
+        vocabulary, {name: files[name] for name in MODEL_FILES[vocabulary]},
         tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (), model_type,
-        lookup_loadable,
+        lookup_loadable, frozenset(unreachable & in_dict), add_prefix_space,
     )  # fmt: skip
 
 
@@ -374,12 +412,14 @@ def _sentencepiece(out: Path, alignment: Alignment, max_length: int):
 def _gpt2(out: Path, alignment: Alignment, max_length: int):
     """transformers' RobertaTokenizer (byte-level BPE) with GPT-2's merges and a vocabulary mapping each token's
     string to fairseq's id for it. Tokens dict.txt lacks (accepted by the user) are left out with the merges that
-    make them or use them."""
+    make them or use them. A token spelled as one of the tokenizer's specials (a byte-level BPE's vocab.json lists
+    <s>, <mask>, ... among its tokens) keeps its id under a filler's name: the specials keep fairseq's ids."""
     from transformers import RobertaTokenizer
 
     encoder = read_gpt2_encoder(alignment.files["encoder.json"])
     merges = read_gpt2_merges(alignment.files["vocab.bpe"])
-    token_of = {str(i): t for t, i in encoder.items()}
+    specials = {*FAIRSEQ_SPECIALS, "<mask>"}
+    token_of = {str(i): t for t, i in encoder.items() if t not in specials}
     vocab: dict[str, int] = {}
     names = alignment.token_names()
     for i, name in enumerate(names[: len(FAIRSEQ_SPECIALS)]):
@@ -392,8 +432,13 @@ def _gpt2(out: Path, alignment: Alignment, max_length: int):
     # ids and the merges kept; GPT-2's encoder.json (GPT-2's ids) is not copied, it would mislead
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
-    # tokenizers takes merges as (a, b) pairs; transformers' annotation says strings, which tokenizers rejects
-    return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)  # type: ignore[arg-type]
+    return RobertaTokenizer(
+        vocab=vocab,
+        # tokenizers takes merges as (a, b) pairs; transformers' annotation says strings, which tokenizers rejects
+        merges=merges,  # type: ignore[arg-type]
+        add_prefix_space=alignment.add_prefix_space,
+        model_max_length=max_length,
+    )
 
 
 def _lookup(out: Path, alignment: Alignment, max_length: int):

@@ -51,6 +51,7 @@ class FairseqCheckpoint:
     labels_path: Path | None = None  # the label dictionary fairseq's sentence_prediction task reads
     labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
     given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
+    bpe: dict[str, Any] = field(default_factory=dict)  # the BPE's settings as the checkpoint records them
     dict_symbols: list[str] | None = None  # dict.txt as read when opened (None: unreadable, reported when aligned)
     opened: OpenedFile | None = None  # the checkpoint as opened: every later read of its bytes goes through it
     ema: bool = False  # the weights are the EMA model's (extra_state["ema"]), not the live ones
@@ -68,14 +69,18 @@ class FairseqCheckpoint:
         if self.dict_path is None:
             raise BadInput(self.folder, "dict.txt is needed beside the checkpoint (or name it with --dict)")
         given = {"sentencepiece.bpe.model": self.spm_path, **self.given_files}
-        return self.dict_path, tokenizer.model_files(self.description.vocabulary, self.folder, given)
+        names = families.of(self.description).tokenizer_files
+        return self.dict_path, tokenizer.model_files(self.description.vocabulary, self.folder, given, names)
 
     def alignment(self) -> tokenizer.Alignment:
         """dict.txt against the subword model and the embedding, for the tokenizer of this checkpoint's family."""
         dict_path, files = self.tokenizer_files()
         d = self.description
         honours = families.of(d).autotokenizer_honours_class
-        return tokenizer.align(dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours)
+        prefix_space = self.bpe.get("bpe_add_prefix_space") is True  # fairseq's hf_byte_bpe setting
+        return tokenizer.align(
+            dict_path, files, d.vocab_rows, self.dict_symbols, d.hf_model_type, honours, prefix_space
+        )
 
     def labels_file(self, head: str | None) -> Path | None:
         """The label dictionary for this head: the one given, or the one found for the head its task trained."""
@@ -155,14 +160,18 @@ def open_checkpoint(
     _leave_out(family, state, others, file)
     args = family.model_args(args)
     gpt2 = desc.vocabulary == GPT2
-    found_files = {
-        "encoder.json": _asset(assets.encoder_json)
-        or (locate.find_recorded(places, bpe.get("gpt2_encoder_json")) if gpt2 else None)
-        or (locate.find_asset(places, "encoder.json", "gpt2_bpe/encoder.json") if gpt2 else None),
-        "vocab.bpe": _asset(assets.vocab_bpe)
-        or (locate.find_recorded(places, bpe.get("gpt2_vocab_bpe")) if gpt2 else None)
-        or (locate.find_asset(places, "vocab.bpe", "gpt2_bpe/vocab.bpe") if gpt2 else None),
-    }
+
+    def subword_file(usual: str, given: str | Path | None) -> Path | None:
+        """A byte-level BPE's file: given, else as the checkpoint records it, else under the family's name for it
+        (Family.tokenizer_files) near the checkpoint, or in a gpt2_bpe/ folder as RoBERTa's README lays it out."""
+        if given is not None or not gpt2:
+            return _asset(given)
+        called = family.tokenizer_files.get(usual, usual)
+        recorded = next((bpe[k] for k in RECORDED_FILES[usual] if isinstance(bpe.get(k), str)), None)
+        return locate.find_recorded(places, recorded) or locate.find_asset(places, called, f"gpt2_bpe/{called}")
+
+    given_bpe = {"encoder.json": assets.encoder_json, "vocab.bpe": assets.vocab_bpe}
+    found_files = {usual: subword_file(usual, given) for usual, given in given_bpe.items()}
     spm = _asset(assets.spm_path) or (
         None if gpt2 else locate.find_sentencepiece(places, bpe.get("sentencepiece_model"))
     )
@@ -186,6 +195,7 @@ def open_checkpoint(
         else None,
         labels_given=assets.labels is not None,
         given_files=found_files,
+        bpe=bpe,
         dict_symbols=symbols,
         opened=opened,
         ema=ema,
@@ -233,9 +243,14 @@ def _ema_decay(obj: dict, file: Path) -> float | None:
     return float(decay) if isinstance(decay, (int, float)) and not isinstance(decay, bool) else None
 
 
+# The settings in which fairseq's byte-level BPEs record their files (gpt2: GPT2BPEConfig; hf_byte_bpe:
+# HuggingFaceByteLevelBPEConfig), by the MODEL_FILES name of the file.
+RECORDED_FILES = {"encoder.json": ("gpt2_encoder_json", "bpe_vocab"), "vocab.bpe": ("gpt2_vocab_bpe", "bpe_merges")}
+
+
 def _recorded(obj: dict, file: Path) -> tuple[str | None, dict[str, Any]]:
-    """(the data folder training read, the BPE's settings) as the checkpoint records them (sources.locate finds the
-    dictionary and subword model through them)."""
+    """(the data folder training read, the BPE's settings: strings and flags) as the checkpoint records them
+    (sources.locate finds the dictionary and subword model through them)."""
     cfg = _as_dict(obj.get("cfg"), file)
     if cfg is not None:
         task = _as_dict(cfg.get("task"), file) or {}
@@ -244,7 +259,7 @@ def _recorded(obj: dict, file: Path) -> tuple[str | None, dict[str, Any]]:
     else:
         args = vars(obj["args"]) if isinstance(obj.get("args"), argparse.Namespace) else {}
         bpe, data = args, args.get("data")
-    return (data if isinstance(data, str) else None), {k: v for k, v in bpe.items() if isinstance(v, str)}
+    return (data if isinstance(data, str) else None), {k: v for k, v in bpe.items() if isinstance(v, (str, bool))}
 
 
 def _plain(value: Any, file: Path) -> Any:
