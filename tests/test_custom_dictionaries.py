@@ -4,6 +4,7 @@ complete or lacking the rare pieces. Checked against fairseq's own hub loader.""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -106,5 +107,9 @@ def test_an_xl_model_with_missing_pieces_is_refused_and_accepted_by_flag(cli, tm
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["outputs"]["ok"]
+    # each count against the texts of its kind: never "14 of 7 texts"
+    counts = re.findall(r"(\d+) of (\d+) (?:sample texts|texts made of)", " ".join(data["accepted"]))
+    assert bool(counts) == bool(data["accepted"])
+    assert all(0 < int(wrong) <= int(total) for wrong, total in counts), data["accepted"]
     card = (tmp_path / "out" / "README.md").read_text()
     assert ("Known difference, accepted" in card) == bool(data["accepted"])

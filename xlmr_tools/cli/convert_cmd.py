@@ -126,10 +126,9 @@ def _show(result: Any, report: Path | None, json_: bool, verbose: bool) -> None:
     if result.tokenizer is not None:
         t = result.tokenizer
         line = (
-            f"tokenizer: ids equal fairseq's on {t.texts} texts"
+            f"tokenizer: ids equal fairseq's on {t.counted()}"
             if t.equal
-            else f"tokenizer: ids differ from fairseq's on {t.mismatches} of {t.texts} texts"
-            + (" (accepted, below)" if result.ok else "")
+            else f"tokenizer: ids differ from fairseq's on {t.counted()}" + (" (accepted, below)" if result.ok else "")
         )
         fillers = f" (after {t.fillers} dictionary padding fillers)" if t.fillers else ""
         console.out.print(escape(f"{line}; <mask> = {t.mask_id}{fillers}"))

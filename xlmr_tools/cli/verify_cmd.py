@@ -95,7 +95,7 @@ def verify(
             tk = result.tokenizer
             console.out.print(
                 f"tokenizer: {'[green]ids equal[/]' if tk.ids_equal else '[bold red]ids differ[/]'} on "
-                f"{tk.texts} texts and {tk.dictionary_texts} made of dict.txt's symbols; fairseq <mask> = {tk.mask_id}"
+                f"{escape(tk.counted())}; fairseq <mask> = {tk.mask_id}"
                 + (f"; {escape(tk.first_mismatch)}" if tk.first_mismatch else "")
             )
             for row in tk.vocabulary:

@@ -47,13 +47,25 @@ class TokenizerCheck:
     mask_id: int
     fillers: int
     first_mismatch: str | None = None  # the first differing text, quoted, with both id sequences there
-    mismatches: int = 0  # texts whose ids differ
+    mismatches: int = 0  # texts whose ids differ, sample and dictionary texts together
     dictionary_texts: int = 0  # texts made of dict.txt's symbols, beside the sample texts
     vocabulary: list[VocabularyRow] = field(default_factory=list)
+    dictionary_mismatches: int = 0  # of the mismatches, dictionary texts
 
     @property
     def ids_equal(self) -> bool:
         return self.mismatches == 0
+
+    def counted(self) -> str:
+        """The texts compared, or, where some differ, how many of each kind: "2 of 7 sample texts and 5 of 300
+        dictionary texts"."""
+        kinds = [
+            (self.mismatches - self.dictionary_mismatches, self.texts, "sample texts"),
+            (self.dictionary_mismatches, self.dictionary_texts, "texts made of dict.txt's symbols"),
+        ]
+        if self.ids_equal:
+            return " and ".join(f"{n} {what}" for _, n, what in kinds if n)
+        return " and ".join(f"{wrong} of {n} {what}" for wrong, n, what in kinds if wrong)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in vars(self).items() if k != "vocabulary"}
@@ -108,7 +120,7 @@ def check_tokenizer(
         mismatch = next(f"{r.item}: {r.note}" for r in rows if not r.ok)
     fillers = sum(1 for symbol in oracle.dictionary.symbols if tokenizer.FILLER.match(symbol))
     return TokenizerCheck(
-        len(texts), mismatch is None, oracle.mask_id, fillers, mismatch, count, len(dictionary or []), rows
+        len(texts), mismatch is None, oracle.mask_id, fillers, mismatch, count, len(dictionary or []), rows, wrong[1]
     )
 
 

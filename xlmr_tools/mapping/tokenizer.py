@@ -99,7 +99,8 @@ class Alignment:
         if self.lookup_needed and not self.lookup:
             what = ", ".join(x for x in (
                 f"lacks {self.missing_summary()}" if self.missing else "",
-                f"holds {len(self.raw)} symbols sentencepiece emits as they are" if self.raw else "",
+                f"holds {len(self.raw)} {'symbol' if len(self.raw) == 1 else 'symbols'} sentencepiece emits as they are"
+                if self.raw else "",
             ) if x)  # fmt: skip
             return (
                 f"{what}, so the tokenizer must look pieces up in dict.txt as fairseq does; AutoTokenizer loads every "

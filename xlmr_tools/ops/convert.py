@@ -278,7 +278,7 @@ def _convert_prepared(
             if not job.alignment.inexact:
                 raise failed(result, f"tokenizer ids differ from fairseq's ({tok_check.first_mismatch})")
             result.accepted.append(
-                f"tokenizer: {tok_check.mismatches} of {tok_check.texts} sample texts get other ids than fairseq's "
+                f"tokenizer: {tok_check.counted()} get other ids than fairseq's "
                 f"(--accept-missing-pieces: dict.txt {job.alignment.inexact}); "
                 f"{tok_check.first_mismatch}"
             )
