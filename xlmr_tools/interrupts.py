@@ -10,12 +10,18 @@ Python runs signal handlers in the main thread, between bytecodes and inside int
 KeyboardInterrupt or Terminated can be raised from inside `Thread.start()` (it waits for the new thread to signal
 that it runs). The thread then runs its work, but a ThreadPoolExecutor never records it: its shutdown does not join
 it, and a writer could create a file in a temporary folder while that folder is being removed.
+
+Where Python cannot let an exception through (a weakref callback of the import system's module locks, a `__del__`),
+it prints "Exception ignored in: ..." with a traceback and goes on. A signal landing there is recorded all the same
+and ends the command as any other (above), so `handling_signals` keeps those reports of its own interrupts quiet
+(sys.unraisablehook); everything else is reported as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,11 +49,28 @@ def interrupt_for(signum: int) -> KeyboardInterrupt:
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+_RAISED_FOR_SIGNAL = "xlmr_raised_for_signal"  # marks the exceptions raise_interrupt raises
+
+
 def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     """The CLI's handler of SIGINT and SIGTERM: record the signal (inside `handling_signals`), then raise it."""
     if _record is not None:
         _record.signals.append(signum)
-    raise interrupt_for(signum)
+    interrupt = interrupt_for(signum)
+    setattr(interrupt, _RAISED_FOR_SIGNAL, True)
+    raise interrupt
+
+
+def _quiet_when_recorded(previous: Any) -> Any:
+    """A sys.unraisablehook that drops the report of an interrupt raise_interrupt raised (the signal is recorded,
+    and ends the command with its own line) and hands every other report to `previous`."""
+
+    def hook(unraisable: Any) -> None:
+        if getattr(unraisable.exc_value, _RAISED_FOR_SIGNAL, False) and _record is not None and _record.signals:
+            return
+        previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
@@ -62,9 +85,11 @@ def handling_signals() -> Iterator[None]:
         return
     outer = _record
     old: dict[int, Any] = {s: signal.getsignal(s) for s in _SIGNALS}
+    old_hook = sys.unraisablehook
     if outer is None:
         _record = _Record()
     try:
+        sys.unraisablehook = _quiet_when_recorded(old_hook)
         for signum, handler in old.items():
             if handler is not None and handler != signal.SIG_IGN:
                 signal.signal(signum, raise_interrupt)
@@ -73,6 +98,7 @@ def handling_signals() -> Iterator[None]:
         for signum, handler in old.items():
             if handler is not None:
                 signal.signal(signum, handler)
+        sys.unraisablehook = old_hook
         _record = outer
 
 
