@@ -48,7 +48,7 @@ def compare_outputs_streamed(
     (convert's own is that one)."""
     oracle = FairseqOracle(ckpt, dtype, materialize=False)
     tok_check = None
-    if folder.tokenizer_assets():
+    if folder.tokenizer_file_names():
         on_stage("tokenizer")
         if alignment is None:
             alignment = ckpt.alignment()

@@ -256,7 +256,7 @@ def _outputs(
             runners.append(HFRunner(src, dtype, device, folder_head(src.description, head), side.loaded))
     if encode is None:
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
-        encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_assets()), folders[0]))
+        encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_file_names()), folders[0]))
     ids = [encode(t) for t in texts]
     progress.start("outputs, one layer at a time", streamed_stages(sa.description, tokenizer=False))
     with ReadAhead() as ahead:
@@ -266,7 +266,7 @@ def _outputs(
 
 
 def _hf_encoder(folder: HFFolder):
-    if not folder.tokenizer_assets():
+    if not folder.tokenizer_file_names():
         raise BadInput(
             folder.path, "--outputs needs a tokenizer in one of the folders (tokenizer.json or sentencepiece.bpe.model)"
         )
@@ -338,7 +338,7 @@ def _tokenizer_rows(sa: Side, sb: Side, texts: list[str]) -> list[VocabularyRow]
         for side in (sa, sb):
             src = side.source
             if isinstance(src, HFFolder):
-                toks.append(load_tokenizer(src.path) if src.tokenizer_assets() else None)
+                toks.append(load_tokenizer(src.path) if src.tokenizer_file_names() else None)
                 continue
             try:
                 al = src.alignment()

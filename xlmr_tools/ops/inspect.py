@@ -209,7 +209,7 @@ def _inspect_hf(folder: HFFolder, with_tensors: bool) -> InspectReport:
         description=folder.description.to_dict(),
         file_bytes=folder.file_bytes,
         details=details,
-        tokenizer={"files": folder.tokenizer_assets()},
+        tokenizer={"files": folder.tokenizer_file_names()},
         warnings=list(folder.warnings),
         tensors=[_row(n, s, d) for n, (s, d) in folder.file_shapes.items()] if with_tensors else None,
     )

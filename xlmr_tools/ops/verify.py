@@ -318,7 +318,7 @@ def verify(
         report.skipped.append(skip)
         return report
     weight_pass.progress = NoProgress()  # the counter below is the stages'
-    stages = streamed_stages(ckpt.description, bool(folder.tokenizer_assets()), head != ENCODER)
+    stages = streamed_stages(ckpt.description, bool(folder.tokenizer_file_names()), head != ENCODER)
     progress.start("comparing, one layer at a time", stages)
     with ReadAhead() as ahead:
         weight_pass.view = ahead.view  # each part's weights compared as the forward loads them: read once

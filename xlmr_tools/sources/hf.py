@@ -72,7 +72,8 @@ class HFFolder:
     def file_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.weight_files)
 
-    def tokenizer_assets(self) -> list[str]:
+    def tokenizer_file_names(self) -> list[str]:
+        """The tokenizer files the folder holds, of those AutoTokenizer reads."""
         return [n for n in TOKENIZER_FILES if (self.path / n).is_file()]
 
 
