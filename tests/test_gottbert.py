@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import error_lines, leftovers
-from transformers import AutoModelForMaskedLM, AutoTokenizer, RobertaTokenizer
+from transformers import AutoTokenizer, RobertaTokenizer
 
-from tests.helpers.full_forward import padded_batch, trained, trained_hub
+from tests.helpers.full_forward import assert_logits_are_fairseqs, trained, trained_corpus, trained_hub
 from tests.helpers.tokenizer_fuzz import completions, kind_of, texts_sample
 from xlmr_tools import families, inspect_path
 from xlmr_tools.model import GPT2
@@ -28,10 +28,6 @@ from xlmr_tools.sources.fairseq import open_checkpoint
 
 BEST = "checkpoints/checkpoint_best.pt"
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-
-
-def corpus() -> list[str]:
-    return [line for p in sorted(trained("corpus").glob("*.txt")) for line in p.read_text().splitlines() if line]
 
 
 def hub_of(folder: Path, **overrides):
@@ -77,20 +73,6 @@ def symbol_texts(hub, alignment) -> list[str]:
     return texts
 
 
-def assert_logits_are_fairseqs(out: Path, hub) -> None:
-    model, info = AutoModelForMaskedLM.from_pretrained(
-        str(out), dtype=torch.float32, local_files_only=True, output_loading_info=True
-    )
-    assert {k: v for k, v in info.items() if v} == {}, info
-    ids = [hub.encode(t)[:60] for t in corpus()[::20]]
-    batch, mask = padded_batch(ids)
-    with torch.no_grad():
-        want = hub.model(batch)[0]
-        got = model.eval()(input_ids=batch, attention_mask=mask).logits
-    for i, t in enumerate(ids):
-        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
-
-
 def test_converts_exactly_with_default_flags_and_verifies(cli, tmp_path):
     """The dictionary covers the vocabulary: no flag needed (vocab.json and merges.txt found where the checkpoint
     records them). RobertaForMaskedLM + RobertaTokenizer; ids equal fairseq's hub encoder's on the corpus and on
@@ -113,9 +95,9 @@ def test_converts_exactly_with_default_flags_and_verifies(cli, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
     d = hub.task.source_dictionary
     assert [tok.convert_tokens_to_ids(s) for s in SPECIALS] == [d.bos(), d.pad(), d.eos(), d.unk(), d.index("<mask>")]
-    for text in corpus() + symbol_texts(hub, open_checkpoint(src).alignment()):
+    for text in trained_corpus() + symbol_texts(hub, open_checkpoint(src).alignment()):
         assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
-    assert_logits_are_fairseqs(out, hub)
+    assert_logits_are_fairseqs(hub, out, trained_corpus()[::20])
     assert cli("verify", src, out, "-q").exit_code == 0
     assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
     folder = inspect_path(out)  # an HF folder of it is a plain RoBERTa folder
@@ -132,7 +114,7 @@ def test_the_oracle_encodes_with_fairseqs_hf_byte_bpe():
     oracle = FairseqOracle(open_checkpoint(trained("gottbert_srcdict") / BEST), torch.float32, materialize=False)
     assert isinstance(oracle.bpe, HuggingFaceByteLevelBPE)
     hub = trained_hub("gottbert_srcdict")
-    for text in corpus()[::9]:
+    for text in trained_corpus()[::9]:
         assert oracle.encode(text).tolist() == hub.encode(text).tolist()
 
 
@@ -163,7 +145,7 @@ def test_fairseqs_byte_level_bpe_and_robertas_tokenizer_make_the_same_pieces(pre
     fairseq_bpe = HuggingFaceByteLevelBPE(HuggingFaceByteLevelBPEConfig(**files, bpe_add_prefix_space=prefix_space))
     roberta = RobertaTokenizer(vocab=str(home / "vocab.json"), merges=str(home / "merges.txt"),
                                add_prefix_space=prefix_space)  # fmt: skip
-    texts = [t for t in corpus() + texts_sample(1000, seed=2) if kind_of(t) == "other"]
+    texts = [t for t in trained_corpus() + texts_sample(1000, seed=2) if kind_of(t) == "other"]
     for text in texts:
         assert roberta.tokenize(text) == fairseq_bpe.bpe.encode(text).tokens, text
     assert roberta.tokenize("Hallo")[0].startswith("Ġ") == prefix_space
@@ -179,7 +161,7 @@ def test_a_recorded_prefix_space_is_honoured(cli, tmp_path):
     assert json.loads((out / "tokenizer_config.json").read_text())["add_prefix_space"] is True
     hub = hub_of(folder, bpe_add_prefix_space=True)
     tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
-    for text in corpus()[::5]:
+    for text in trained_corpus()[::5]:
         assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
     assert hub.encode("Hallo").tolist() != hub_of(folder, bpe_add_prefix_space=False).encode("Hallo").tolist()
     assert cli("verify", folder / BEST, out, "-q").exit_code == 0
@@ -197,7 +179,7 @@ def test_told_by_its_files_where_the_checkpoint_records_no_bpe(cli, tmp_path):
     r = cli("convert", folder / BEST, out, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["tokenizer"]["equal"]
-    assert_logits_are_fairseqs(out, hub_of(folder))
+    assert_logits_are_fairseqs(hub_of(folder), out, trained_corpus()[::20])
 
 
 @pytest.mark.parametrize(
@@ -229,7 +211,7 @@ def test_a_dictionary_lacking_tokens_is_refused_unless_accepted(cli, tmp_path):
     r = cli("convert", src, out, "--accept-missing-pieces", "--json")
     assert r.exit_code == 0, r.output
     assert len(json.loads(r.stdout)["accepted"]) == 1
-    assert_logits_are_fairseqs(out, trained_hub("gottbert"))
+    assert_logits_are_fairseqs(trained_hub("gottbert"), out, trained_corpus()[::20])
 
 
 def test_the_files_are_named_as_the_family_names_them(cli, tmp_path):

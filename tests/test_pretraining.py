@@ -10,18 +10,14 @@ import json
 import pytest
 import torch
 from conftest import error_lines
-from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tests.helpers.full_forward import padded_batch, trained, trained_hub
+from tests.helpers.full_forward import assert_logits_are_fairseqs, padded_batch, trained, trained_corpus, trained_hub
 from tests.helpers.tokenizer_fuzz import DOCUMENTED, kind_of
 from xlmr_tools import inspect_path
 
 BEST = "checkpoints/checkpoint_best.pt"
 FACTS = json.loads((trained("") / "spm_dict.json").read_text())
-
-
-def corpus() -> list[str]:
-    return [line for p in sorted(trained("corpus").glob("*.txt")) for line in p.read_text().splitlines() if line]
 
 
 def dictionary_probes() -> list[str]:
@@ -33,24 +29,10 @@ def dictionary_probes() -> list[str]:
 
 def assert_tokenizer_is_fairseqs(folder, hub) -> None:
     tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    for text in corpus() + dictionary_probes():
+    for text in trained_corpus() + dictionary_probes():
         if kind_of(text) not in DOCUMENTED:
             assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
     assert tok.mask_token_id == hub.task.source_dictionary.index("<mask>")
-
-
-def assert_logits_are_fairseqs(folder, hub) -> None:
-    model, info = AutoModelForMaskedLM.from_pretrained(
-        str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
-    )
-    assert {k: v for k, v in info.items() if v} == {}, info
-    ids = [hub.encode(t)[:60] for t in corpus()[::25] + dictionary_probes()]
-    batch, mask = padded_batch(ids)
-    with torch.no_grad():
-        want = hub.model(batch)[0]
-        got = model.eval()(input_ids=batch, attention_mask=mask).logits
-    for i, t in enumerate(ids):
-        assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
 
 
 @pytest.mark.parametrize("name", ["spm_preprocess", "ema"])
@@ -64,7 +46,7 @@ def test_a_preprocess_dictionary_converts_exactly_with_default_flags(cli, tmp_pa
     assert data["accepted"] == [] and data["tokenizer"]["equal"] and data["tokenizer"]["dictionary_texts"] > 0
     hub = trained_hub(name)
     assert_tokenizer_is_fairseqs(out, hub)
-    assert_logits_are_fairseqs(out, hub)
+    assert_logits_are_fairseqs(hub, out, trained_corpus()[::25] + dictionary_probes())
     probes = tmp_path / "probes.txt"
     probes.write_text("\n".join(dictionary_probes()) + "\n")
     r = cli("verify", trained(name) / BEST, out, "--texts-file", probes, "--json")
@@ -112,7 +94,9 @@ def test_ema_weights_are_fairseqs_own_export(cli, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["weights"] == "ema"
     assert "exponential moving average" in (tmp_path / "ema" / "README.md").read_text()
-    assert_logits_are_fairseqs(tmp_path / "ema", trained_hub("ema", "ema.pt"))
+    assert_logits_are_fairseqs(
+        trained_hub("ema", "ema.pt"), tmp_path / "ema", trained_corpus()[::25] + dictionary_probes()
+    )
     assert cli("verify", src, tmp_path / "ema", "--ema", "-q").exit_code == 0
     assert cli("verify", src, tmp_path / "ema", "-q").exit_code == 1  # the live weights are another model
     r = cli("convert", trained("spm_preprocess") / BEST, tmp_path / "none", "--ema")
@@ -129,7 +113,7 @@ def test_a_sentence_prediction_fine_tune_finds_its_label_dictionary(cli, tmp_pat
     labels = [line.split()[0] for line in (trained(name) / "data-bin/label/dict.txt").read_text().splitlines()]
     assert [config["id2label"][str(i)] for i in range(6)] == labels[:6]
     hub = trained_hub(name)
-    ids = [hub.encode(t)[:60] for t in corpus()[::40]]
+    ids = [hub.encode(t)[:60] for t in trained_corpus()[::40]]
     batch, mask = padded_batch(ids)
     model = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "out"), dtype=torch.float32).eval()
     with torch.no_grad():
@@ -151,7 +135,7 @@ def test_pre_ln_roberta_with_an_embedding_norm_is_roberta_prelayernorm(cli, tmp_
     assert json.loads((out / "config.json").read_text())["model_type"] == "roberta-prelayernorm"
     hub = trained_hub(name)
     assert_tokenizer_is_fairseqs(out, hub)
-    assert_logits_are_fairseqs(out, hub)
+    assert_logits_are_fairseqs(hub, out, trained_corpus()[::25] + dictionary_probes())
     assert cli("verify", src, out, "-q").exit_code == 0
     assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
 
@@ -174,7 +158,7 @@ def test_the_encoder_alone_where_the_head_cannot_be_represented(cli, tmp_path, n
     _, plain = AutoModel.from_pretrained(str(out), output_loading_info=True)  # the model card's warning, true
     assert plain["missing_keys"] == {"pooler.dense.weight", "pooler.dense.bias"}
     hub = trained_hub(name)
-    ids = [hub.encode(t)[:60] for t in corpus()[::25]]
+    ids = [hub.encode(t)[:60] for t in trained_corpus()[::25]]
     batch, mask = padded_batch(ids)
     with torch.no_grad():
         want = hub.model(batch, features_only=True)[0]

@@ -76,14 +76,20 @@ def padded_batch(ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def assert_mlm_matches(hub_model, folder: Path) -> None:
     """fairseq's hub model and the folder (AutoModelForMaskedLM, AutoTokenizer): ids and logits on TEXTS."""
+    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    for text in TEXTS:
+        assert tok(text, truncation=True, max_length=512)["input_ids"] == hub_model.encode(text)[:512].tolist()
+    assert_logits_are_fairseqs(hub_model, folder, TEXTS, 512)
+
+
+def assert_logits_are_fairseqs(hub_model, folder: Path, texts: list[str], length: int = 60) -> None:
+    """The folder's masked-LM logits (AutoModelForMaskedLM, loaded with no missing or unexpected keys) equal fairseq's
+    hub model's on `texts`, encoded by fairseq and cut to `length` tokens, every real token."""
     model, info = AutoModelForMaskedLM.from_pretrained(
         str(folder), dtype=torch.float32, local_files_only=True, output_loading_info=True
     )
     assert {k: v for k, v in info.items() if v} == {}, info
-    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    ids = [hub_model.encode(t)[:512] for t in TEXTS]
-    for text, expected in zip(TEXTS, ids):
-        assert tok(text, truncation=True, max_length=512)["input_ids"] == expected.tolist()
+    ids = [hub_model.encode(t)[:length] for t in texts]
     batch, mask = padded_batch(ids)
     with torch.no_grad():
         want = hub_model.model(batch)[0]
@@ -241,6 +247,11 @@ def compare_outputs(
 
 
 # ------------------------------------------------------------------------ fixtures from real training (trained/)
+
+
+def trained_corpus() -> list[str]:
+    """The committed multilingual corpus the trained fixtures were trained on, a line each."""
+    return [line for p in sorted(trained("corpus").glob("*.txt")) for line in p.read_text().splitlines() if line]
 
 
 def trained(name: str) -> Path:
