@@ -13,6 +13,7 @@ BMP codepoint in context."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -94,14 +95,15 @@ def check_tokenizer(
     mismatch = None
     wrong = [0, 0]  # sample texts, dictionary texts
     every = list(texts) + list(dictionary or [])
-    for i, text in enumerate(every):
+    # the sample texts as the models run them, truncated; the dictionary's texts whole
+    hf_every = itertools.chain(
+        (hf_tok(text, truncation=True, max_length=oracle.max_positions)["input_ids"] for text in texts),
+        _batch_ids(hf_tok, list(dictionary or [])),
+    )
+    for i, (text, hf_ids) in enumerate(zip(every, hf_every)):
         sample = i < len(texts)
-        if sample:  # the sample texts as the models run them, truncated; the dictionary's texts whole
-            ids = oracle.encode(text).tolist()
-            hf_ids = hf_tok(text, truncation=True, max_length=oracle.max_positions)["input_ids"]
-        else:
-            ids, hf_ids = oracle.encode(text, truncate=False).tolist(), _ids(hf_tok, text)
-        if hf_ids != ids:
+        ids = oracle.encode(text, truncate=sample).tolist()
+        if list(hf_ids) != ids:
             wrong[0 if sample else 1] += 1
             if mismatch is None:
                 at = next((j for j, (x, y) in enumerate(zip(ids, hf_ids)) if x != y), min(len(ids), len(hf_ids)))
@@ -128,8 +130,12 @@ def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[V
     """Tokenizer `a` against `b` (the reference), whole: every id's token, the special tokens, the subword model,
     the pipeline (the ids both give on `texts()`, and, where it is written differently, on a codepoint sweep)."""
     rows = [_vocabulary(a, b), _specials(a, b)]
-    ja, jb = _backend(a), _backend(b)
-    if ja is not None and jb is not None:
+    sa, sb = _backend(a), _backend(b)
+    if sa is not None and sa == sb:  # the same tokenizer.json, to the letter (what convert writes, read back)
+        rows.append(VocabularyRow("subword model", True))
+        differ = []
+    elif sa is not None and sb is not None:
+        ja, jb = json.loads(sa), json.loads(sb)
         rows.append(_subword_model(ja["model"], jb["model"]))
         differ = [part for part in PIPELINE if ja.get(part) != jb.get(part)]
     else:  # a sentencepiece-backed (slow) tokenizer on either side: its model file, else behaviour alone
@@ -143,7 +149,7 @@ def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[V
     # The ids both give are compared on the texts always (settings of the tokenizer class — tokenizer_config.json's,
     # not the pipeline's — change them too), and on every BMP codepoint where the pipeline is written differently.
     probe = [*texts(), *(codepoint_texts() if differ else [])]
-    first = next((t for t in probe if _ids(a, t) != _ids(b, t)), None)
+    first = next((t for t, x, y in zip(probe, _batch_ids(a, probe), _batch_ids(b, probe)) if x != y), None)
     what = f"{', '.join(differ)} written differently; " if differ else ""
     rows.append(
         VocabularyRow("pipeline", True, f"{what}same ids on {len(probe)} texts")
@@ -167,6 +173,13 @@ def codepoint_texts(per_line: int = 32) -> list[str]:
 def _ids(tok: Any, text: str) -> list[int]:
     """A whole text's ids (no truncation, and no warning that it is longer than the model takes)."""
     return list(tok(text, verbose=False)["input_ids"])
+
+
+def _batch_ids(tok: Any, texts: list[str], chunk: int = 2048) -> Iterator[list[int]]:
+    """Each text's ids as `_ids` gives them, encoded `chunk` texts at a time (a fast tokenizer encodes a batch in
+    parallel: a dictionary's texts at XLM-V size are tens of thousands)."""
+    for i in range(0, len(texts), chunk):
+        yield from (list(ids) for ids in tok(texts[i : i + chunk], verbose=False)["input_ids"])
 
 
 def _vocabulary(a: Any, b: Any) -> VocabularyRow:
@@ -213,9 +226,10 @@ def _subword_model(ma: dict[str, Any], mb: dict[str, Any]) -> VocabularyRow:
     return VocabularyRow("subword model", False, f"{ma.get('type')} settings differ: {', '.join(other)}")
 
 
-def _backend(tok: Any) -> dict[str, Any] | None:
+def _backend(tok: Any) -> str | None:
+    """A fast tokenizer's whole pipeline as tokenizer.json writes it (None: a sentencepiece-backed one)."""
     backend = getattr(tok, "backend_tokenizer", None) if getattr(tok, "is_fast", False) else None
-    return json.loads(backend.to_str()) if backend is not None else None
+    return str(backend.to_str()) if backend is not None else None
 
 
 def _sentencepiece_proto(tok: Any) -> bytes | None:
