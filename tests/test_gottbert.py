@@ -227,3 +227,39 @@ def test_the_files_are_named_as_the_family_names_them(cli, tmp_path):
     assert "vocab.json is needed beside the checkpoint" in line and "--encoder-json" in line
     r = cli("convert", folder / BEST, tmp_path / "out", "--encoder-json", elsewhere / "vocab.json")
     assert r.exit_code == 0, r.output
+
+
+def _recording_bpe(src: Path, dst: Path, bpe: dict) -> Path:
+    """A copy of a trained save dir whose checkpoint records another BPE (as fairseq-train --bpe would write it)."""
+    shutil.copytree(src, dst)
+    ckpt = dst / "checkpoints" / "checkpoint_best.pt"
+    state = torch.load(ckpt, weights_only=False)
+    state["cfg"]["bpe"] = bpe
+    torch.save(state, ckpt)
+    (dst / "checkpoints" / "checkpoint_last.pt").unlink()
+    return ckpt
+
+
+@pytest.mark.parametrize(
+    ("fixture_name", "bpe", "said"),
+    [
+        ("preln_emb_ln_gpt2", {"_name": "hf_byte_bpe", "bpe_add_prefix_space": True}, "(it is converted for: gottbert"),
+        ("spm_preprocess", {"_name": "fastbpe"}, "encoder for it\n"),
+    ],
+    ids=["pre-LN hf_byte_bpe", "post-LN fastbpe"],
+)
+def test_a_bpe_no_family_reproduces_for_the_model_is_refused_by_name(cli, tmp_path, fixture_name, bpe, said):
+    """Only GottBERT's family encodes with fairseq's HuggingFaceByteLevelBPE, and it is post-LN: a pre-LN model
+    trained with it (or any model trained with an encoder no family has) would otherwise be taken by a family
+    that encodes with GPT-2's or sentencepiece's encoder — the proof and the tokenizer both another encoder than
+    training used. Refused by name, before anything is written, with --no-verify too."""
+    ckpt = _recording_bpe(trained(fixture_name), tmp_path / "src", bpe)
+    for extra in ([], ["--no-verify"]):
+        r = cli("convert", ckpt, tmp_path / "out", *extra)
+        assert r.exit_code == 2, r.output
+        lines = error_lines(r.stderr)
+        assert len(lines) == 1 and f"trained with fairseq --bpe {bpe['_name']}" in lines[0], lines
+        assert said in lines[0] + "\n", lines
+        assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    r = cli("inspect", ckpt)
+    assert f"--bpe {bpe['_name']}" in r.output, r.output

@@ -11,6 +11,7 @@ by name; readers call `detect` (fairseq) or `for_model_type` (HF), everything af
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class Evidence:
     vocabulary: str  # what dict.txt indexes (mapping.tokenizer.vocabulary_of)
     bpe: str | None = None  # the BPE the checkpoint records (cfg.bpe._name or args.bpe)
     files: frozenset[str] = frozenset()  # subword-model file names found near the checkpoint
+
+
+DEFAULT_BPES = frozenset({"gpt2", "sentencepiece"})  # the encoders Family.fairseq_bpe's default reproduces
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,15 @@ class Family:
             return False
         if e.vocabulary not in self.vocabularies or (self.bpe and e.bpe not in self.bpe):
             return False
+        if not self.encodes_with(e.bpe):
+            return False
         return self.claims_when is None or self.claims_when(e)
+
+    def encodes_with(self, bpe: str | None) -> bool:
+        """Whether the family's fairseq encoder (`fairseq_bpe`: the oracle's, and the one its tokenizer reproduces)
+        is the BPE a checkpoint recorded: the default hook's are fairseq's gpt2 and sentencepiece (a checkpoint
+        trained on binarized data may record none); a family with its own hook decides by `bpe`/`claims_when`."""
+        return type(self).fairseq_bpe is not Family.fairseq_bpe or bpe is None or bpe in DEFAULT_BPES
 
     def layout_for(self, e: Evidence) -> Layout:
         """The layout of one model of the family (X-MOD's has either norm placement)."""
@@ -241,6 +253,14 @@ def _hf_evidence(f: Family, names: set[str]) -> Evidence | None:
     return e if fits and adapters == f.adapters else None
 
 
+def _placed_as(e: Evidence, f: Family) -> Evidence:
+    """The evidence with its norms and adapters as family `f` has them (what `f` would need to take it)."""
+    pre = f.layout.pre_norm
+    return dataclasses.replace(
+        e, embedding_norm=f.layout.embedding_norm, final_norm=pre, normalize_before=pre, adapters=f.adapters
+    )
+
+
 def unclaimed(e: Evidence) -> str:
     """Why no family takes a checkpoint, naming the fairseq option behind it."""
     if e.adapters and not e.embedding_norm:
@@ -256,4 +276,14 @@ def unclaimed(e: Evidence) -> str:
     if e.normalize_before != e.final_norm:
         state = "pre-ln" if e.final_norm else "post-ln"
         return f"args say encoder_normalize_before={e.normalize_before} but the tensors are {state}"
+    if e.bpe is not None and e.bpe not in DEFAULT_BPES:
+        state = "pre-ln" if e.final_norm else "post-ln"
+        takers = [
+            f"{f.name} ({'pre-ln' if f.layout.pre_norm else 'post-ln'})"
+            for f in REGISTRY
+            if type(f).fairseq_bpe is not Family.fairseq_bpe and f.claims(_placed_as(e, f))
+        ]
+        return f"a {state} model trained with fairseq --bpe {e.bpe}: no family reproduces that encoder for it" + (
+            f" (it is converted for: {', '.join(takers)})" if takers else ""
+        )
     return f"no transformers class for this combination (arch {e.arch!r}, a {e.vocabulary} dictionary)"
