@@ -66,16 +66,30 @@ def test_inspect_tells_the_dictionary_as_it_is(tmp_path):
 
 
 def test_a_save_dir_is_never_guessed_from(cli, tmp_path):
+    """convert, verify and diff refuse a folder of several checkpoints, naming them; inspect lists them with how far
+    training had got in each (epoch, updates, validation loss: what a user picks by) and says it describes the
+    first, exit 0."""
     save_dir = trained("spm_preprocess") / "checkpoints"
-    for command in (("inspect",), ("convert", tmp_path / "out")):
+    for command in (("convert", tmp_path / "out"), ("verify", tmp_path), ("diff", save_dir / BEST.split("/")[-1])):
         r = cli(command[0], save_dir, *command[1:])
-        assert r.exit_code == 2
+        assert r.exit_code == 2, (command, r.output)
         (line,) = error_lines(r.stderr)
         assert "holds 3 checkpoints (checkpoint_best.pt, checkpoint_last.pt, checkpoint_1_8.pt)" in line
         assert "name the one to use" in line
         r = cli(command[0], trained("spm_preprocess"), *command[1:])
         assert r.exit_code == 2 and "checkpoints holds checkpoint_best.pt" in r.stderr
     assert not (tmp_path / "out").exists()
+    for folder in (save_dir, trained("spm_preprocess")):
+        r = cli("inspect", folder, "--json")
+        assert r.exit_code == 0, r.output
+        report = json.loads(r.stdout)
+        assert report["details"]["checkpoints"] == {
+            "checkpoint_best.pt": "epoch 1, 10 updates, val_loss 9.99",
+            "checkpoint_last.pt": "epoch 1, 10 updates, val_loss 9.99",
+            "checkpoint_1_8.pt": "epoch 1, 8 updates, val_loss 9.996",
+        }
+        assert report["path"].endswith("checkpoint_best.pt")
+        assert any("holds 3 checkpoints" in w and "take the one named" in w for w in report["warnings"])
 
 
 def test_an_interval_checkpoint_converts_and_verifies(cli, tmp_path):

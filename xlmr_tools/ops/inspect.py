@@ -12,9 +12,9 @@ from xlmr_tools.mapping.config import ACTIVATIONS, choose_head, model_class_name
 from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE, ModelDescription
 from xlmr_tools.settings import HubAccess
 from xlmr_tools.sources import hub
-from xlmr_tools.sources.fairseq import open_checkpoint
+from xlmr_tools.sources.fairseq import open_checkpoint, training_of
 from xlmr_tools.sources.hf import HFFolder, open_folder
-from xlmr_tools.sources.locate import is_hf_folder
+from xlmr_tools.sources.locate import checkpoint_choices, is_hf_folder
 
 FAIRSEQ_FLAGS = (
     "arch",
@@ -113,10 +113,16 @@ def inspect_path(
         return _inspect_hf(open_folder(path, trust=trust), with_tensors)
     if path.is_dir() and any(path.glob("*.safetensors")):
         raise BadInput(path, "no config.json: not a Hugging Face model folder")
-    ckpt = open_checkpoint(path, trust=trust)
+    choices = checkpoint_choices(path)
+    ckpt = open_checkpoint(choices[0] if choices else path, trust=trust)
     desc = ckpt.description
     warnings: list[str] = []
     notes: list[str] = []
+    if choices:
+        warnings.append(
+            f"{choices[0].parent} holds {len(choices)} checkpoints: convert, verify and diff take the one named "
+            f"(this describes {choices[0].name}, the first listed under checkpoints)"
+        )
     tok: dict[str, Any] = {"dict.txt": str(ckpt.dict_path) if ckpt.dict_path else None}
     try:
         _, files = ckpt.tokenizer_files()
@@ -178,6 +184,12 @@ def inspect_path(
                 warnings.append(f"labels: {e}")
     if labels:
         details["labels"] = labels
+    if ckpt.training:
+        details["training"] = _progress(ckpt.training)
+    if choices:
+        details["checkpoints"] = {
+            c.name: _progress(ckpt.training if c == ckpt.path else training_of(c, trust=trust)) for c in choices
+        }
     return InspectReport(
         path=str(ckpt.path),
         kind="fairseq",
@@ -190,6 +202,12 @@ def inspect_path(
         tensors=[_row(n, tuple(t.shape), t.dtype) for n, t in ckpt.raw.items()] if with_tensors else None,
         notes=notes,
     )
+
+
+def _progress(training: dict[str, float]) -> str:
+    """A checkpoint's training progress in a few words: "epoch 1, 10 updates, val_loss 9.99"."""
+    shown = {"epoch": "epoch {:g}", "updates": "{:g} updates", "val_loss": "val_loss {:.4g}"}
+    return ", ".join(shown[k].format(v) for k, v in training.items()) or "no training progress recorded"
 
 
 def _inspect_hf(folder: HFFolder, with_tensors: bool) -> InspectReport:

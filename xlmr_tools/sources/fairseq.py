@@ -57,6 +57,7 @@ class FairseqCheckpoint:
     ema: bool = False  # the weights are the EMA model's (extra_state["ema"]), not the live ones
     ema_kept: bool = False  # the file keeps EMA weights (--store-ema)
     ema_decay: float | None = None
+    training: dict[str, float] = field(default_factory=dict)  # epoch, updates, val_loss, as training recorded them
 
     @property
     def readable(self) -> Path:
@@ -201,6 +202,7 @@ def open_checkpoint(
         ema=ema,
         ema_kept=kept is not None,
         ema_decay=_ema_decay(obj, file),
+        training=training_progress(obj),
     )
 
 
@@ -235,6 +237,31 @@ def _ema_of(obj: dict) -> dict[str, Any] | None:
     extra = obj.get("extra_state")
     kept = extra.get("ema") if isinstance(extra, dict) else None
     return kept if isinstance(kept, dict) and kept else None
+
+
+def training_of(path: Path, *, trust: bool = False) -> dict[str, float]:
+    """A checkpoint file's `training_progress`, read as every checkpoint is (no tensor data is read)."""
+    try:
+        obj, _ = torch_pickle.load(path, trust=trust)
+    except XlmrError as e:
+        raise e.naming(path) from e.__cause__
+    return training_progress(obj)
+
+
+def training_progress(obj: Any) -> dict[str, float]:
+    """How far training had got when a checkpoint was saved, as fairseq's Trainer records it: the epoch
+    (extra_state's train_iterator), the updates (the last optimizer_history entry) and the validation loss; what is
+    not recorded (or not a number) is left out."""
+    if not isinstance(obj, dict):
+        return {}
+    extra = obj.get("extra_state")
+    extra = extra if isinstance(extra, dict) else {}
+    iterator = extra.get("train_iterator")
+    iterator = iterator if isinstance(iterator, dict) else {}
+    history = obj.get("optimizer_history")
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else {}
+    found = {"epoch": iterator.get("epoch"), "updates": last.get("num_updates"), "val_loss": extra.get("val_loss")}
+    return {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _ema_decay(obj: dict, file: Path) -> float | None:

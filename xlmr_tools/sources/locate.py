@@ -43,6 +43,17 @@ def find_checkpoint_file(path: Path) -> Path:
     raise BadInput(path, "directory holds no fairseq checkpoint (looked for model.pt and *.pt)")
 
 
+def checkpoint_choices(path: Path) -> list[Path]:
+    """The checkpoints a folder leaves the user to choose from (`find_checkpoint_file` refuses to guess): those of a
+    save dir holding several, or of an experiment folder's save dir; [] where the path names one checkpoint."""
+    if not path.is_dir() or (path / RELEASE_NAME).is_file():
+        return []
+    found = checkpoints_in(path)
+    if len(found) > 1:
+        return found
+    return checkpoints_in(path / SAVE_DIR) if not found and (path / SAVE_DIR).is_dir() else []
+
+
 def checkpoint_named(src: str | Path) -> Path:
     """The checkpoint file SRC names where it names one, else SRC itself (for checks that need no more)."""
     try:
