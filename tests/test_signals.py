@@ -22,6 +22,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -211,3 +212,67 @@ def test_a_signal_where_python_cannot_raise_is_recorded_without_a_traceback(monk
         gc.collect()
         assert [type(e) for e in reported] == [ValueError]
         interrupts.exit_status(interrupts.received())
+
+
+def test_a_signal_python_turns_into_another_error_while_the_cli_imports(tmp_path):
+    """Python 3.11 wraps an exception raised in a class body's __set_name__ in a RuntimeError: a SIGTERM landing
+    there while rich imported (1 of 800 random trials under load) ended `xlmr` with that RuntimeError's traceback,
+    exit 1. Here the CLI's import meets a signal and turns it into a RuntimeError the same way; the command ends as
+    terminated (143, one line), nothing else on stderr."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import builtins, signal, sys\n"
+        "real = builtins.__import__\n"
+        "def importing(name, *args, **kwargs):\n"
+        "    if name == 'xlmr_tools.cli.app':\n"
+        "        builtins.__import__ = real\n"
+        "        try:\n"
+        "            signal.raise_signal(signal.SIGTERM)\n"
+        "        except KeyboardInterrupt as e:  # what dataclasses' __set_name__ under Python 3.11 makes of it\n"
+        "            raise RuntimeError(\"Error calling __set_name__ on 'Field' instance\") from e\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = importing\n"
+        "sys.argv = ['xlmr', '--version']\n"
+        "from xlmr_tools.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 143, r.stderr
+    assert "Traceback" not in r.stderr
+    assert error_lines(r.stderr) == ["error: terminated (SIGTERM); nothing was written"], r.stderr
+
+
+@pytest.mark.parametrize("command", ["inspect", "convert", "verify", "diff"])
+def test_torch_is_imported_with_signals_deferred(tmp_path, command):
+    """A SIGINT inside `import torch` can abort the process: torch's C++ start-up calls back into Python, and a
+    KeyboardInterrupt raised there ends in "terminate called after throwing an instance of
+    'pybind11::error_already_set'" (SIGABRT, exit -6; 1 of 150 random trials of a plain `import torch`, and once in
+    CI). Each command imports torch, transformers and fairseq with signals deferred (they take effect once the
+    import is done): here the handler in place when torch's import begins is not the one that raises."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import builtins, signal, sys\n"
+        "real = builtins.__import__\n"
+        "def importing(name, *args, **kwargs):\n"
+        "    if name == 'torch' and 'torch' not in sys.modules:\n"
+        "        handler = signal.getsignal(signal.SIGINT)\n"
+        "        print('handler while torch imports:', getattr(handler, '__qualname__', handler), file=sys.stderr)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = importing\n"
+        f"sys.argv = ['xlmr', *{[command, *_arguments(command, tmp_path)]!r}]\n"
+        "from xlmr_tools.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    seen = [line for line in r.stderr.splitlines() if line.startswith("handler while torch imports:")]
+    assert seen and "raise_interrupt" not in seen[0], r.stderr
+
+
+def _arguments(command: str, tmp_path: Path) -> list[str]:
+    src = str(fixture("preln"))
+    return {
+        "inspect": [src],
+        "convert": [src, str(tmp_path / "out"), "--no-verify"],
+        "verify": [src, str(tmp_path)],
+        "diff": [src, src],
+    }[command]

@@ -18,18 +18,24 @@ def main() -> NoReturn:
     import os
     import sys
 
-    from xlmr_tools.interrupts import exit_status, handling_signals
+    from xlmr_tools.interrupts import deferred_interrupts, exit_status, handling_signals, received
 
     code: int | None = None
     with handling_signals():
         try:
-            from xlmr_tools.cli.app import run
+            # A signal raised inside an import can come out as another error (Python 3.11 wraps one raised in a
+            # class body's __set_name__ in a RuntimeError), so the CLI's imports take it once they are done.
+            with deferred_interrupts():
+                from xlmr_tools.cli.app import run
 
             code = run()
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
                     stream.flush()
-        except KeyboardInterrupt as interrupt:  # before `run` took over (importing the CLI), or after it was done
+        except BaseException as e:  # before `run` took over (importing the CLI), or after it was done
+            interrupt = e if isinstance(e, KeyboardInterrupt) else received()
+            if interrupt is None:
+                raise
             if code is None:
                 code, message = exit_status(interrupt)
                 with contextlib.suppress(Exception):

@@ -37,6 +37,7 @@ from xlmr_tools.cli.options import (
     VocabBpe,
 )
 from xlmr_tools.errors import VerificationFailed, XlmrError
+from xlmr_tools.interrupts import deferred_interrupts
 from xlmr_tools.io.atomic_folder import check_inputs_kept, check_target
 from xlmr_tools.io.digest import SourceDigest
 from xlmr_tools.render import terminal
@@ -82,8 +83,9 @@ def convert(
     with contextlib.suppress(XlmrError, OSError):  # hash while torch imports; convert reports bad paths
         digest = SourceDigest(find_checkpoint_file(src))
     try:
-        from xlmr_tools.compare.texts import read_texts
-        from xlmr_tools.ops.convert import convert as convert_checkpoint
+        with deferred_interrupts():  # a signal inside torch's import can abort the process: deferred past it
+            from xlmr_tools.compare.texts import read_texts
+            from xlmr_tools.ops.convert import convert as convert_checkpoint
 
         texts = read_texts(text, texts_file)
         settings = Settings(head=head, dtype=dtype.value, tol=tol, texts=texts, language=lang, trust=trust, ema=ema)

@@ -28,6 +28,7 @@ from xlmr_tools.cli.options import (
     Trust,
     Verbose,
 )
+from xlmr_tools.interrupts import deferred_interrupts
 from xlmr_tools.render import terminal
 from xlmr_tools.settings import HubAccess, Settings
 
@@ -59,8 +60,9 @@ def diff(
     console.set_debug(debug)
     console.check_report_path(report)
     console.warn_if_trusting(trust)
-    from xlmr_tools.compare.texts import read_texts
-    from xlmr_tools.ops.diff import diff as diff_models
+    with deferred_interrupts():  # a signal inside torch's import can abort the process: deferred past it
+        from xlmr_tools.compare.texts import read_texts
+        from xlmr_tools.ops.diff import diff as diff_models
 
     settings = Settings(
         head=head, dtype=dtype.value, device=device.value, tol=tol, texts=read_texts(text, texts_file), trust=trust

@@ -8,6 +8,7 @@ from rich.markup import escape
 
 from xlmr_tools.cli import console
 from xlmr_tools.cli.options import CacheDir, Debug, InspectPath, Json, Revision, Tensors, Token, Trust
+from xlmr_tools.interrupts import deferred_interrupts
 from xlmr_tools.render import terminal
 from xlmr_tools.settings import HubAccess
 
@@ -27,7 +28,8 @@ def inspect(
     """Describe a checkpoint or HF folder: family, sizes, heads, dtype, tokenizer assets, and known traps."""
     console.set_debug(debug)
     console.warn_if_trusting(trust)
-    from xlmr_tools.ops.inspect import inspect_path
+    with deferred_interrupts():  # a signal inside torch's import can abort the process: deferred past it
+        from xlmr_tools.ops.inspect import inspect_path
 
     report = inspect_path(path, trust=trust, with_tensors=tensors, hub_access=HubAccess(revision, token, cache_dir))
     if json_:

@@ -33,6 +33,7 @@ from xlmr_tools.cli.options import (
     VerifyTol,
     VocabBpe,
 )
+from xlmr_tools.interrupts import deferred_interrupts
 from xlmr_tools.render import terminal
 from xlmr_tools.settings import Assets, HubAccess, Settings
 
@@ -67,8 +68,9 @@ def verify(
     console.set_debug(debug)
     console.check_report_path(report)
     console.warn_if_trusting(trust)
-    from xlmr_tools.compare.texts import read_texts
-    from xlmr_tools.ops.verify import verify as verify_folder
+    with deferred_interrupts():  # a signal inside torch's import can abort the process: deferred past it
+        from xlmr_tools.compare.texts import read_texts
+        from xlmr_tools.ops.verify import verify as verify_folder
 
     texts = read_texts(text, texts_file)
     settings = Settings(head, dtype.value, device.value, tol, texts, language=lang, trust=trust, ema=ema)

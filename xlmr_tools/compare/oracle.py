@@ -19,6 +19,7 @@ import torch
 
 from xlmr_tools import families
 from xlmr_tools.errors import BadInput
+from xlmr_tools.interrupts import deferred_interrupts
 from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.model import GPT2
 
@@ -34,7 +35,7 @@ INSTALL = 'install it with: pip install --no-deps ve-fairseq==0.12.3 && pip inst
 
 def available() -> bool:
     try:
-        with _quiet():
+        with _quiet(), deferred_interrupts():  # a signal inside an extension's import can abort the process
             import fairseq.models.roberta  # noqa: F401
     except Exception:  # noqa: BLE001 - any import failure means "no oracle here"
         return False
