@@ -110,10 +110,10 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
     both_fairseq = isinstance(a.source, FairseqCheckpoint) and isinstance(b.source, FairseqCheckpoint)
     for side in (a, b):
         src = side.source
-        if isinstance(src, HFFolder) and side.loaded is not None:  # the folder's tensors as transformers names them
+        if isinstance(src, HFFolder) and side.loaded is not None:  # the folder's tensors as transformers loads them
             view = side.loaded
             side.tensors = {
-                n: functools.partial(src.stored_tensor, key)
+                n: functools.partial(_as_loaded, src, key, view.dtype)
                 for n, key in view.stored.items()
                 if not weights.hf_is_buffer(n)
             }
@@ -135,6 +135,14 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
             dtype = src.dtype(weights.FAIRSEQ_NAMES["token_embeddings"])
             side.tensors = {m.hf: functools.partial(m.take, src.tensor, src.description, dtype) for m in plan.mapped}
             side.head = h
+
+
+def _as_loaded(folder: HFFolder, stored: str, dtype: torch.dtype) -> torch.Tensor:
+    """A folder's tensor as from_pretrained gives it: in the dtype it loads the folder in (sources.loaded: config.json's
+    dtype where it names one, which may not be the files' — `"dtype": "bfloat16"` over float32 files loads a bfloat16
+    model, so two folders with the same files but another dtype there load different models)."""
+    tensor = folder.stored_tensor(stored)
+    return tensor.to(dtype) if tensor.is_floating_point() and tensor.dtype != dtype else tensor
 
 
 def diff(
@@ -193,7 +201,7 @@ def diff(
     texts = settings.texts or list(DEFAULT_TEXTS)
     result.tokenizer = _tokenizer_rows(sa, sb, texts)
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
-        own = (getattr(torch, sa.description.dtype), getattr(torch, sb.description.dtype))
+        own = tuple(s.loaded.dtype if s.loaded is not None else getattr(torch, s.description.dtype) for s in (sa, sb))
         dtype = run_dtype(settings.dtype, *own)
         device = settings.device
         check_device(device, dtype)

@@ -1,0 +1,60 @@
+"""A second outside pass of hostile folders (issue 20): folders that load, through transformers' own rules, as
+something else than the checkpoint although every tensor and every text's ids are right — config.json's dtype and
+return_dict, the tokenizer's settings and its decoding, a pad id that shortens the position table. Each test
+establishes the truth by loading the folder with transformers itself; each was verified, or called equal by `diff`, or
+ended as an internal error (exit 70), before.
+
+The hostile folders are made from a good conversion of the pre-LN fixture (tests/test_consumer_truth.py has the
+first pass)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from conftest import fixture
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+SRC = "preln"
+TEXTS = ["Hello world! cécé herlolip", "Bonjour le monde ! Les élèves étudient à l'école près de la forêt."]
+
+
+def _copy(converted: dict[str, Path], tmp: Path, name: str) -> Path:
+    folder = tmp / name
+    shutil.copytree(converted[SRC], folder)
+    return folder
+
+
+def _edit(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(data | changes, indent=2, ensure_ascii=False))
+
+
+def _model(folder: Path):
+    return AutoModelForMaskedLM.from_pretrained(str(folder)).eval()  # as a user loads it: dtype "auto"
+
+
+def _failures(r) -> list[str]:
+    return json.loads(r.stdout)["failures"]
+
+
+# ------------------------------------------------------------------------------------------------- config.json
+
+
+def test_a_dtype_in_config_json_loads_another_model_and_diff_sees_it(cli, converted, tmp_path):
+    """`"dtype": "bfloat16"` over float32 files: from_pretrained loads a bfloat16 model (other logits), so `diff`
+    compares the tensors as loaded — the same difference as a folder whose files are bfloat16."""
+    bad = _copy(converted, tmp_path, "bad")
+    _edit(bad / "config.json", dtype="bfloat16")
+    good_model, bad_model = _model(converted[SRC]), _model(bad)
+    assert bad_model.dtype == torch.bfloat16  # the truth: transformers loads another precision
+    ids = AutoTokenizer.from_pretrained(str(bad))(TEXTS[0], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert (good_model(ids).logits - bad_model(ids).logits.float()).abs().max() > 1e-3
+    r = cli("diff", converted[SRC], bad, "--json")
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.stdout)["only_a_cast"].startswith("B is A cast to bfloat16")
+    assert cli("diff", fixture(SRC), bad).exit_code == 1
+    assert cli("diff", converted[SRC], bad, "--tol", "0.01").exit_code == 0  # as for bfloat16 files
