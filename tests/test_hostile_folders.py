@@ -13,9 +13,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import fixture
-from transformers import AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
 SRC = "preln"
 TEXTS = ["Hello world! cécé herlolip", "Bonjour le monde ! Les élèves étudient à l'école près de la forêt."]
@@ -58,3 +59,19 @@ def test_a_dtype_in_config_json_loads_another_model_and_diff_sees_it(cli, conver
     assert json.loads(r.stdout)["only_a_cast"].startswith("B is A cast to bfloat16")
     assert cli("diff", fixture(SRC), bad).exit_code == 1
     assert cli("diff", converted[SRC], bad, "--tol", "0.01").exit_code == 0  # as for bfloat16 files
+
+
+def test_return_dict_false_is_a_config_difference(cli, converted, tmp_path):
+    """`"return_dict": false`: the loaded model returns a tuple; `.logits` and the fill-mask pipeline fail on it."""
+    bad = _copy(converted, tmp_path, "bad")
+    _edit(bad / "config.json", return_dict=False)
+    with torch.no_grad():
+        assert isinstance(_model(bad)(torch.tensor([[0, 10, 2]])), tuple)  # the truth
+    with pytest.raises(TypeError):
+        pipeline("fill-mask", model=str(bad))("Hello <mask>.")
+    r = cli("verify", fixture(SRC), bad, "--json")
+    assert r.exit_code == 1, r.output
+    assert "config return_dict: expected True, found False" in _failures(r)
+    for a in (converted[SRC], fixture(SRC)):
+        r = cli("diff", a, bad, "--json")
+        assert r.exit_code == 1 and "config return_dict: True vs False" in _failures(r)
