@@ -75,3 +75,26 @@ def test_return_dict_false_is_a_config_difference(cli, converted, tmp_path):
     for a in (converted[SRC], fixture(SRC)):
         r = cli("diff", a, bad, "--json")
         assert r.exit_code == 1 and "config return_dict: True vs False" in _failures(r)
+
+
+def test_a_pad_id_that_shortens_the_position_table_is_a_failure_not_a_bug(cli, converted, tmp_path):
+    """transformers numbers positions from the pad id on: with `pad_token_id: 3` the 514-row table takes 510 tokens,
+    and a 512-token input (which the checkpoint takes) fails. verify and `diff --outputs` said "internal error"."""
+    bad = _copy(converted, tmp_path, "bad")
+    _edit(bad / "config.json", pad_token_id=3)
+    long = torch.tensor([[0] + [10] * 510 + [2]])
+    with torch.no_grad():
+        _model(converted[SRC])(long)
+        with pytest.raises(RuntimeError, match="out of bounds"):  # the truth
+            _model(bad)(long)
+    r = cli("verify", fixture(SRC), bad, "--json")
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    row = next(c for c in data["config"] if c["item"] == "longest input")
+    assert (row["expected"], row["actual"], row["ok"]) == (512, 510, False)
+    assert any("outputs: config longest input" in s for s in data["skipped"])
+    for a in (converted[SRC], fixture(SRC)):
+        r = cli("diff", a, bad, "--outputs", "--json")
+        assert r.exit_code == 1, r.output
+        assert any(f.startswith("config longest input") for f in _failures(r))
+        assert json.loads(r.stdout)["outputs"] is not None  # run on the inputs both take

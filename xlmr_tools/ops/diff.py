@@ -265,7 +265,8 @@ def _outputs(
     if encode is None:
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_file_names()), folders[0]))
-    ids = [encode(t) for t in texts]
+    limit = min(s.description.max_positions for s in (sa, sb))  # the longest input both take (the longest input row)
+    ids = [i if len(i) <= limit else torch.cat([i[: limit - 1], i[-1:]]) for i in (encode(t) for t in texts)]
     progress.start("outputs, one layer at a time", streamed_stages(sa.description, tokenizer=False))
     with ReadAhead() as ahead:
         return compare_streamed(
@@ -328,6 +329,10 @@ def _config_rows(sa: Side, sb: Side) -> list[ConfigDiff]:
         return [ConfigDiff(k, da[k], db.get(k), da[k] == db.get(k)) for k in keys]
     (ca, fa, pa), (cb, fb, pb) = _side_config(sa), _side_config(sb)
     rows = [ConfigDiff("class", ca, cb, ca == cb)]
+    la, lb = sa.description.max_positions, sb.description.max_positions
+    if la != lb:  # transformers numbers positions from the pad id on: a larger one runs off the table sooner
+        note = f"the longest input is {la} tokens in A, {lb} in B (position rows less the pad id and one)"
+        rows.append(ConfigDiff("longest input", la, lb, False, note + ": a longer one fails (index out of bounds)"))
     for side, problems in ((sa, pa), (sb, pb)):
         if problems:
             rows.append(ConfigDiff(f"loads ({side.path})", "", "", False, problems[0]))
