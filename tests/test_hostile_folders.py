@@ -98,3 +98,90 @@ def test_a_pad_id_that_shortens_the_position_table_is_a_failure_not_a_bug(cli, c
         assert r.exit_code == 1, r.output
         assert any(f.startswith("config longest input") for f in _failures(r))
         assert json.loads(r.stdout)["outputs"] is not None  # run on the inputs both take
+
+
+# ---------------------------------------------------------------------------------------------------- tokenizer
+
+
+def _no_attention_mask(folder: Path) -> None:
+    _edit(folder / "tokenizer_config.json", model_input_names=["input_ids"])
+
+
+def _split_special_tokens(folder: Path) -> None:
+    _edit(folder / "tokenizer_config.json", split_special_tokens=True)
+
+
+def _truncation_left(folder: Path) -> None:
+    _edit(folder / "tokenizer_config.json", truncation_side="left")
+
+
+def _batch_outputs_differ(good: Path, bad: Path) -> bool:
+    """A padded batch, as tokenizer and model hand it on: the shorter text's logits."""
+    outs = []
+    for folder in (good, bad):
+        enc = AutoTokenizer.from_pretrained(str(folder))(TEXTS, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            outs.append(_model(folder)(**enc).logits[0])
+    n = int(AutoTokenizer.from_pretrained(str(good))(TEXTS[0], return_tensors="pt")["input_ids"].shape[1])
+    return bool((outs[0][:n] - outs[1][:n]).abs().max() > 1e-3)
+
+
+def _mask_text_ids_differ(good: Path, bad: Path) -> bool:
+    """What the fill-mask pipeline tokenizes: `split_special_tokens` keeps `<mask>` but not the space it absorbs."""
+    text = "Hello <mask> world."
+    ids = [AutoTokenizer.from_pretrained(str(f))(text)["input_ids"] for f in (good, bad)]
+    return ids[0] != ids[1]
+
+
+def _other_end_kept(good: Path, bad: Path) -> bool:
+    long = " ".join(TEXTS * 10)
+    toks = [AutoTokenizer.from_pretrained(str(f)) for f in (good, bad)]
+    ids = [tok(long, truncation=True, max_length=16)["input_ids"] for tok in toks]
+    return ids[0] != ids[1]
+
+
+SETTINGS = {
+    "model_input_names": (_no_attention_mask, _batch_outputs_differ),
+    "split_special_tokens": (_split_special_tokens, _mask_text_ids_differ),
+    "truncation_side": (_truncation_left, _other_end_kept),
+}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_tokenizer_settings_that_change_what_the_model_gets_are_compared(cli, converted, tmp_path, setting):
+    """Every text's ids are the same; what `tok(...)` hands the model is not."""
+    bad = _copy(converted, tmp_path, "bad")
+    edit, differs = SETTINGS[setting]
+    edit(bad)
+    assert differs(converted[SRC], bad)  # the truth, by transformers
+    r = cli("verify", fixture(SRC), bad, "--json")
+    assert r.exit_code == 1, r.output
+    r = cli("diff", converted[SRC], bad, "--json")
+    assert r.exit_code == 1, r.output
+    rows = {row["item"]: row for row in json.loads(r.stdout)["tokenizer"]}
+    assert not rows["settings"]["ok"] and setting in rows["settings"]["note"]
+
+
+def _no_decoder(folder: Path) -> None:
+    _edit(folder / "tokenizer.json", decoder=None)
+
+
+def _clean_up_spaces(folder: Path) -> None:
+    _edit(folder / "tokenizer_config.json", clean_up_tokenization_spaces=True)
+
+
+@pytest.mark.parametrize("edit", [_no_decoder, _clean_up_spaces], ids=lambda f: f.__name__[1:])
+def test_a_tokenizer_that_decodes_otherwise_never_verifies(cli, converted, tmp_path, edit):
+    """The same ids, other text back (what the fill-mask pipeline shows): the decoding is compared."""
+    bad = _copy(converted, tmp_path, "bad")
+    edit(bad)
+    good_tok, bad_tok = (AutoTokenizer.from_pretrained(str(f)) for f in (converted[SRC], bad))
+    ids = [good_tok(t)["input_ids"] for t in TEXTS]
+    assert [bad_tok(t)["input_ids"] for t in TEXTS] == ids
+    assert bad_tok.batch_decode(ids) != good_tok.batch_decode(ids)  # the truth
+    r = cli("verify", fixture(SRC), bad, "--json")
+    assert r.exit_code == 1, r.output
+    rows = {row["item"]: row for row in json.loads(r.stdout)["tokenizer"]["vocabulary"]}
+    assert not rows["decoding"]["ok"] and "decodes to" in rows["decoding"]["note"]
+    r = cli("diff", converted[SRC], bad, "--json")
+    assert r.exit_code == 1 and any(f.startswith("tokenizer decoding") for f in _failures(r))
