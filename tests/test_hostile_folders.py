@@ -185,3 +185,22 @@ def test_a_tokenizer_that_decodes_otherwise_never_verifies(cli, converted, tmp_p
     assert not rows["decoding"]["ok"] and "decodes to" in rows["decoding"]["note"]
     r = cli("diff", converted[SRC], bad, "--json")
     assert r.exit_code == 1 and any(f.startswith("tokenizer decoding") for f in _failures(r))
+
+
+def test_how_a_text_s_mask_is_matched_is_compared(cli, converted, tmp_path):
+    """`<mask>` made single_word in tokenizer.json: the fill-mask text `a<mask>b` gets other ids, though no sample,
+    dictionary or codepoint text (none holds a special-token string) changes."""
+    from xlmr_tools.compare.texts import DEFAULT_TEXTS
+
+    bad = _copy(converted, tmp_path, "bad")
+    tok = json.loads((bad / "tokenizer.json").read_text())
+    next(a for a in tok["added_tokens"] if a["content"] == "<mask>")["single_word"] = True
+    (bad / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False))
+    good_tok, bad_tok = (AutoTokenizer.from_pretrained(str(f)) for f in (converted[SRC], bad))
+    assert bad_tok("a<mask>b")["input_ids"] != good_tok("a<mask>b")["input_ids"]  # the truth
+    assert all(bad_tok(t)["input_ids"] == good_tok(t)["input_ids"] for t in DEFAULT_TEXTS)
+    r = cli("verify", fixture(SRC), bad, "--json")
+    assert r.exit_code == 1, r.output
+    rows = {row["item"]: row for row in json.loads(r.stdout)["tokenizer"]["vocabulary"]}
+    assert not rows["pipeline"]["ok"] and "<mask>" in rows["pipeline"]["note"]
+    assert cli("diff", converted[SRC], bad).exit_code == 1

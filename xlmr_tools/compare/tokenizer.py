@@ -155,7 +155,7 @@ def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[V
         differ = ["pipeline"]
     # The ids both give are compared on the texts always (settings of the tokenizer class — tokenizer_config.json's,
     # not the pipeline's — change them too), and on every BMP codepoint where the pipeline is written differently.
-    probe = [*texts(), *(codepoint_texts() if differ else [])]
+    probe = [*texts(), *special_texts(b), *(codepoint_texts() if differ else [])]
     expected = list(_batch_ids(b, probe))
     first = next((t for t, x, y in zip(probe, _batch_ids(a, probe), expected) if x != y), None)
     what = f"{', '.join(differ)} written differently; " if differ else ""
@@ -194,6 +194,16 @@ def _decoding(a: Any, b: Any, ids: list[list[int]], texts: int) -> VocabularyRow
                 "decoding", False, f"{ids[first][:8]} decodes to {da[first][:40]!r}, not {db[first][:40]!r}"
             )
     return VocabularyRow("decoding", True, f"same text back from the ids of {texts} texts")
+
+
+# Where a fill-mask text puts a special token: alone, between words, touching them, before punctuation, among spaces.
+SPECIAL_CONTEXTS = ("{}", "a {} b", "a{}b", "Hello {}.", "{}!", "x  {}  y")
+
+
+def special_texts(tok: Any) -> list[str]:
+    """The tokenizer's special-token strings in SPECIAL_CONTEXTS: how a text's `<mask>` is matched (its lstrip,
+    rstrip, single_word) decides the ids the fill-mask pipeline runs, and no sample or dictionary text holds one."""
+    return [context.format(token) for token in tok.all_special_tokens for context in SPECIAL_CONTEXTS]
 
 
 def codepoint_texts(per_line: int = 32) -> list[str]:
