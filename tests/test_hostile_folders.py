@@ -16,16 +16,19 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import fixture
-from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 SRC = "preln"
 TEXTS = ["Hello world! cécé herlolip", "Bonjour le monde ! Les élèves étudient à l'école près de la forêt."]
 
 
 def _copy(converted: dict[str, Path], tmp: Path, name: str) -> Path:
-    folder = tmp / name
-    shutil.copytree(converted[SRC], folder)
-    return folder
+    return _copy_of(converted[SRC], tmp / name)
+
+
+def _copy_of(folder: Path, to: Path) -> Path:
+    shutil.copytree(folder, to)
+    return to
 
 
 def _edit(path: Path, **changes) -> None:
@@ -204,3 +207,27 @@ def test_how_a_text_s_mask_is_matched_is_compared(cli, converted, tmp_path):
     rows = {row["item"]: row for row in json.loads(r.stdout)["tokenizer"]["vocabulary"]}
     assert not rows["pipeline"]["ok"] and "<mask>" in rows["pipeline"]["note"]
     assert cli("diff", converted[SRC], bad).exit_code == 1
+
+
+# -------------------------------------------------------------------------------------------------- classifiers
+
+
+def test_class_names_are_what_the_pipeline_answers(cli, converted, tmp_path):
+    """id2label without a name for class 1 (ids 0, 2, 5): the text-classification pipeline fails when it predicts
+    it, so verify fails; renamed classes load the same model with other answers: verify cannot know the names
+    without fairseq's label dictionary (they are the user's), diff of two folders shows them."""
+    good = converted[f"{SRC}_heads:mnli"]
+    gaps, renamed = _copy_of(good, tmp_path / "gaps"), _copy_of(good, tmp_path / "renamed")
+    _edit(gaps / "config.json", id2label={"0": "a", "2": "b", "5": "c"}, label2id={"a": 0, "b": 2, "c": 5})
+    _edit(renamed / "config.json", id2label={"0": "x", "1": "y", "2": "z"}, label2id={"x": 0, "y": 1, "z": 2})
+    model = AutoModelForSequenceClassification.from_pretrained(str(gaps))
+    classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(str(gaps)))
+    with pytest.raises(KeyError):  # the truth: the fill-in class 1 has no name
+        for text in ("Hello world", "x y z", "Bonjour le monde", "a b"):
+            classify(text, top_k=None)
+    r = cli("verify", fixture(f"{SRC}_heads"), gaps, "--head", "mnli", "--json")
+    assert r.exit_code == 1, r.output
+    assert any(f.startswith("config id2label: no name for class 1") for f in _failures(r))
+    assert cli("verify", fixture(f"{SRC}_heads"), renamed, "--head", "mnli").exit_code == 0
+    r = cli("diff", good, renamed, "--json")
+    assert r.exit_code == 1 and any(f.startswith("config id2label") for f in _failures(r))

@@ -25,7 +25,14 @@ from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_dif
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights
-from xlmr_tools.mapping.config import compared_head, compared_keys, folder_head, model_class_name, same_value
+from xlmr_tools.mapping.config import (
+    CLASS_SUFFIX,
+    compared_head,
+    compared_keys,
+    folder_head,
+    model_class_name,
+    same_value,
+)
 from xlmr_tools.model import dtype_name, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.settings import HubAccess, Settings
@@ -341,6 +348,10 @@ def _config_rows(sa: Side, sb: Side) -> list[ConfigDiff]:
     for key in compared_keys(fa, fb):
         va, vb = getattr(fa, key, None), getattr(fb, key, None)
         rows.append(ConfigDiff(key, va, vb, same_value(va, vb)))
+    classifiers = all(c.endswith(CLASS_SUFFIX["classifier"]) for c in (ca, cb))
+    if classifiers and all(isinstance(s.source, HFFolder) for s in (sa, sb)):  # (a checkpoint's names: LABEL_i)
+        la, lb = getattr(fa, "id2label", None), getattr(fb, "id2label", None)  # what the pipeline answers
+        rows.append(ConfigDiff("id2label", la, lb, la == lb))
     return rows
 
 

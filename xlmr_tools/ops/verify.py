@@ -189,6 +189,20 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, 
                 else f"class names differ from {labels_file} (fairseq's label dictionary)",
             )
         )
+    elif head_kind(head) == "classifier" and head is not None:  # names are the user's; each class needs one
+        n, found = d.classification_heads[head], getattr(cfg, "id2label", None) or {}
+        unnamed = [i for i in range(n) if i not in found]
+        rows.append(
+            ConfigRow(
+                "id2label",
+                f"a name for each class 0..{n - 1}",
+                sorted(found),
+                not unnamed,
+                f"no name for class {unnamed[0]}: the text-classification pipeline fails (KeyError) when it predicts it"
+                if unnamed
+                else "",
+            )
+        )
     return rows
 
 
