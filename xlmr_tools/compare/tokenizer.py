@@ -27,8 +27,15 @@ from xlmr_tools.sources.hf import load_tokenizer
 
 # What a special token is to a transformers tokenizer, by its attribute name.
 SPECIAL_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-# The parts of a fast tokenizer's pipeline around its subword model (tokenizers' JSON keys).
+# The parts of a fast tokenizer's pipeline around its subword model (tokenizers' JSON keys). Its decoder is judged
+# by what it does (the decoding row), as every tokenizer's is.
 PIPELINE = ("normalizer", "pre_tokenizer", "post_processor", "added_tokens")
+# The tokenizer's own settings (tokenizer_config.json's, kept outside the pipeline) that change what `tok(...)` hands
+# the model or what a pipeline reads back, though every text's ids stay the same: the inputs it returns (without
+# `attention_mask` a padded batch attends to its pads: other outputs), how special-token strings in a text are
+# matched (`split_special_tokens`: `Hello <mask>` gets another id before `<mask>`, the fill-mask pipeline other
+# answers), which end of a long text truncation drops.
+SETTINGS = ("model_input_names", "split_special_tokens", "truncation_side")
 
 
 @dataclass
@@ -129,7 +136,7 @@ def check_tokenizer(
 def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[VocabularyRow]:
     """Tokenizer `a` against `b` (the reference), whole: every id's token, the special tokens, the subword model,
     the pipeline (the ids both give on `texts()`, and, where it is written differently, on a codepoint sweep)."""
-    rows = [_vocabulary(a, b), _specials(a, b)]
+    rows = [_vocabulary(a, b), _specials(a, b), _settings(a, b)]
     sa, sb = _backend(a), _backend(b)
     if sa is not None and sa == sb:  # the same tokenizer.json, to the letter (what convert writes, read back)
         rows.append(VocabularyRow("subword model", True))
@@ -148,8 +155,9 @@ def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[V
         differ = ["pipeline"]
     # The ids both give are compared on the texts always (settings of the tokenizer class — tokenizer_config.json's,
     # not the pipeline's — change them too), and on every BMP codepoint where the pipeline is written differently.
-    probe = [*texts(), *(codepoint_texts() if differ else [])]
-    first = next((t for t, x, y in zip(probe, _batch_ids(a, probe), _batch_ids(b, probe)) if x != y), None)
+    probe = [*texts(), *special_texts(b), *(codepoint_texts() if differ else [])]
+    expected = list(_batch_ids(b, probe))
+    first = next((t for t, x, y in zip(probe, _batch_ids(a, probe), expected) if x != y), None)
     what = f"{', '.join(differ)} written differently; " if differ else ""
     rows.append(
         VocabularyRow("pipeline", True, f"{what}same ids on {len(probe)} texts")
@@ -161,7 +169,41 @@ def compare_tokenizers(a: Any, b: Any, texts: Callable[[], list[str]]) -> list[V
             f"instead of {_ids(b, first)[:8]}",
         )
     )
+    rows.append(_decoding(a, b, expected, len(probe)))
     return rows
+
+
+def _settings(a: Any, b: Any) -> VocabularyRow:
+    wrong = [
+        f"{name} {getattr(a, name, None)!r}, not {getattr(b, name, None)!r}"
+        for name in SETTINGS
+        if getattr(a, name, None) != getattr(b, name, None)
+    ]
+    return VocabularyRow("settings", not wrong, "; ".join(wrong))
+
+
+def _decoding(a: Any, b: Any, ids: list[list[int]], texts: int) -> VocabularyRow:
+    """Both tokenizers decode the reference's ids of the probe texts to the same strings, with the special tokens
+    and without them (as the fill-mask pipeline shows its answers): the decoder and `clean_up_tokenization_spaces`
+    change the text a user reads back, never the ids."""
+    for skip in (False, True):
+        da, db = a.batch_decode(ids, skip_special_tokens=skip), b.batch_decode(ids, skip_special_tokens=skip)
+        first = next((i for i, (x, y) in enumerate(zip(da, db)) if x != y), None)
+        if first is not None:
+            return VocabularyRow(
+                "decoding", False, f"{ids[first][:8]} decodes to {da[first][:40]!r}, not {db[first][:40]!r}"
+            )
+    return VocabularyRow("decoding", True, f"same text back from the ids of {texts} texts")
+
+
+# Where a fill-mask text puts a special token: alone, between words, touching them, before punctuation, among spaces.
+SPECIAL_CONTEXTS = ("{}", "a {} b", "a{}b", "Hello {}.", "{}!", "x  {}  y")
+
+
+def special_texts(tok: Any) -> list[str]:
+    """The tokenizer's special-token strings in SPECIAL_CONTEXTS: how a text's `<mask>` is matched (its lstrip,
+    rstrip, single_word) decides the ids the fill-mask pipeline runs, and no sample or dictionary text holds one."""
+    return [context.format(token) for token in tok.all_special_tokens for context in SPECIAL_CONTEXTS]
 
 
 def codepoint_texts(per_line: int = 32) -> list[str]:

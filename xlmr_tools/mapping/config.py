@@ -183,14 +183,16 @@ def read_labels(path: Path, classes: int) -> list[str]:
 
 
 # config.json entries that change nothing a loaded model computes, or that rows of their own cover: dropout and
-# initialisation (inference runs in eval mode on loaded weights), output switches, generation and bookkeeping ids, the
+# initialisation (inference runs in eval mode on loaded weights), switches for extra outputs (not `return_dict`:
+# false makes the model return a tuple, which `.logits` and the fill-mask pipeline fail on), generation and
+# bookkeeping ids, the
 # class names (which class loads is decided and reported apart), labels (num_labels, id2label), the dtype, how the FFN
 # is chunked (the same products), X-MOD's default_language (any of its languages may be the default), the weights
 # file config.json names (what it selects is what the weights are compared from).
 NOT_COMPARED = frozenset({
     "_name_or_path", "architectures", "transformers_version", "model_type", "attention_probs_dropout_prob",
     "hidden_dropout_prob", "classifier_dropout", "initializer_range", "output_attentions", "output_hidden_states",
-    "return_dict", "use_cache", "problem_type", "bos_token_id", "eos_token_id", "id2label", "label2id", "dtype",
+    "use_cache", "problem_type", "bos_token_id", "eos_token_id", "id2label", "label2id", "dtype",
     "chunk_size_feed_forward", "default_language", "tokenizer_class", "transformers_weights",
 })  # fmt: skip
 _FIRST = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size",

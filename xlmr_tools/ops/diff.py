@@ -25,7 +25,14 @@ from xlmr_tools.compare.weights import WeightReport, compare_weights, tensor_dif
 from xlmr_tools.errors import BadInput
 from xlmr_tools.io.readahead import ReadAhead
 from xlmr_tools.mapping import weights
-from xlmr_tools.mapping.config import compared_head, compared_keys, folder_head, model_class_name, same_value
+from xlmr_tools.mapping.config import (
+    CLASS_SUFFIX,
+    compared_head,
+    compared_keys,
+    folder_head,
+    model_class_name,
+    same_value,
+)
 from xlmr_tools.model import dtype_name, run_dtype
 from xlmr_tools.progress import NoProgress, Progress
 from xlmr_tools.settings import HubAccess, Settings
@@ -110,10 +117,10 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
     both_fairseq = isinstance(a.source, FairseqCheckpoint) and isinstance(b.source, FairseqCheckpoint)
     for side in (a, b):
         src = side.source
-        if isinstance(src, HFFolder) and side.loaded is not None:  # the folder's tensors as transformers names them
+        if isinstance(src, HFFolder) and side.loaded is not None:  # the folder's tensors as transformers loads them
             view = side.loaded
             side.tensors = {
-                n: functools.partial(src.stored_tensor, key)
+                n: functools.partial(_as_loaded, src, key, view.dtype)
                 for n, key in view.stored.items()
                 if not weights.hf_is_buffer(n)
             }
@@ -135,6 +142,14 @@ def _name_sides(a: Side, b: Side, head: str | None) -> None:
             dtype = src.dtype(weights.FAIRSEQ_NAMES["token_embeddings"])
             side.tensors = {m.hf: functools.partial(m.take, src.tensor, src.description, dtype) for m in plan.mapped}
             side.head = h
+
+
+def _as_loaded(folder: HFFolder, stored: str, dtype: torch.dtype) -> torch.Tensor:
+    """A folder's tensor as from_pretrained gives it: in the dtype it loads the folder in (sources.loaded: config.json's
+    dtype where it names one, which may not be the files' — `"dtype": "bfloat16"` over float32 files loads a bfloat16
+    model, so two folders with the same files but another dtype there load different models)."""
+    tensor = folder.stored_tensor(stored)
+    return tensor.to(dtype) if tensor.is_floating_point() and tensor.dtype != dtype else tensor
 
 
 def diff(
@@ -193,7 +208,7 @@ def diff(
     texts = settings.texts or list(DEFAULT_TEXTS)
     result.tokenizer = _tokenizer_rows(sa, sb, texts)
     if outputs and not (report.missing or report.misshaped):  # outputs need every tensor on both sides
-        own = (getattr(torch, sa.description.dtype), getattr(torch, sb.description.dtype))
+        own = tuple(s.loaded.dtype if s.loaded is not None else getattr(torch, s.description.dtype) for s in (sa, sb))
         dtype = run_dtype(settings.dtype, *own)
         device = settings.device
         check_device(device, dtype)
@@ -257,7 +272,8 @@ def _outputs(
     if encode is None:
         folders = [s.source for s in (sa, sb) if isinstance(s.source, HFFolder)]
         encode, pad = _hf_encoder(next((f for f in folders if f.tokenizer_file_names()), folders[0]))
-    ids = [encode(t) for t in texts]
+    limit = min(s.description.max_positions for s in (sa, sb))  # the longest input both take (the longest input row)
+    ids = [i if len(i) <= limit else torch.cat([i[: limit - 1], i[-1:]]) for i in (encode(t) for t in texts)]
     progress.start("outputs, one layer at a time", streamed_stages(sa.description, tokenizer=False))
     with ReadAhead() as ahead:
         return compare_streamed(
@@ -320,6 +336,10 @@ def _config_rows(sa: Side, sb: Side) -> list[ConfigDiff]:
         return [ConfigDiff(k, da[k], db.get(k), da[k] == db.get(k)) for k in keys]
     (ca, fa, pa), (cb, fb, pb) = _side_config(sa), _side_config(sb)
     rows = [ConfigDiff("class", ca, cb, ca == cb)]
+    la, lb = sa.description.max_positions, sb.description.max_positions
+    if la != lb:  # transformers numbers positions from the pad id on: a larger one runs off the table sooner
+        note = f"the longest input is {la} tokens in A, {lb} in B (position rows less the pad id and one)"
+        rows.append(ConfigDiff("longest input", la, lb, False, note + ": a longer one fails (index out of bounds)"))
     for side, problems in ((sa, pa), (sb, pb)):
         if problems:
             rows.append(ConfigDiff(f"loads ({side.path})", "", "", False, problems[0]))
@@ -328,6 +348,10 @@ def _config_rows(sa: Side, sb: Side) -> list[ConfigDiff]:
     for key in compared_keys(fa, fb):
         va, vb = getattr(fa, key, None), getattr(fb, key, None)
         rows.append(ConfigDiff(key, va, vb, same_value(va, vb)))
+    classifiers = all(c.endswith(CLASS_SUFFIX["classifier"]) for c in (ca, cb))
+    if classifiers and all(isinstance(s.source, HFFolder) for s in (sa, sb)):  # (a checkpoint's names: LABEL_i)
+        la, lb = getattr(fa, "id2label", None), getattr(fb, "id2label", None)  # what the pipeline answers
+        rows.append(ConfigDiff("id2label", la, lb, la == lb))
     return rows
 
 

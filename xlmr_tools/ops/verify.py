@@ -160,6 +160,19 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, 
             else f"from_pretrained loads this folder in {dtype_name(loaded.dtype)} (config.json's dtype); verified so",
         )
     )
+    longest, want = folder.description.max_positions, d.max_positions
+    if longest < want:  # transformers numbers positions from the pad id on: a larger one runs off the table sooner
+        rows.append(
+            ConfigRow(
+                "longest input",
+                want,
+                longest,
+                False,
+                f"with pad_token_id={folder.description.padding_idx} the {folder.description.position_rows}-row "
+                f"position table takes at most {longest} tokens: its forward fails (index out of bounds) on "
+                f"longer inputs the checkpoint takes ({want})",
+            )
+        )
     labels_file = ckpt.labels_file(head)
     if labels_file is not None and head is not None:
         want_labels = read_labels(labels_file, d.classification_heads[head])
@@ -174,6 +187,20 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, 
                 ""
                 if got_labels == want_labels
                 else f"class names differ from {labels_file} (fairseq's label dictionary)",
+            )
+        )
+    elif head_kind(head) == "classifier" and head is not None:  # names are the user's; each class needs one
+        n, found = d.classification_heads[head], getattr(cfg, "id2label", None) or {}
+        unnamed = [i for i in range(n) if i not in found]
+        rows.append(
+            ConfigRow(
+                "id2label",
+                f"a name for each class 0..{n - 1}",
+                sorted(found),
+                not unnamed,
+                f"no name for class {unnamed[0]}: the text-classification pipeline fails (KeyError) when it predicts it"
+                if unnamed
+                else "",
             )
         )
     return rows
@@ -303,11 +330,14 @@ def verify(
     report = VerifyReport(str(ckpt.path), shown, head, load=loaded)
     report.config = config_rows(ckpt, folder, loaded, head)
     weight_pass = WeightPass(ckpt, folder, head, progress, loaded)
+    short = [r for r in report.config if r.item == "longest input"]
     skip = (
         "tokenizer and outputs: the folder lacks or mis-shapes tensors the model needs"
         if not weight_pass.structure_ok()
         else f"outputs: {loaded.failures()[0]}"
         if not loaded.ok and weight_pass.loaded is not None  # (another class: its weights are run as what they are)
+        else f"outputs: config longest input: {short[0].note}"
+        if short
         else f"tokenizer and outputs: fairseq is not importable here ({oracle.INSTALL})"
         if not oracle.available()
         else None
