@@ -182,14 +182,17 @@ SPM_TRAITS = {
     "remove_extra_whitespaces=false": {"remove_extra_whitespaces": False},
     "split_by_whitespace=false": {"split_by_whitespace": False},
     "treat_whitespace_as_suffix=true": {"treat_whitespace_as_suffix": True},
+    "unk_id=3, bos_id=0, eos_id=1, pad_id=-1": {"unk_id": 3, "bos_id": 0, "eos_id": 1},
+    "unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1": {"bos_id": -1, "eos_id": -1},
 }
 
 
 def vocabulary_dictionary_run(folder, **trainer):
     """A training run as XLM-R's recipe makes one: a sentencepiece model trained on the corpus with `trainer`'s
-    options (1,024 pieces), dict.txt its vocabulary in its order (fairseq's Dictionary, padded to a multiple of 8:
-    1,028 symbols, the rows of spm_preprocess's checkpoint, which stands in for the model trained on it: the
-    tokenizer, not the weights, is under test; fairseq's hub loader given these files is the truth either way)."""
+    options (1,024 pieces), dict.txt its vocabulary (all but its specials) in its order (fairseq's Dictionary, padded
+    to a multiple of 8: 1,028 symbols, the rows of spm_preprocess's checkpoint, which stands in for the model trained
+    on it: the tokenizer, not the weights, is under test; fairseq's hub loader given these files is the truth either
+    way)."""
     import shutil
 
     import sentencepiece as spm
@@ -205,10 +208,12 @@ def vocabulary_dictionary_run(folder, **trainer):
     )  # fmt: skip
     sp = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
     d = Dictionary()
-    for i in range(3, sp.get_piece_size()):
-        d.add_symbol(sp.id_to_piece(i), n=1)
+    for i in range(sp.get_piece_size()):
+        if not (sp.is_control(i) or sp.is_unknown(i)):
+            d.add_symbol(sp.id_to_piece(i), n=1)
     d.finalize(threshold=-1, nwords=-1, padding_factor=8)
     d.save(str(folder / "data-bin" / "dict.txt"))
+    assert len(d) == 4 + 1028
     return folder / BEST
 
 

@@ -249,13 +249,16 @@ def sentencepiece_traits(proto: bytes) -> tuple[str, ...]:
     collapsed), each named by the spm_train option that makes it. The fast route was measured against fairseq's
     encoder on the fixture corpus, for dict.txt the model's vocabulary: exact for the defaults and split_digits,
     split_by_number, split_by_unicode_script, control_symbols, character_coverage, max_sentencepiece_length,
-    allow_whitespace_only_pieces; other ids on ordinary text for each option listed here — a `bpe`/`char`/`word` model
-    (its scores are no Unigram log-probabilities), byte_fallback (sentencepiece spells what it does not cover as
+    allow_whitespace_only_pieces; other ids on ordinary text for each option listed here — a `bpe` model (its scores
+    are no Unigram log-probabilities; `char` and `word` models, not proven either way, are treated alike),
+    byte_fallback (sentencepiece spells what it does not cover as
     `<0xNN>` pieces; the conversion makes it <unk>), user_defined_symbols (sentencepiece keeps the `▁` before them as
     a piece of its own; the conversion loses it), another normalization (nfkc keeps tabs and newlines, identity also
     the non-breaking spaces), add_dummy_prefix=false, remove_extra_whitespaces=false, split_by_whitespace=false,
-    treat_whitespace_as_suffix=true. Such a model takes the lookup route (sentencepiece itself segments), exact for
-    every one of them."""
+    treat_whitespace_as_suffix=true, special ids that leave a piece among ids 0-2 (`unk_id=3 bos_id=0 eos_id=1`,
+    `bos_id=-1 eos_id=-1`: the conversion drops ids 0-2 as XLM-R's <unk>, <s>, </s>). Such a model takes the lookup
+    route (sentencepiece itself segments), exact for every one of them — but another normalization, which leaves
+    whitespace in pieces: no route is exact there (Alignment.whitespace_pieces)."""
     from sentencepiece import sentencepiece_model_pb2
 
     model_pb2: Any = sentencepiece_model_pb2  # generated protobuf code: no types for mypy
@@ -271,6 +274,10 @@ def sentencepiece_traits(proto: bytes) -> tuple[str, ...]:
     if user:
         shown = ", ".join(repr(p) for p in user[:3]) + (", …" if len(user) > 3 else "")
         traits.append(f"{len(user)} user_defined_symbols ({shown})")
+    kinds = model_pb2.ModelProto.SentencePiece
+    if any(p.type not in (kinds.CONTROL, kinds.UNKNOWN) for p in model.pieces[:3]):
+        # transformers' conversion takes the first three pieces for <unk>, <s>, </s> and drops them
+        traits.append(", ".join(f"{k}={getattr(trainer, k)}" for k in ("unk_id", "bos_id", "eos_id", "pad_id")))
     if normalizer.name not in FAST_NORMALIZERS:
         traits.append(f"{NORMALIZATION}={normalizer.name}")
     traits += [f"{flag}={str(value).lower()}" for flag, value, usual in (
