@@ -27,9 +27,9 @@ def dictionary_probes() -> list[str]:
             "Hello 🦜 커피"]  # fmt: skip
 
 
-def assert_tokenizer_is_fairseqs(folder, hub) -> None:
+def assert_tokenizer_is_fairseqs(folder, hub, probes: list[str] | None = None) -> None:
     tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    for text in trained_corpus() + dictionary_probes():
+    for text in trained_corpus() + (dictionary_probes() if probes is None else probes):
         if kind_of(text) not in DOCUMENTED:
             assert tok(text)["input_ids"] == hub.encode(text).tolist(), text
     assert tok.mask_token_id == hub.task.source_dictionary.index("<mask>")
@@ -181,3 +181,93 @@ def test_the_encoder_alone_where_the_head_cannot_be_represented(cli, tmp_path, n
         assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
     assert cli("verify", src, out, "-q").exit_code == 0  # the bare model's folder: the encoder is compared
     assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
+
+
+# ---------------------------------------------------------------- sentencepiece models the fast tokenizer misreads
+
+# sentencepiece trainer options users train with whose models transformers' XLM-R conversion (a tokenizers Unigram
+# over the pieces' scores) segments otherwise than sentencepiece: measured on fairseq-train checkpoints whose dict.txt
+# is the model's vocabulary (XLM-R's recipe), each gave other ids than fairseq on ordinary text and convert exit 1.
+SPM_TRAITS = {
+    "byte_fallback": {"byte_fallback": True},
+    "model_type=bpe": {"model_type": "bpe"},
+    "3 user_defined_symbols ('<sep>', '@@', 'XYZ')": {"user_defined_symbols": ["<sep>", "@@", "XYZ"]},
+    "add_dummy_prefix=false": {"add_dummy_prefix": False},
+    "remove_extra_whitespaces=false": {"remove_extra_whitespaces": False},
+    "split_by_whitespace=false": {"split_by_whitespace": False},
+    "treat_whitespace_as_suffix=true": {"treat_whitespace_as_suffix": True},
+    "unk_id=3, bos_id=0, eos_id=1, pad_id=-1": {"unk_id": 3, "bos_id": 0, "eos_id": 1},
+    "unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1": {"bos_id": -1, "eos_id": -1},
+}
+
+
+def vocabulary_dictionary_run(folder, **trainer):
+    """A training run as XLM-R's recipe makes one: a sentencepiece model trained on the corpus with `trainer`'s
+    options (1,024 pieces), dict.txt its vocabulary (all but its specials) in its order (fairseq's Dictionary, padded
+    to a multiple of 8: 1,028 symbols, the rows of spm_preprocess's checkpoint, which stands in for the model trained
+    on it: the tokenizer, not the weights, is under test; fairseq's hub loader given these files is the truth either
+    way)."""
+    import shutil
+
+    import sentencepiece as spm
+    from fairseq.data import Dictionary
+
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "data-bin").mkdir()
+    shutil.copy(trained("spm_preprocess") / BEST, folder / BEST)  # records data-bin as its data
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(trained_corpus()), model_prefix=str(folder / "spm"), vocab_size=1024,
+        character_coverage=0.995, num_threads=1, shuffle_input_sentence=False, minloglevel=2,
+        **{"model_type": "unigram", **trainer},
+    )  # fmt: skip
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
+    d = Dictionary()
+    for i in range(sp.get_piece_size()):
+        if not (sp.is_control(i) or sp.is_unknown(i)):
+            d.add_symbol(sp.id_to_piece(i), n=1)
+    d.finalize(threshold=-1, nwords=-1, padding_factor=8)
+    d.save(str(folder / "data-bin" / "dict.txt"))
+    assert len(d) == 4 + 1028
+    return folder / BEST
+
+
+@pytest.mark.parametrize("trait", list(SPM_TRAITS))
+def test_sentencepiece_models_the_fast_tokenizer_misreads_take_the_lookup_route(cli, tmp_path, trait):
+    """A dict.txt holding every piece of a byte-fallback, bpe-type or user-defined-symbol sentencepiece model:
+    the fast tokenizer gave other ids than fairseq (convert exit 1 before); sentencepiece itself segmenting
+    (BartphoTokenizer) gives fairseq's ids, by default, and inspect says why."""
+    import argparse
+
+    from fairseq.models.roberta import RobertaModel
+
+    src = vocabulary_dictionary_run(tmp_path / "run", **SPM_TRAITS[trait])
+    out = tmp_path / "out"
+    r = cli("convert", src, out, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tokenizer"]["equal"]
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        hub = RobertaModel.from_pretrained(
+            str(src.parent), checkpoint_file=src.name, data_name_or_path=str(tmp_path / "run" / "data-bin"),
+            bpe="sentencepiece", sentencepiece_model=str(tmp_path / "run" / "spm.model"),
+        ).eval()  # fmt: skip
+    probes = ["a <sep> b @@ c XYZxyz", "Hello 🦜 커피 Ґ 12345", "مرحبا بالعالم! هذه جملة عربية.",
+              "  two  spaces,\ta tab ", "Привет, мир! Это маленький корпус."]  # fmt: skip
+    assert_tokenizer_is_fairseqs(out, hub, probes)
+    assert_logits_are_fairseqs(hub, out, trained_corpus()[::25] + probes)
+    tok = inspect_path(src).tokenizer
+    assert tok["missing_pieces"] == 0 and tok["sentencepiece_traits"] == [trait]
+    assert tok["tokenizer_class"] == "BartphoTokenizer"
+
+
+@pytest.mark.parametrize("rule", ["nfkc", "identity"])
+def test_a_normalization_that_leaves_whitespace_in_pieces_is_refused_by_name(cli, tmp_path, rule):
+    """Under nfkc or identity normalization sentencepiece emits pieces of tabs and newlines, which fairseq drops when
+    it looks pieces up (Dictionary.encode_line splits on whitespace) and no tokenizer AutoTokenizer loads drops:
+    refused by name, where before convert published a fast tokenizer (exit 0) that gave a tab an id of its own."""
+    src = vocabulary_dictionary_run(tmp_path / "run", normalization_rule_name=rule)
+    r = cli("convert", src, tmp_path / "out")
+    assert r.exit_code == 2, r.output
+    (line,) = error_lines(r.stderr)
+    assert f"normalization_rule_name={rule}" in line and "--accept-missing-pieces" in line
+    assert not (tmp_path / "out").exists()
+    assert any(f"normalization_rule_name={rule}" in w for w in inspect_path(src).warnings)

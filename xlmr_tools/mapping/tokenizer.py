@@ -76,12 +76,16 @@ class Alignment:
     # uses: mapping.tokenizer.reachable_tokens); fairseq gives them ids that nothing ever gets
     unreachable: frozenset[str] = frozenset()
     add_prefix_space: bool = False  # the byte-level BPE reads a text with a space before it (bpe_add_prefix_space)
+    # what the sentencepiece model does that the fast tokenizer cannot (sentencepiece_traits): then only the lookup
+    # route, where sentencepiece itself segments, gives fairseq's ids
+    traits: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "dict_symbols": self.dict_symbols, "pieces": self.pieces,
                 "fillers": self.fillers, "mask_id": self.mask_id, "embedding_rows": self.embedding_rows,
                 "order": self.order, "missing_pieces": len(self.missing), "raw_symbols": len(self.raw),
-                "specials": self.specials, "tokenizer_class": self.tokenizer_class}  # fmt: skip
+                "sentencepiece_traits": list(self.traits), "specials": self.specials,
+                "tokenizer_class": self.tokenizer_class}  # fmt: skip
 
     @property
     def lookup(self) -> bool:
@@ -91,21 +95,38 @@ class Alignment:
 
     @property
     def lookup_needed(self) -> bool:
-        return self.vocabulary == SENTENCEPIECE and bool(self.missing or self.raw)
+        return self.vocabulary == SENTENCEPIECE and bool(self.missing or self.raw or self.traits)
+
+    @property
+    def whitespace_pieces(self) -> str | None:
+        """The sentencepiece normalization, where it leaves whitespace in pieces (see FAST_NORMALIZERS)."""
+        return next((t.split("=", 1)[1] for t in self.traits if t.startswith(NORMALIZATION + "=")), None)
 
     @property
     def inexact(self) -> str | None:
         """Why no tokenizer AutoTokenizer loads for this model gives fairseq's ids on every text, or None."""
+        if self.whitespace_pieces:
+            return (
+                f"indexes a sentencepiece model trained with {NORMALIZATION}={self.whitespace_pieces}, which leaves "
+                "whitespace characters (tabs, newlines) in its pieces; fairseq drops them when it looks the pieces up "
+                "in dict.txt (it splits them on whitespace), which no tokenizer AutoTokenizer loads does"
+            )
         if self.lookup_needed and not self.lookup:
             what = ", ".join(x for x in (
                 f"lacks {self.missing_summary()}" if self.missing else "",
                 f"holds {len(self.raw)} {'symbol' if len(self.raw) == 1 else 'symbols'} sentencepiece emits as they are"
                 if self.raw else "",
+                f"indexes a sentencepiece model trained with {self.traits_summary()}" if self.traits else "",
             ) if x)  # fmt: skip
             return (
                 f"{what}, so the tokenizer must look pieces up in dict.txt as fairseq does; AutoTokenizer loads every "
                 f"{self.model_type} folder through tokenizer.json whatever tokenizer_config.json names (transformers' "
                 "own rule), and no tokenizer.json can look pieces up"
+            )
+        if self.traits and not self.lookup:
+            return (
+                f"indexes a sentencepiece model trained with {self.traits_summary()}, which only sentencepiece itself "
+                f"segments as fairseq does; no tokenizer.json or {TOKENIZER_CLASS[self.vocabulary]} can"
             )
         if self.missing and not self.lookup:
             return (
@@ -141,6 +162,9 @@ class Alignment:
             else:
                 names.append(s)
         return names
+
+    def traits_summary(self) -> str:
+        return ", ".join(self.traits)
 
     def missing_summary(self, shown: int = 5) -> str:
         first = ", ".join(repr(p) for p in self.missing[:shown])
@@ -198,16 +222,72 @@ def vocabulary_of(symbols: list[str]) -> str:
     return SENTENCEPIECE
 
 
-def read_pieces(path: Path) -> list[str]:
+def read_pieces(path: Path) -> tuple[list[str], tuple[str, ...]]:
     """The sentencepiece model's normal pieces, in its order (its control and unknown pieces are fairseq's
-    specials)."""
+    specials), and what in it the fast tokenizer cannot reproduce (`sentencepiece_traits`)."""
     import sentencepiece as spm
 
     try:
         sp = spm.SentencePieceProcessor(model_file=str(path))
     except (RuntimeError, OSError) as e:
         raise BadInput(path, f"not a sentencepiece model ({str(e).splitlines()[0][:120]})") from e
-    return [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    return pieces, sentencepiece_traits(sp.serialized_model_proto())
+
+
+# The sentencepiece normalizations transformers' conversion reproduces (XLM-R's is nmt_nfkc), which also turn every
+# whitespace character into a space: under any other (nfkc keeps tabs and newlines, identity every whitespace
+# character) sentencepiece emits pieces of whitespace, which fairseq's dictionary lookup drops (Dictionary.encode_line
+# splits the joined pieces on whitespace) and no tokenizer AutoTokenizer loads drops.
+FAST_NORMALIZERS = ("nmt_nfkc", "nmt_nfkc_cf")
+NORMALIZATION = "normalization_rule_name"
+
+
+def sentencepiece_traits(proto: bytes) -> tuple[str, ...]:
+    """What a sentencepiece model does that the fast tokenizer does not (transformers' XLM-R conversion: a tokenizers
+    Unigram over the pieces and their scores, behind nmt_nfkc normalization, a `▁` before every word, runs of spaces
+    collapsed), each named by the spm_train option that makes it. The fast route was measured against fairseq's
+    encoder on the fixture corpus, for dict.txt the model's vocabulary: exact for the defaults and split_digits,
+    split_by_number, split_by_unicode_script, control_symbols, character_coverage, max_sentencepiece_length,
+    allow_whitespace_only_pieces; other ids on ordinary text for each option listed here — a `bpe` model (its scores
+    are no Unigram log-probabilities; `char` and `word` models, not proven either way, are treated alike),
+    byte_fallback (sentencepiece spells what it does not cover as
+    `<0xNN>` pieces; the conversion makes it <unk>), user_defined_symbols (sentencepiece keeps the `▁` before them as
+    a piece of its own; the conversion loses it), another normalization (nfkc keeps tabs and newlines, identity also
+    the non-breaking spaces), add_dummy_prefix=false, remove_extra_whitespaces=false, split_by_whitespace=false,
+    treat_whitespace_as_suffix=true, special ids that leave a piece among ids 0-2 (`unk_id=3 bos_id=0 eos_id=1`,
+    `bos_id=-1 eos_id=-1`: the conversion drops ids 0-2 as XLM-R's <unk>, <s>, </s>). Such a model takes the lookup
+    route (sentencepiece itself segments), exact for every one of them — but another normalization, which leaves
+    whitespace in pieces: no route is exact there (Alignment.whitespace_pieces)."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model_pb2: Any = sentencepiece_model_pb2  # generated protobuf code: no types for mypy
+    model = model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    trainer, normalizer = model.trainer_spec, model.normalizer_spec
+    traits = []
+    if trainer.model_type != model_pb2.TrainerSpec.UNIGRAM:
+        traits.append(f"model_type={model_pb2.TrainerSpec.ModelType.Name(trainer.model_type).lower()}")
+    if trainer.byte_fallback:
+        traits.append("byte_fallback")
+    user = [p.piece for p in model.pieces if p.type == model_pb2.ModelProto.SentencePiece.USER_DEFINED]
+    if user:
+        shown = ", ".join(repr(p) for p in user[:3]) + (", …" if len(user) > 3 else "")
+        traits.append(f"{len(user)} user_defined_symbols ({shown})")
+    kinds = model_pb2.ModelProto.SentencePiece
+    if any(p.type not in (kinds.CONTROL, kinds.UNKNOWN) for p in model.pieces[:3]):
+        # transformers' conversion takes the first three pieces for <unk>, <s>, </s> and drops them
+        traits.append(", ".join(f"{k}={getattr(trainer, k)}" for k in ("unk_id", "bos_id", "eos_id", "pad_id")))
+    if normalizer.name not in FAST_NORMALIZERS:
+        traits.append(f"{NORMALIZATION}={normalizer.name}")
+    traits += [f"{flag}={str(value).lower()}" for flag, value, usual in (
+        ("add_dummy_prefix", normalizer.add_dummy_prefix, True),
+        ("remove_extra_whitespaces", normalizer.remove_extra_whitespaces, True),
+        ("escape_whitespaces", normalizer.escape_whitespaces, True),
+        ("split_by_whitespace", trainer.split_by_whitespace, True),
+        ("treat_whitespace_as_suffix", trainer.treat_whitespace_as_suffix, False),
+    ) if value != usual]  # fmt: skip
+    return tuple(traits)
 
 
 def read_gpt2_encoder(path: Path) -> dict[str, int]:
@@ -315,6 +395,7 @@ def align(
     plain = [s for s in symbols if s not in FAIRSEQ_SPECIALS]
     shown: dict[str, str] = {}  # how a missing piece is named to the user
     unreachable: set[str] = set()  # pieces (as dict.txt spells them) the subword model never emits
+    traits: tuple[str, ...] = ()
     if vocabulary == GPT2:
         encoder = read_gpt2_encoder(files["encoder.json"])
         body = [str(i) for i in sorted(encoder.values())]
@@ -323,7 +404,7 @@ def align(
         emitted = reachable_tokens(encoder, read_gpt2_merges(files["vocab.bpe"]))
         unreachable = {str(i) for t, i in encoder.items() if t not in emitted}
     else:
-        body = read_pieces(files["sentencepiece.bpe.model"])
+        body, traits = read_pieces(files["sentencepiece.bpe.model"])
         size = len(body) + 3
     pieces = set(body)
     in_dict = set(symbols)
@@ -335,7 +416,7 @@ def align(
         tuple(shown.get(p, p) for p in body if p not in in_dict and p not in unreachable), tuple(symbols),
         vocabulary, {name: files[name] for name in MODEL_FILES[vocabulary]},
         tuple(s for s in not_pieces if not FILLER.match(s)) if vocabulary != GPT2 else (), model_type,
-        lookup_loadable, frozenset(unreachable & in_dict), add_prefix_space,
+        lookup_loadable, frozenset(unreachable & in_dict), add_prefix_space, traits,
     )  # fmt: skip
 
 

@@ -74,6 +74,12 @@ def _tokenizer_notes(al: tokenizer.Alignment) -> tuple[list[str], list[str]]:
             "it is for characters its model does not cover, which fairseq gives ids of their own; xlmr convert "
             f"writes a {al.tokenizer_class} (sentencepiece, then dict.txt looked up, as fairseq does)"
         )
+    if al.traits and al.lookup:
+        notes.append(
+            f"the sentencepiece model was trained with {al.traits_summary()}, which a tokenizer.json does not "
+            f"reproduce; xlmr convert writes a {al.tokenizer_class} (sentencepiece itself segments, dict.txt gives "
+            "the ids)"
+        )
     if al.fillers:
         notes.append(
             f"dict.txt holds {al.fillers} symbols that are no {model} piece (padding fillers): fairseq's <mask> is "
