@@ -113,3 +113,16 @@ def test_an_xl_model_with_missing_pieces_is_refused_and_accepted_by_flag(cli, tm
     assert all(0 < int(wrong) <= int(total) for wrong, total in counts), data["accepted"]
     card = (tmp_path / "out" / "README.md").read_text()
     assert ("Known difference, accepted" in card) == bool(data["accepted"])
+
+
+@pytest.mark.parametrize("name", ["preln", "roberta_gpt2"])
+def test_the_dictionary_texts_hold_runs_of_whitespace(name):
+    """A tokenizer that treats runs of spaces and tabs otherwise than fairseq (sentencepiece's
+    remove_extra_whitespaces=false read by the fast tokenizer) passed convert's own check: no sample or dictionary
+    text held a run of whitespace. The dictionary's symbols are also given with leading runs, spaces and tabs."""
+    from xlmr_tools.compare.texts import dictionary_texts
+    from xlmr_tools.sources.fairseq import open_checkpoint
+
+    texts = dictionary_texts(open_checkpoint(fixture(name)).alignment())
+    spaced = [t for t in texts if t.startswith("  ")]
+    assert len(spaced) == 1 and "\t" in spaced[0] and "   " in spaced[0] and len(spaced[0].split()) >= 8

@@ -54,4 +54,9 @@ def dictionary_texts(alignment: Alignment, per_line: int = 32) -> list[str]:
         surfaces = [s.replace("\u2581", " ").strip() for s in alignment.symbols
                     if s not in FAIRSEQ_SPECIALS and not FILLER.match(s)]  # fmt: skip
     surfaces = [s for s in surfaces if s]
-    return [" ".join(surfaces[i : i + per_line]) for i in range(0, len(surfaces), per_line)]
+    lines = [" ".join(surfaces[i : i + per_line]) for i in range(0, len(surfaces), per_line)]
+    # and the first symbols again with runs of spaces and tabs around them, leading and trailing: how a tokenizer
+    # treats whitespace (sentencepiece's remove_extra_whitespaces, a byte-level BPE's space runs) shows only there
+    gaps = ("  ", " \t ", "   ", "\t")
+    spaced = "".join(s + gaps[i % len(gaps)] for i, s in enumerate(surfaces[:per_line]))
+    return lines + (["  " + spaced] if spaced else [])
