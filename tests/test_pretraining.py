@@ -271,3 +271,23 @@ def test_a_normalization_that_leaves_whitespace_in_pieces_is_refused_by_name(cli
     assert f"normalization_rule_name={rule}" in line and "--accept-missing-pieces" in line
     assert not (tmp_path / "out").exists()
     assert any(f"normalization_rule_name={rule}" in w for w in inspect_path(src).warnings)
+
+
+@pytest.mark.parametrize("name", ["spm_preprocess", "preln_emb_ln", "preln_emb_ln_gpt2", "gottbert_srcdict"])
+def test_every_layer_is_fairseqs_hub_models(cli, tmp_path, name):
+    """Layer by layer: each trained run converted with default flags gives, as AutoModelForMaskedLM loads it, fairseq's
+    hub model's embeddings, every layer's output, the final norm (pre-LN) and the logits, on the hub's own ids."""
+    from transformers import AutoModelForMaskedLM
+
+    from tests.helpers.full_forward import fairseq_stages, hf_stages
+
+    out = tmp_path / "out"
+    assert cli("convert", trained(name) / BEST, out, "-q").exit_code == 0
+    hub = trained_hub(name)
+    model = AutoModelForMaskedLM.from_pretrained(str(out), dtype=torch.float32, local_files_only=True).eval()
+    for text in trained_corpus()[::40]:
+        tokens = hub.encode(text)[:60][None]
+        want, got = fairseq_stages(hub.model, tokens, None), hf_stages(model, tokens, 1, None)
+        assert list(got) == list(want) and len(want) >= 4, (list(got), list(want))
+        for stage, x in want.items():
+            assert (x - got[stage]).abs().max().item() <= 1e-5, (text, stage)

@@ -161,11 +161,12 @@ def fairseq_stages(model: nn.Module, tokens: torch.Tensor, head: str | None) -> 
 
 
 def hf_stages(model: nn.Module, tokens: torch.Tensor, pad_id: int, head: str | None) -> dict[str, torch.Tensor]:
-    base = model.roberta
+    base = getattr(model, model.base_model_prefix)
     points = [("embeddings", base.encoder.layer[0], "input")]
     points += [(f"layer {i}", layer, "output") for i, layer in enumerate(base.encoder.layer)]
-    if hasattr(base.encoder, "LayerNorm"):
-        points.append(("final norm", base.encoder.LayerNorm, "output"))
+    final = getattr(base.encoder, "LayerNorm", None) or getattr(base, "LayerNorm", None)  # XL's, PreLayerNorm's
+    if final is not None:
+        points.append(("final norm", final, "output"))
     mask = (tokens != pad_id).long()
     out = _capture(model, points, lambda: model(input_ids=tokens, attention_mask=mask).logits, time_major=False)
     out[head_stage(head)] = out.pop("_final")
