@@ -187,3 +187,60 @@ def test_a_bad_value_among_the_nested_arguments_is_bad_input(cli, tmp_path):
     assert r.exit_code == 2
     (line,) = error_lines(r.stderr)
     assert "fairseq argument dropout='abc' is not a number" in line
+
+
+def train_variant(tmp_path, name: str, *overrides: str):
+    """A data2vec_text pretraining run by fairseq-hydra-train with data2vec's own config (make_trained's, 4 updates)
+    plus `overrides`, on the fixture's data; its save dir."""
+    from tests.fixtures import make_trained
+
+    folder = tmp_path / name
+    for sub in ("data-bin", "gpt2_bpe"):
+        shutil.copytree(trained("data2vec_text") / sub, folder / sub)
+    settings = [o for o in make_trained.DATA2VEC_PRETRAIN if not o.startswith("optimization.max_update=")]
+    config = make_trained.fairseq_config_dir("data2vec", "config", "text", "pretraining")
+    make_trained.hydra_train(folder, config, "base", [*settings, "optimization.max_update=4", *overrides])
+    return folder / "checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("override", "placement"),
+    [
+        ("model.transformer.encoder.normalize_before=true", "pre-LN layers and a final LayerNorm, an embedding"),
+        ("model.transformer.layernorm_embedding=false", "post-LN layers, no embedding LayerNorm"),
+    ],
+)
+def test_a_layout_data2vec_text_has_no_class_for_is_refused_naming_data2vec(cli, tmp_path, override, placement):
+    """data2vec's encoder is fairseq's TransformerEncoder, whose norms its config places: a pre-LN student (or one
+    without the embedding LayerNorm) has no Data2VecText class. Refused by name (data2vec-text, the options), exit
+    2 — not described as another family (RobertaPreLayerNorm's layout fits a pre-LN one's tensors but not its
+    nested arguments: it failed on 'encoder_attention_heads=None'), and inspect says why convert refuses."""
+    save_dir = train_variant(tmp_path, "variant", override)
+    r = cli("convert", save_dir / "checkpoint_best.pt", tmp_path / "out", "--no-verify")
+    assert r.exit_code == 2, r.output
+    (line,) = error_lines(r.stderr)
+    assert "data2vec-text (fairseq arch 'data2vec_text')" in line and placement in line, line
+    assert "transformers' Data2VecText classes have post-LN layers, an embedding LayerNorm only" in line
+    assert not (tmp_path / "out").exists()
+    r = cli("inspect", save_dir / "checkpoint_best.pt")
+    assert r.exit_code == 0 and "convert refuses this model" in r.stderr and placement in r.stderr, r.output
+
+
+def test_variants_of_training_options_convert_exact_against_fairseqs_own(cli, tmp_path):
+    """Options that only shape data2vec's training target or its regression head (--head-layers 3, --loss-beta 0,
+    instance-norm targets, --average-top-k-layers 1), saved mid-training as checkpoint_E_U.pt: the student converts
+    with default flags to Data2VecTextModel, every layer equal to fairseq's own Data2VecTextModel's."""
+    save_dir = train_variant(
+        tmp_path, "variant", "model.head_layers=3", "model.loss_beta=0", "model.layer_norm_target_layer=false",
+        "+model.instance_norm_target_layer=true", "model.average_top_k_layers=1",
+        "checkpoint.save_interval_updates=2", "checkpoint.keep_interval_updates=1",
+    )  # fmt: skip
+    (src,) = save_dir.glob("checkpoint_*_*.pt")
+    out = tmp_path / "out"
+    r = cli("convert", src, out, "--json")
+    assert r.exit_code == 0, r.output
+    ignored = json.loads(r.stdout)["ignored"]
+    assert [k for k in ignored if k.startswith("encoder.regression_head.")] == [
+        f"encoder.regression_head.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")
+    ]
+    assert_encoder_is_fairseqs(out, *trained_fairseq_model("data2vec_text", src))
