@@ -214,7 +214,8 @@ def test_a_layout_data2vec_text_has_no_class_for_is_refused_naming_data2vec(cli,
     """data2vec's encoder is fairseq's TransformerEncoder, whose norms its config places: a pre-LN student (or one
     without the embedding LayerNorm) has no Data2VecText class. Refused by name (data2vec-text, the options), exit
     2 — not described as another family (RobertaPreLayerNorm's layout fits a pre-LN one's tensors but not its
-    nested arguments: it failed on 'encoder_attention_heads=None'), and inspect says why convert refuses."""
+    nested arguments: it failed on 'encoder_attention_heads=None'), and inspect says why convert refuses and shows
+    the norm placement the tensors have."""
     save_dir = train_variant(tmp_path, "variant", override)
     r = cli("convert", save_dir / "checkpoint_best.pt", tmp_path / "out", "--no-verify")
     assert r.exit_code == 2, r.output
@@ -224,6 +225,9 @@ def test_a_layout_data2vec_text_has_no_class_for_is_refused_naming_data2vec(cli,
     assert not (tmp_path / "out").exists()
     r = cli("inspect", save_dir / "checkpoint_best.pt")
     assert r.exit_code == 0 and "convert refuses this model" in r.stderr and placement in r.stderr, r.output
+    # the placement inspect shows is the tensors' (it showed data2vec-text's own, post-ln, for a pre-LN student)
+    want = "pre-ln" if placement.startswith("pre-LN") else "post-ln"
+    assert inspect_path(save_dir / "checkpoint_best.pt").description["family"] == want
 
 
 def test_variants_of_training_options_convert_exact_against_fairseqs_own(cli, tmp_path):

@@ -23,7 +23,7 @@ from xlmr_tools.mapping.weights import (
     fairseq_layers,
     is_bookkeeping,
 )
-from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
+from xlmr_tools.model import GPT2, POST_LN, PRE_LN, SENTENCEPIECE, Adapters, ModelDescription, head_kind
 from xlmr_tools.settings import Assets
 from xlmr_tools.sources import locate, values
 from xlmr_tools.sources.fairseq_state import FairseqState, normalize_fairseq_name, normalize_fairseq_state
@@ -401,6 +401,7 @@ def describe(
         files=files,
     )
     family = families.detect(evidence)
+    claimed = family is not None
     if family is None:
         unsupported.append(families.unclaimed(evidence))
         family = families.nearest(evidence)
@@ -451,7 +452,8 @@ def describe(
             unique[t.untyped_storage().data_ptr() + int(t.storage_offset()) * t.element_size()] = t.numel()
     layout = family.layout_for(evidence)
     return ModelDescription(
-        family=layout.family,
+        # the placement the tensors have (a refused checkpoint's nearest family may place its norms otherwise)
+        family=layout.family if claimed else (PRE_LN if has_final else POST_LN),
         layers=layers,
         hidden=int(emb.shape[1]),
         heads=heads,
