@@ -6,6 +6,7 @@ loader — and verifies."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -271,3 +272,41 @@ def test_a_normalization_that_leaves_whitespace_in_pieces_is_refused_by_name(cli
     assert f"normalization_rule_name={rule}" in line and "--accept-missing-pieces" in line
     assert not (tmp_path / "out").exists()
     assert any(f"normalization_rule_name={rule}" in w for w in inspect_path(src).warnings)
+
+
+def test_a_regression_fine_tune_says_so_in_its_config(cli, tmp_path):
+    """fairseq's --regression-target (STS-B's recipe): a one-output head whose value fairseq returns as is.
+    transformers' text-classification pipeline applies a sigmoid to a one-label head unless config.json says
+    problem_type "regression": convert wrote no problem_type, so the pipeline's score was sigmoid(fairseq's value).
+    Fine-tuned here by fairseq-train itself from the spm_preprocess checkpoint, on the corpus with a float label per
+    line (label/<split>.label, as the task reads regression targets)."""
+    from transformers import pipeline
+
+    from tests.fixtures import make_trained
+
+    folder = tmp_path / "stsb"
+    shutil.copytree(trained("sentence_prediction") / "data-bin" / "input0", folder / "data-bin" / "input0")
+    for name in ("spm.model", "spm.vocab"):
+        shutil.copy(trained("sentence_prediction") / name, folder / name)
+    rows = make_trained.corpus()
+    for part in ("train", "valid"):
+        scores = "".join(f"{len(line) % 50 / 10:.1f}\n" for line, _ in make_trained.split(rows, part))
+        (folder / "data-bin" / "label" / f"{part}.label").parent.mkdir(exist_ok=True)
+        (folder / "data-bin" / "label" / f"{part}.label").write_text(scores)
+    accuracy = ("--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric")
+    finetune = [a for a in make_trained.FINETUNE if a not in accuracy]
+    make_trained.fairseq_train(folder, "data-bin", "--arch", "roberta_base", *make_trained.TINY, *finetune,
+                               "--num-classes", "1", "--regression-target", "--restore-file",
+                               str(trained("spm_preprocess") / BEST))  # fmt: skip
+    head, out = "sentence_classification_head", tmp_path / "out"
+    r = cli("convert", folder / BEST, out, "--head", head)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["problem_type"] == "regression"
+    hub = trained_hub(str(folder))
+    classify = pipeline("text-classification", model=str(out), dtype=torch.float32)
+    for text in trained_corpus()[::60]:
+        with torch.no_grad():
+            want = hub.predict(head, hub.encode(text), return_logits=True)[0, 0].item()
+        (got,) = classify(text)
+        assert abs(got["score"] - want) <= 1e-5, (text, got, want)
+    assert cli("verify", folder / BEST, out, "--head", head, "-q").exit_code == 0

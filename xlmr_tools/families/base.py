@@ -203,11 +203,12 @@ def build_config(
     labels: list[str] | None = None,
     specials: dict[str, int] | None = None,
     language: str | None = None,
+    regression: bool = False,
 ) -> Any:
     """The transformers config `convert` writes for the model (mapping.config.build_config with what its family
     adds); `language`: X-MOD's default_language."""
     settings = of(desc).config_settings(desc, language)
-    return config.build_config(desc, args, head, dtype, where, labels, specials, settings)
+    return config.build_config(desc, args, head, dtype, where, labels, specials, settings, regression)
 
 
 def model_types() -> set[str]:

@@ -48,6 +48,7 @@ class FairseqCheckpoint:
     pruned_layers: tuple[int, ...] = ()
     task: str | None = None  # the training task (masked_lm, sentence_prediction, ...)
     task_head: str | None = None  # the classification head a sentence_prediction task trained
+    task_regression: bool = False  # the task trained that head as a regression (--regression-target)
     labels_path: Path | None = None  # the label dictionary fairseq's sentence_prediction task reads
     labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
     given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
@@ -88,6 +89,12 @@ class FairseqCheckpoint:
         if head_kind(head) != "classifier" or self.labels_path is None:
             return None
         return self.labels_path if self.labels_given or self.task_head in (None, head) else None
+
+    def regression(self, head: str | None) -> bool:
+        """Whether this head predicts a value, not classes: the head its sentence_prediction task trained with
+        --regression-target (fairseq applies nothing to its output; transformers' text-classification pipeline
+        applies a sigmoid to a one-label head unless config.json says problem_type "regression")."""
+        return self.task_regression and head is not None and head == self.task_head
 
     def inputs(self) -> list[Path]:
         """Every file a conversion of this checkpoint reads: the checkpoint, dict.txt, the subword model's files
@@ -131,7 +138,7 @@ def open_checkpoint(
         raise e.naming(file) from e.__cause__
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
-    args, layout, task, task_head = _model_args(obj, file)
+    args, layout, task, task_head, task_regression = _model_args(obj, file)
     values.check_fairseq_args(args, file)
     kept = _ema_of(obj)
     raw = obj["model"]
@@ -191,6 +198,7 @@ def open_checkpoint(
         pruned_layers=state.pruned_layers,
         task=task,
         task_head=task_head,
+        task_regression=task_regression,
         labels_path=_asset(assets.labels) or locate.find_asset(places, "label/dict.txt")
         if task == "sentence_prediction" or assets.labels is not None
         else None,
@@ -318,8 +326,8 @@ def _as_dict(value: Any, file: Path) -> dict[str, Any] | None:
     return None
 
 
-def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None]:
-    """(model args, layout, training task, the task's classification head)."""
+def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None, bool]:
+    """(model args, layout, training task, the task's classification head, whether it trained it as a regression)."""
     cfg = _as_dict(obj.get("cfg"), file)
     if cfg is not None and cfg.get("model") is not None:
         model = _as_dict(cfg["model"], file)
@@ -335,12 +343,14 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
             or criterion.get("classification_head_name")
             or model.get("classification_head_name")
         )
-        return model, "cfg", task, head if task == "sentence_prediction" else None
+        sentence = task == "sentence_prediction"
+        return model, "cfg", task, head if sentence else None, sentence and task_cfg.get("regression_target") is True
     if isinstance(obj.get("args"), argparse.Namespace):
         args = vars(obj["args"])
         task = args.get("task")
         head = args.get("classification_head_name", "sentence_classification_head")
-        return args, "args", task, head if task == "sentence_prediction" else None
+        sentence = task == "sentence_prediction"
+        return args, "args", task, head if sentence else None, sentence and args.get("regression_target") is True
     found = sorted(k for k in obj if k != "model")
     raise BadInput(
         file,
