@@ -118,6 +118,24 @@ def test_ema_weights_are_fairseqs_own_export(cli, tmp_path):
     assert r.exit_code == 2 and "did not use --store-ema" in r.stderr
 
 
+def test_diff_compares_a_checkpoints_ema_weights_with_ema(cli, tmp_path):
+    """diff had no --ema: a folder converted with --ema could only be diffed against the checkpoint's live weights
+    ("models differ"). With it the fairseq side's weights are the EMA model's, tensors and outputs equal to the
+    folder's; the live folder differs; an option with no fairseq side to apply to is refused by name."""
+    src = trained("ema") / BEST
+    assert cli("convert", src, tmp_path / "ema", "--ema", "-q").exit_code == 0
+    assert cli("convert", src, tmp_path / "live", "-q").exit_code == 0
+    r = cli("diff", src, tmp_path / "ema", "--ema", "--outputs", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"]
+    assert cli("diff", src, tmp_path / "live", "--ema", "-q").exit_code == 1
+    assert cli("diff", src, tmp_path / "ema", "-q").exit_code == 1  # without it: the live weights
+    r = cli("diff", tmp_path / "ema", tmp_path / "live", "--ema")
+    assert r.exit_code == 2
+    (line,) = error_lines(r.stderr)
+    assert "--ema selects a fairseq checkpoint's EMA weights, and neither side is one" in line
+
+
 def test_a_sentence_prediction_fine_tune_finds_its_label_dictionary(cli, tmp_path):
     """input0/dict.txt and label/dict.txt where fairseq-preprocess put them for the task; the head's classes named
     by label/dict.txt, logits equal fairseq's head."""
