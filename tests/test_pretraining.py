@@ -202,6 +202,28 @@ def test_the_encoder_alone_where_the_head_cannot_be_represented(cli, tmp_path, n
     assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
 
 
+@pytest.mark.parametrize("name", ["relu_head", "relu_pooler", "../cfg_scaled_embedding", "spm_preprocess"])
+def test_inspect_says_what_convert_writes_with_default_flags(cli, tmp_path, name):
+    """inspect's "converts to" named XLMRobertaForMaskedLM for checkpoints convert refuses with default flags (a
+    relu masked-LM head, a scaled embedding): it now says what convert writes — the classes, nothing, or nothing by
+    default and what --head none writes — and convert agrees."""
+    src = trained(name) / BEST if (trained(name) / BEST).is_file() else trained(name) / "model.pt"
+    said = inspect_path(src).details["converts_to"]
+    r = cli("convert", src, tmp_path / "out", "--no-verify")
+    if r.exit_code == 0:
+        config = json.loads((tmp_path / "out" / "config.json").read_text())
+        assert said.startswith(f"{config['architectures'][0]} + "), said
+        return
+    assert r.exit_code == 2 and said.startswith("nothing"), (said, r.output)
+    if "--head none:" not in said:
+        assert said == "nothing: convert refuses this model (see the warnings)"
+        assert cli("convert", src, tmp_path / "none", "--head", "none", "--no-verify").exit_code == 2
+        return
+    written = said.split("--head none: ")[1].split(" + ")[0]
+    assert cli("convert", src, tmp_path / "none", "--head", "none", "--no-verify").exit_code == 0
+    assert json.loads((tmp_path / "none" / "config.json").read_text())["architectures"] == [written]
+
+
 # ---------------------------------------------------------------- sentencepiece models the fast tokenizer misreads
 
 # sentencepiece trainer options users train with whose models transformers' XLM-R conversion (a tokenizers Unigram
