@@ -248,3 +248,21 @@ def test_variants_of_training_options_convert_exact_against_fairseqs_own(cli, tm
         f"encoder.regression_head.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")
     ]
     assert_encoder_is_fairseqs(out, *trained_fairseq_model("data2vec_text", src))
+
+
+def test_a_masked_lm_folder_against_a_checkpoint_without_that_head_is_refused_naming_the_folder(cli, tmp_path):
+    """data2vec's student has no masked-LM head: verified or diffed against a folder holding one (a RoBERTa
+    *ForMaskedLM, the same post-LN placement), the refusal said "checkpoint lacks 5 tensor(s) the data2vec-text layout
+    needs, first: encoder.lm_head.bias", blaming the checkpoint for a head its family never has. It names the folder's
+    head and --head none, which then compares the encoder."""
+    folder = tmp_path / "roberta"
+    assert cli("convert", trained("gottbert_srcdict") / BEST, folder, "--no-verify", "-q").exit_code == 0
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["RobertaForMaskedLM"]
+    src = trained("data2vec_text") / BEST
+    for command in ("verify", "diff"):
+        r = cli(command, src, folder)
+        assert r.exit_code == 2, r.output
+        (line,) = error_lines(r.stderr)
+        assert "the folder holds a masked-LM head and the checkpoint has none" in line and "--head none" in line
+    r = cli("verify", src, folder, "--head", "none")
+    assert r.exit_code == 1 and "config.json says model_type 'roberta'" in r.stderr  # compared: another model

@@ -68,6 +68,13 @@ def compared_head(
     if head is not None:
         return choose_head(desc, head, str(where))
     held = folder_head(folder, None)
+    if held is None and not desc.lm_head:  # else: "checkpoint lacks ... encoder.lm_head.*", blaming the checkpoint
+        heads = ", ".join(sorted(desc.classification_heads)) or "none"
+        raise BadInput(
+            folder_where,
+            f"the folder holds a masked-LM head and the checkpoint has none (its classification heads: {heads}); "
+            f"compare the encoder alone with --head {ENCODER}",
+        )
     if held != CLASSIFIER:
         return held
     if len(desc.classification_heads) == 1:
