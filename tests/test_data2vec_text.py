@@ -266,3 +266,27 @@ def test_a_masked_lm_folder_against_a_checkpoint_without_that_head_is_refused_na
         assert "the folder holds a masked-LM head and the checkpoint has none" in line and "--head none" in line
     r = cli("verify", src, folder, "--head", "none")
     assert r.exit_code == 1 and "config.json says model_type 'roberta'" in r.stderr  # compared: another model
+
+
+def test_a_bare_folder_labelled_roberta_loads_the_same_and_verify_says_so(cli, tmp_path):
+    """A bare Data2VecTextModel folder whose config.json says model_type 'roberta': transformers builds RobertaModel,
+    loads every weight (the bare models share their names) and computes the same outputs. verify still fails the
+    model_type row (the folder publishes another model) but its note said "transformers reports missing/unexpected
+    norm weights and returns wrong outputs without an error", which transformers' own loading disproves."""
+    out = tmp_path / "out"
+    assert cli("convert", trained("data2vec_text") / BEST, out, "--no-verify", "-q").exit_code == 0
+    right = AutoModel.from_pretrained(str(out), add_pooling_layer=False, dtype=torch.float32)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "model_type": "roberta", "architectures": ["RobertaModel"]}))
+    relabelled, info = AutoModel.from_pretrained(
+        str(out), add_pooling_layer=False, dtype=torch.float32, output_loading_info=True
+    )
+    assert type(relabelled).__name__ == "RobertaModel" and {k: v for k, v in info.items() if v} == {}, info
+    ids = torch.tensor([[0, 100, 200, 300, 400, 2]])
+    with torch.no_grad():
+        assert torch.equal(relabelled(ids).last_hidden_state, right(ids).last_hidden_state)
+    r = cli("verify", trained("data2vec_text") / BEST, out, "--json")
+    assert r.exit_code == 1
+    (row,) = [row for row in json.loads(r.stdout)["config"] if row["item"] == "model_type"]
+    assert "loads these weights and computes the same outputs" in row["note"], row["note"]
+    assert "wrong outputs" not in row["note"]
