@@ -290,3 +290,20 @@ def test_a_bare_folder_labelled_roberta_loads_the_same_and_verify_says_so(cli, t
     (row,) = [row for row in json.loads(r.stdout)["config"] if row["item"] == "model_type"]
     assert "loads these weights and computes the same outputs" in row["note"], row["note"]
     assert "wrong outputs" not in row["note"]
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("model.transformer.no_scale_embedding=false", "no_scale_embedding=False): transformers' Data2VecText* does"),
+        ("model.transformer.encoder.learned_pos=false", "encoder_learned_pos=False): transformers' Data2VecText* has"),
+    ],
+)
+def test_an_embedding_option_data2vec_text_lacks_is_refused_naming_its_classes(cli, tmp_path, override, said):
+    """Scaled embeddings or sinusoidal positions in a data2vec-text student: refused by name (exit 2), the refusal
+    naming the classes it converts to (it said "transformers' XLM-R" for a data2vec-text checkpoint)."""
+    save_dir = train_variant(tmp_path, "variant", override)
+    r = cli("convert", save_dir / "checkpoint_best.pt", tmp_path / "out", "--no-verify")
+    assert r.exit_code == 2, r.output
+    (line,) = error_lines(r.stderr)
+    assert said in line and "XLM-R" not in line, line

@@ -418,16 +418,16 @@ def describe(
     args = family.model_args(args)
     values.check_fairseq_args(args, Path(where))  # the family's flattened arguments, read from here on
     padding_idx = 1
+    classes = f"transformers' {family.prefix}*"  # the classes the refusals below are about
     if pos is None:
         if args.get("no_token_positional_embeddings"):
             unsupported.append(
-                "no positional embeddings (no_token_positional_embeddings=True): transformers' "
-                "XLM-R always adds learned absolute positions"
+                f"no positional embeddings (no_token_positional_embeddings=True): {classes} always adds learned "
+                "absolute positions"
             )
         elif args.get("encoder_learned_pos") is False or FAIRSEQ_NAMES["sinusoidal_positions"] in tensors:
             unsupported.append(
-                "sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
-                "learned absolute positions"
+                f"sinusoidal positions (encoder_learned_pos=False): {classes} has only learned absolute positions"
             )
         else:
             unsupported.append(f"no position embeddings ({FAIRSEQ_NAMES['positions']})")
@@ -441,7 +441,7 @@ def describe(
             )
     if args.get("no_scale_embedding") is False:
         unsupported.append(
-            "embeddings scaled by sqrt(hidden) (no_scale_embedding=False): transformers' XLM-R does not scale them"
+            f"embeddings scaled by sqrt(hidden) (no_scale_embedding=False): {classes} does not scale them"
         )
     if FAIRSEQ_NAMES["quant_noise"] in tensors or (
         float(args.get("quant_noise_pq") or 0) > 0 and not args.get("adaptive_input")
