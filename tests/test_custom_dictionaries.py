@@ -126,3 +126,13 @@ def test_the_dictionary_texts_hold_runs_of_whitespace(name):
     texts = dictionary_texts(open_checkpoint(fixture(name)).alignment())
     spaced = [t for t in texts if t.startswith("  ")]
     assert len(spaced) == 1 and "\t" in spaced[0] and "   " in spaced[0] and len(spaced[0].split()) >= 8
+
+
+def test_the_model_card_counts_every_text_the_tokenizer_was_proved_on(cli, tmp_path):
+    """The card said "ids equal fairseq's on 7 texts" where convert also proved the texts made of dict.txt's symbols."""
+    r = cli("convert", fixture("preln"), tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.output
+    tok = json.loads(r.stdout)["tokenizer"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert tok["dictionary_texts"] > 0
+    assert f"on {tok['texts']} sample texts and {tok['dictionary_texts']} texts made of dict.txt's symbols: yes" in card

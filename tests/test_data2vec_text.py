@@ -187,3 +187,123 @@ def test_a_bad_value_among_the_nested_arguments_is_bad_input(cli, tmp_path):
     assert r.exit_code == 2
     (line,) = error_lines(r.stderr)
     assert "fairseq argument dropout='abc' is not a number" in line
+
+
+def train_variant(tmp_path, name: str, *overrides: str):
+    """A data2vec_text pretraining run by fairseq-hydra-train with data2vec's own config (make_trained's, 4 updates)
+    plus `overrides`, on the fixture's data; its save dir."""
+    from tests.fixtures import make_trained
+
+    folder = tmp_path / name
+    for sub in ("data-bin", "gpt2_bpe"):
+        shutil.copytree(trained("data2vec_text") / sub, folder / sub)
+    settings = [o for o in make_trained.DATA2VEC_PRETRAIN if not o.startswith("optimization.max_update=")]
+    config = make_trained.fairseq_config_dir("data2vec", "config", "text", "pretraining")
+    make_trained.hydra_train(folder, config, "base", [*settings, "optimization.max_update=4", *overrides])
+    return folder / "checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("override", "placement"),
+    [
+        ("model.transformer.encoder.normalize_before=true", "pre-LN layers and a final LayerNorm, an embedding"),
+        ("model.transformer.layernorm_embedding=false", "post-LN layers, no embedding LayerNorm"),
+    ],
+)
+def test_a_layout_data2vec_text_has_no_class_for_is_refused_naming_data2vec(cli, tmp_path, override, placement):
+    """data2vec's encoder is fairseq's TransformerEncoder, whose norms its config places: a pre-LN student (or one
+    without the embedding LayerNorm) has no Data2VecText class. Refused by name (data2vec-text, the options), exit
+    2 — not described as another family (RobertaPreLayerNorm's layout fits a pre-LN one's tensors but not its
+    nested arguments: it failed on 'encoder_attention_heads=None'), and inspect says why convert refuses and shows
+    the norm placement the tensors have."""
+    save_dir = train_variant(tmp_path, "variant", override)
+    r = cli("convert", save_dir / "checkpoint_best.pt", tmp_path / "out", "--no-verify")
+    assert r.exit_code == 2, r.output
+    (line,) = error_lines(r.stderr)
+    assert "data2vec-text (fairseq arch 'data2vec_text')" in line and placement in line, line
+    assert "transformers' Data2VecText classes have post-LN layers, an embedding LayerNorm only" in line
+    assert not (tmp_path / "out").exists()
+    r = cli("inspect", save_dir / "checkpoint_best.pt")
+    assert r.exit_code == 0 and "convert refuses this model" in r.stderr and placement in r.stderr, r.output
+    # the placement inspect shows is the tensors' (it showed data2vec-text's own, post-ln, for a pre-LN student)
+    want = "pre-ln" if placement.startswith("pre-LN") else "post-ln"
+    assert inspect_path(save_dir / "checkpoint_best.pt").description["family"] == want
+
+
+def test_variants_of_training_options_convert_exact_against_fairseqs_own(cli, tmp_path):
+    """Options that only shape data2vec's training target or its regression head (--head-layers 3, --loss-beta 0,
+    instance-norm targets, --average-top-k-layers 1), saved mid-training as checkpoint_E_U.pt: the student converts
+    with default flags to Data2VecTextModel, every layer equal to fairseq's own Data2VecTextModel's."""
+    save_dir = train_variant(
+        tmp_path, "variant", "model.head_layers=3", "model.loss_beta=0", "model.layer_norm_target_layer=false",
+        "+model.instance_norm_target_layer=true", "model.average_top_k_layers=1",
+        "checkpoint.save_interval_updates=2", "checkpoint.keep_interval_updates=1",
+    )  # fmt: skip
+    (src,) = save_dir.glob("checkpoint_*_*.pt")
+    out = tmp_path / "out"
+    r = cli("convert", src, out, "--json")
+    assert r.exit_code == 0, r.output
+    ignored = json.loads(r.stdout)["ignored"]
+    assert [k for k in ignored if k.startswith("encoder.regression_head.")] == [
+        f"encoder.regression_head.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")
+    ]
+    assert_encoder_is_fairseqs(out, *trained_fairseq_model("data2vec_text", src))
+
+
+def test_a_masked_lm_folder_against_a_checkpoint_without_that_head_is_refused_naming_the_folder(cli, tmp_path):
+    """data2vec's student has no masked-LM head: verified or diffed against a folder holding one (a RoBERTa
+    *ForMaskedLM, the same post-LN placement), the refusal said "checkpoint lacks 5 tensor(s) the data2vec-text layout
+    needs, first: encoder.lm_head.bias", blaming the checkpoint for a head its family never has. It names the folder's
+    head and --head none, which then compares the encoder."""
+    folder = tmp_path / "roberta"
+    assert cli("convert", trained("gottbert_srcdict") / BEST, folder, "--no-verify", "-q").exit_code == 0
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["RobertaForMaskedLM"]
+    src = trained("data2vec_text") / BEST
+    for command in ("verify", "diff"):
+        r = cli(command, src, folder)
+        assert r.exit_code == 2, r.output
+        (line,) = error_lines(r.stderr)
+        assert "the folder holds a masked-LM head and the checkpoint has none" in line and "--head none" in line
+    r = cli("verify", src, folder, "--head", "none")
+    assert r.exit_code == 1 and "config.json says model_type 'roberta'" in r.stderr  # compared: another model
+
+
+def test_a_bare_folder_labelled_roberta_loads_the_same_and_verify_says_so(cli, tmp_path):
+    """A bare Data2VecTextModel folder whose config.json says model_type 'roberta': transformers builds RobertaModel,
+    loads every weight (the bare models share their names) and computes the same outputs. verify still fails the
+    model_type row (the folder publishes another model) but its note said "transformers reports missing/unexpected
+    norm weights and returns wrong outputs without an error", which transformers' own loading disproves."""
+    out = tmp_path / "out"
+    assert cli("convert", trained("data2vec_text") / BEST, out, "--no-verify", "-q").exit_code == 0
+    right = AutoModel.from_pretrained(str(out), add_pooling_layer=False, dtype=torch.float32)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "model_type": "roberta", "architectures": ["RobertaModel"]}))
+    relabelled, info = AutoModel.from_pretrained(
+        str(out), add_pooling_layer=False, dtype=torch.float32, output_loading_info=True
+    )
+    assert type(relabelled).__name__ == "RobertaModel" and {k: v for k, v in info.items() if v} == {}, info
+    ids = torch.tensor([[0, 100, 200, 300, 400, 2]])
+    with torch.no_grad():
+        assert torch.equal(relabelled(ids).last_hidden_state, right(ids).last_hidden_state)
+    r = cli("verify", trained("data2vec_text") / BEST, out, "--json")
+    assert r.exit_code == 1
+    (row,) = [row for row in json.loads(r.stdout)["config"] if row["item"] == "model_type"]
+    assert "loads these weights and computes the same outputs" in row["note"], row["note"]
+    assert "wrong outputs" not in row["note"]
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("model.transformer.no_scale_embedding=false", "no_scale_embedding=False): transformers' Data2VecText* does"),
+        ("model.transformer.encoder.learned_pos=false", "encoder_learned_pos=False): transformers' Data2VecText* has"),
+    ],
+)
+def test_an_embedding_option_data2vec_text_lacks_is_refused_naming_its_classes(cli, tmp_path, override, said):
+    """Scaled embeddings or sinusoidal positions in a data2vec-text student: refused by name (exit 2), the refusal
+    naming the classes it converts to (it said "transformers' XLM-R" for a data2vec-text checkpoint)."""
+    save_dir = train_variant(tmp_path, "variant", override)
+    r = cli("convert", save_dir / "checkpoint_best.pt", tmp_path / "out", "--no-verify")
+    assert r.exit_code == 2, r.output
+    (line,) = error_lines(r.stderr)
+    assert said in line and "XLM-R" not in line, line

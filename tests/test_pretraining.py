@@ -6,6 +6,7 @@ loader — and verifies."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -117,6 +118,24 @@ def test_ema_weights_are_fairseqs_own_export(cli, tmp_path):
     assert r.exit_code == 2 and "did not use --store-ema" in r.stderr
 
 
+def test_diff_compares_a_checkpoints_ema_weights_with_ema(cli, tmp_path):
+    """diff had no --ema: a folder converted with --ema could only be diffed against the checkpoint's live weights
+    ("models differ"). With it the fairseq side's weights are the EMA model's, tensors and outputs equal to the
+    folder's; the live folder differs; an option with no fairseq side to apply to is refused by name."""
+    src = trained("ema") / BEST
+    assert cli("convert", src, tmp_path / "ema", "--ema", "-q").exit_code == 0
+    assert cli("convert", src, tmp_path / "live", "-q").exit_code == 0
+    r = cli("diff", src, tmp_path / "ema", "--ema", "--outputs", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"]
+    assert cli("diff", src, tmp_path / "live", "--ema", "-q").exit_code == 1
+    assert cli("diff", src, tmp_path / "ema", "-q").exit_code == 1  # without it: the live weights
+    r = cli("diff", tmp_path / "ema", tmp_path / "live", "--ema")
+    assert r.exit_code == 2
+    (line,) = error_lines(r.stderr)
+    assert "--ema selects a fairseq checkpoint's EMA weights, and neither side is one" in line
+
+
 def test_a_sentence_prediction_fine_tune_finds_its_label_dictionary(cli, tmp_path):
     """input0/dict.txt and label/dict.txt where fairseq-preprocess put them for the task; the head's classes named
     by label/dict.txt, logits equal fairseq's head."""
@@ -181,6 +200,28 @@ def test_the_encoder_alone_where_the_head_cannot_be_represented(cli, tmp_path, n
         assert (want[i, : len(t)] - got[i, : len(t)]).abs().max().item() <= 1e-5, i
     assert cli("verify", src, out, "-q").exit_code == 0  # the bare model's folder: the encoder is compared
     assert cli("diff", src, out, "--outputs", "-q").exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["relu_head", "relu_pooler", "../cfg_scaled_embedding", "spm_preprocess"])
+def test_inspect_says_what_convert_writes_with_default_flags(cli, tmp_path, name):
+    """inspect's "converts to" named XLMRobertaForMaskedLM for checkpoints convert refuses with default flags (a
+    relu masked-LM head, a scaled embedding): it now says what convert writes — the classes, nothing, or nothing by
+    default and what --head none writes — and convert agrees."""
+    src = trained(name) / BEST if (trained(name) / BEST).is_file() else trained(name) / "model.pt"
+    said = inspect_path(src).details["converts_to"]
+    r = cli("convert", src, tmp_path / "out", "--no-verify")
+    if r.exit_code == 0:
+        config = json.loads((tmp_path / "out" / "config.json").read_text())
+        assert said.startswith(f"{config['architectures'][0]} + "), said
+        return
+    assert r.exit_code == 2 and said.startswith("nothing"), (said, r.output)
+    if "--head none:" not in said:
+        assert said == "nothing: convert refuses this model (see the warnings)"
+        assert cli("convert", src, tmp_path / "none", "--head", "none", "--no-verify").exit_code == 2
+        return
+    written = said.split("--head none: ")[1].split(" + ")[0]
+    assert cli("convert", src, tmp_path / "none", "--head", "none", "--no-verify").exit_code == 0
+    assert json.loads((tmp_path / "none" / "config.json").read_text())["architectures"] == [written]
 
 
 # ---------------------------------------------------------------- sentencepiece models the fast tokenizer misreads
@@ -291,3 +332,41 @@ def test_every_layer_is_fairseqs_hub_models(cli, tmp_path, name):
         assert list(got) == list(want) and len(want) >= 4, (list(got), list(want))
         for stage, x in want.items():
             assert (x - got[stage]).abs().max().item() <= 1e-5, (text, stage)
+
+
+def test_a_regression_fine_tune_says_so_in_its_config(cli, tmp_path):
+    """fairseq's --regression-target (STS-B's recipe): a one-output head whose value fairseq returns as is.
+    transformers' text-classification pipeline applies a sigmoid to a one-label head unless config.json says
+    problem_type "regression": convert wrote no problem_type, so the pipeline's score was sigmoid(fairseq's value).
+    Fine-tuned here by fairseq-train itself from the spm_preprocess checkpoint, on the corpus with a float label per
+    line (label/<split>.label, as the task reads regression targets)."""
+    from transformers import pipeline
+
+    from tests.fixtures import make_trained
+
+    folder = tmp_path / "stsb"
+    shutil.copytree(trained("sentence_prediction") / "data-bin" / "input0", folder / "data-bin" / "input0")
+    for name in ("spm.model", "spm.vocab"):
+        shutil.copy(trained("sentence_prediction") / name, folder / name)
+    rows = make_trained.corpus()
+    for part in ("train", "valid"):
+        scores = "".join(f"{len(line) % 50 / 10:.1f}\n" for line, _ in make_trained.split(rows, part))
+        (folder / "data-bin" / "label" / f"{part}.label").parent.mkdir(exist_ok=True)
+        (folder / "data-bin" / "label" / f"{part}.label").write_text(scores)
+    accuracy = ("--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric")
+    finetune = [a for a in make_trained.FINETUNE if a not in accuracy]
+    make_trained.fairseq_train(folder, "data-bin", "--arch", "roberta_base", *make_trained.TINY, *finetune,
+                               "--num-classes", "1", "--regression-target", "--restore-file",
+                               str(trained("spm_preprocess") / BEST))  # fmt: skip
+    head, out = "sentence_classification_head", tmp_path / "out"
+    r = cli("convert", folder / BEST, out, "--head", head)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["problem_type"] == "regression"
+    hub = trained_hub(str(folder))
+    classify = pipeline("text-classification", model=str(out), dtype=torch.float32)
+    for text in trained_corpus()[::60]:
+        with torch.no_grad():
+            want = hub.predict(head, hub.encode(text), return_logits=True)[0, 0].item()
+        (got,) = classify(text)
+        assert abs(got["score"] - want) <= 1e-5, (text, got, want)
+    assert cli("verify", folder / BEST, out, "--head", head, "-q").exit_code == 0

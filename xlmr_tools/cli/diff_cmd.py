@@ -15,6 +15,7 @@ from xlmr_tools.cli.options import (
     DiffDtype,
     DiffTol,
     DtypeName,
+    Ema,
     Head,
     Json,
     Outputs,
@@ -50,6 +51,7 @@ def diff(
     report: Report = None,
     quiet: Quiet = False,
     trust: Trust = False,
+    ema: Ema = False,
     revision: Revision = None,
     token: Token = None,
     cache_dir: CacheDir = None,
@@ -65,7 +67,13 @@ def diff(
         from xlmr_tools.ops.diff import diff as diff_models
 
     settings = Settings(
-        head=head, dtype=dtype.value, device=device.value, tol=tol, texts=read_texts(text, texts_file), trust=trust
+        head=head,
+        dtype=dtype.value,
+        device=device.value,
+        tol=tol,
+        texts=read_texts(text, texts_file),
+        trust=trust,
+        ema=ema,
     )
     if outputs and not quiet and not json_:
         console.texts_note(text, texts_file)

@@ -77,6 +77,10 @@ class Family:
     priority: int = 50  # families are tried on a checkpoint in this order, lowest first: the most specific first
     adapters: bool = False  # per-language adapters in every layer (X-MOD)
     claims_when: Callable[[Evidence], bool] | None = None  # beyond the layout, vocabulary and BPE checks
+    # The fairseq architecture that alone tells the family (args.arch / cfg.model._name). A checkpoint of it is
+    # described as this family even where its layout is one transformers' classes for it lack: its arguments are
+    # read through this family's `model_args`, and the refusal names the family and the option.
+    arch: str | None = None
 
     # ---------------------------------------------------------------------------------------------------- hooks
 
@@ -88,6 +92,8 @@ class Family:
             self.layout.pre_norm,
             self.layout.pre_norm,
         ):
+            return False
+        if self.arch is not None and e.arch != self.arch:
             return False
         if e.vocabulary not in self.vocabularies or (self.bpe and e.bpe not in self.bpe):
             return False
@@ -169,7 +175,12 @@ def get(name: str) -> Family:
 
 
 def detect(e: Evidence) -> Family | None:
-    """The family of a fairseq checkpoint, or None (then `unclaimed` says why no transformers class fits)."""
+    """The family of a fairseq checkpoint, or None (then `unclaimed` says why no transformers class fits). A
+    checkpoint whose architecture tells its family (`Family.arch`) is that family's or none: another family's
+    layout may fit its tensors, but not its arguments."""
+    owner = _owner(e)
+    if owner is not None:
+        return owner if owner.claims(e) else None
     return next((f for f in REGISTRY if f.claims(e)), None)
 
 
@@ -192,11 +203,12 @@ def build_config(
     labels: list[str] | None = None,
     specials: dict[str, int] | None = None,
     language: str | None = None,
+    regression: bool = False,
 ) -> Any:
     """The transformers config `convert` writes for the model (mapping.config.build_config with what its family
     adds); `language`: X-MOD's default_language."""
     settings = of(desc).config_settings(desc, language)
-    return config.build_config(desc, args, head, dtype, where, labels, specials, settings)
+    return config.build_config(desc, args, head, dtype, where, labels, specials, settings, regression)
 
 
 def model_types() -> set[str]:
@@ -204,7 +216,12 @@ def model_types() -> set[str]:
 
 
 def nearest(e: Evidence) -> Family:
-    """The family a checkpoint no family takes is described as (its norms placed alike, as far as they go)."""
+    """The family a checkpoint no family takes is described as: the one its architecture names (`Family.arch`:
+    only that family's `model_args` reads its arguments), else the one with its norms placed alike, as far as they
+    go."""
+    owner = _owner(e)
+    if owner is not None:
+        return owner
 
     def fit(f: Family) -> tuple[bool, ...]:
         norms = (f.layout.pre_norm != e.final_norm, f.layout.embedding_norm != e.embedding_norm)
@@ -261,8 +278,25 @@ def _placed_as(e: Evidence, f: Family) -> Evidence:
     )
 
 
+def _owner(e: Evidence) -> Family | None:
+    """The family whose architecture the checkpoint records, if one is told by it."""
+    return next((f for f in REGISTRY if f.arch is not None and f.arch == e.arch), None)
+
+
+def _placement(pre_norm: bool, embedding_norm: bool) -> str:
+    norms = "pre-LN layers and a final LayerNorm" if pre_norm else "post-LN layers"
+    return f"{norms}, {'an' if embedding_norm else 'no'} embedding LayerNorm"
+
+
 def unclaimed(e: Evidence) -> str:
     """Why no family takes a checkpoint, naming the fairseq option behind it."""
+    owner = _owner(e)
+    if owner is not None and owner.claims(_placed_as(e, owner)):  # its architecture's family, but not its layout
+        return (
+            f"{owner.name} (fairseq arch {e.arch!r}) with {_placement(e.final_norm, e.embedding_norm)} "
+            f"(normalize_before={e.normalize_before}, layernorm_embedding={e.embedding_norm}): transformers' "
+            f"{owner.prefix} classes have {_placement(owner.layout.pre_norm, owner.layout.embedding_norm)} only"
+        )
     if e.adapters and not e.embedding_norm:
         return (
             "X-MOD without an embedding LayerNorm (layernorm_embedding=False): transformers' Xmod always normalizes "

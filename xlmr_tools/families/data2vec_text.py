@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xlmr_tools.families.base import POST_LN, Evidence, Family, register
+from xlmr_tools.families.base import POST_LN, Family, register
 
 ARCH = "data2vec_text"  # the registered fairseq model (cfg.model._name)
 
@@ -113,10 +113,6 @@ class Data2VecText(Family):
         return model
 
 
-def _claims(e: Evidence) -> bool:
-    return e.arch == ARCH
-
-
 DATA2VEC_TEXT = register(
     Data2VecText(
         name="data2vec-text",
@@ -125,7 +121,7 @@ DATA2VEC_TEXT = register(
         base="data2vec_text",
         priority=20,  # told by its architecture: before the families that take any post-LN encoder
         layout=POST_LN,
-        claims_when=_claims,
+        arch=ARCH,
         releases={(12, 768): "data2vec-text base"},
     )
 )

@@ -68,6 +68,13 @@ def compared_head(
     if head is not None:
         return choose_head(desc, head, str(where))
     held = folder_head(folder, None)
+    if held is None and not desc.lm_head:  # else: "checkpoint lacks ... encoder.lm_head.*", blaming the checkpoint
+        heads = ", ".join(sorted(desc.classification_heads)) or "none"
+        raise BadInput(
+            folder_where,
+            f"the folder holds a masked-LM head and the checkpoint has none (its classification heads: {heads}); "
+            f"compare the encoder alone with --head {ENCODER}",
+        )
     if held != CLASSIFIER:
         return held
     if len(desc.classification_heads) == 1:
@@ -127,9 +134,12 @@ def build_config(
     labels: list[str] | None = None,
     specials: dict[str, int] | None = None,
     settings: dict[str, Any] | None = None,
+    regression: bool = False,
 ):
     """`specials`: fairseq's ids for <s>, <pad>, </s> (the tokenizer's; CamemBERT's dict.txt moves <s> and </s>).
-    `settings`: what the model's family adds (families.base.Family.config_settings: X-MOD's adapters)."""
+    `settings`: what the model's family adds (families.base.Family.config_settings: X-MOD's adapters).
+    `regression`: the head was trained with fairseq's --regression-target (problem_type "regression": transformers'
+    text-classification pipeline then returns the raw output, as fairseq does, not its sigmoid)."""
     import transformers
 
     validate(desc, args, head, where)
@@ -162,6 +172,8 @@ def build_config(
             label2id={name: i for i, name in enumerate(names)},
             classifier_dropout=float(args.get("pooler_dropout", 0.0)),
         )
+        if regression:
+            kwargs["problem_type"] = "regression"
     kwargs.update(settings or {})
     config = cls(**kwargs)
     config.dtype = dtype

@@ -359,7 +359,15 @@ def _write_and_prove(
                 shards = pool.submit(write)
                 checked = pool.submit(check.run)
             config = families.build_config(
-                desc, ckpt.args, job.head, job.dtype, where, job.labels, job.alignment.specials, job.language
+                desc,
+                ckpt.args,
+                job.head,
+                job.dtype,
+                where,
+                job.labels,
+                job.alignment.specials,
+                job.language,
+                ckpt.regression(job.head),
             )
             config.save_pretrained(str(tmp))
             tokenizer.write_hf_tokenizer(tmp, job.alignment, desc.max_positions)

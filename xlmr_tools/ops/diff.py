@@ -177,10 +177,13 @@ def diff(
             open_source(
                 hub.local(s, hub_access if hub.is_repo_id(s) else replace(hub_access, revision=None)),
                 trust=settings.trust,
+                ema=settings.ema,
             )
         )
         for s in (a, b)
     )
+    if settings.ema and not any(isinstance(side.source, FairseqCheckpoint) for side in (sa, sb)):
+        raise BadInput(None, "--ema selects a fairseq checkpoint's EMA weights, and neither side is one")
     if sa.description.family != sb.description.family:
         raise BadInput(
             sb.path,

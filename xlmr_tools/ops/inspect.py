@@ -9,7 +9,7 @@ from typing import Any
 from xlmr_tools.errors import BadInput
 from xlmr_tools.mapping import tokenizer, weights
 from xlmr_tools.mapping.config import ACTIVATIONS, choose_head, model_class_name, problems, read_labels
-from xlmr_tools.model import CAMEMBERT, GPT2, SENTENCEPIECE, ModelDescription
+from xlmr_tools.model import CAMEMBERT, ENCODER, GPT2, SENTENCEPIECE, ModelDescription
 from xlmr_tools.settings import HubAccess
 from xlmr_tools.sources import hub
 from xlmr_tools.sources.fairseq import open_checkpoint, training_of
@@ -109,6 +109,18 @@ def _tokenizer_notes(al: tokenizer.Alignment) -> tuple[list[str], list[str]]:
     return notes, warnings
 
 
+def _converts_to(desc: ModelDescription, args: dict[str, Any], default: str | None, tokenizer_named: str) -> str:
+    """What `convert` writes with default flags: the classes, or nothing where it refuses (the warnings say why),
+    naming what `--head none` writes where the encoder alone converts."""
+    if not problems(desc, args, default):
+        return f"{model_class_name(desc, default)} + {tokenizer_named}"
+    if not problems(desc, args, ENCODER):
+        return f"nothing by default (see the warnings); --head {ENCODER}: {model_class_name(desc, ENCODER)} + " + (
+            tokenizer_named
+        )
+    return "nothing: convert refuses this model (see the warnings)"
+
+
 def inspect_path(
     path: str | Path, *, trust: bool = False, with_tensors: bool = False, hub_access: HubAccess = HubAccess()
 ) -> InspectReport:
@@ -168,7 +180,7 @@ def inspect_path(
         "fairseq": {k: ckpt.args.get(k) for k in FAIRSEQ_FLAGS if k in ckpt.args},
     }
     tokenizer_class = tok.get("tokenizer_class") or tokenizer.TOKENIZER_CLASS[desc.vocabulary]
-    details["converts_to"] = f"{model_class_name(desc, default)} + {tokenizer_class} ({desc.vocabulary} vocabulary)"
+    details["converts_to"] = _converts_to(desc, ckpt.args, default, f"{tokenizer_class} ({desc.vocabulary} vocabulary)")
     if desc.activation in ACTIVATIONS:
         details["hidden_act"] = ACTIVATIONS[desc.activation]
     if ckpt.task:

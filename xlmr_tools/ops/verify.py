@@ -130,11 +130,23 @@ def config_rows(ckpt: FairseqCheckpoint, folder: HFFolder, loaded: LoadedModel, 
     if mt != want_type:
         named = families.for_model_type(mt)
         built = f"{named.prefix}* ({named.layout.family})" if named is not None else f"the {mt!r} class"
+        own = families.of(d)
+        # The same layout with the same tensor names (the bare model's carry no base-model prefix): the other class
+        # loads every weight and computes the same outputs; only what the folder says it is is wrong.
+        alike = (
+            named is not None
+            and (named.layout, named.adapters) == (own.layout, own.adapters)
+            and (named.base == own.base or head == ENCODER)
+        )
+        consequence = (
+            "which loads these weights and computes the same outputs, but publishes the model as another one"
+            if alike
+            else "and transformers reports missing/unexpected norm weights and returns wrong outputs without an error"
+        )
         note = (
             f"config.json says model_type '{mt}' but the checkpoint is {d.family} "
             f"(the {d.hf_family} family): AutoModel* would build "
-            f"{built} instead of {model_class_name(d, head)}, and "
-            "transformers reports missing/unexpected norm weights and returns wrong outputs without an error. "
+            f"{built} instead of {model_class_name(d, head)}, {consequence}. "
             f'Fix: set "model_type": "{want_type}" and "architectures": ["{model_class_name(d, head)}"]'
         )
     rows.append(ConfigRow("model_type", want_type, mt, mt == want_type, note))

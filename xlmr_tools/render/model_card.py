@@ -57,7 +57,8 @@ def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_ver
     ]
     if head_kind(result["head"]) == "encoder":
         lines += [
-            "The encoder alone (`--head none`): load it with `AutoModel.from_pretrained(folder, "
+            "The encoder alone, without a head (`--head none`; the default for a checkpoint that has none): load it "
+            "with `AutoModel.from_pretrained(folder, "
             "add_pooling_layer=False)`. fairseq's encoder has no pooler; a plain `AutoModel.from_pretrained(folder)` "
             "adds one, initialised at random (transformers reports it missing), so only its `pooler_output` is not "
             "the checkpoint's: `last_hidden_state` is exact either way.",
@@ -66,7 +67,8 @@ def write_model_card(folder: Path, result: dict[str, Any], sha256: str, tool_ver
     tok = result.get("tokenizer")
     if tok:
         lines += [
-            f"Tokenizer ids equal fairseq's on {tok['texts']} texts: {'yes' if tok['equal'] else 'NO'} "
+            f"Tokenizer ids equal fairseq's on {tok['texts']} sample texts and {tok.get('dictionary_texts', 0)} texts "
+            f"made of dict.txt's symbols: {'yes' if tok['equal'] else 'NO'} "
             f"(`<mask>` = {tok['mask_id']}, {tok['fillers']} dictionary padding fillers).",
             "",
         ]

@@ -30,8 +30,9 @@ class TensorSource(Protocol):
     def tensor(self, name: str) -> torch.Tensor: ...
 
 
-def open_source(path: str | Path, *, trust: bool = False) -> FairseqCheckpoint | HFFolder:
-    """An HF folder (config.json inside) or a fairseq checkpoint (a .pt file, or a folder holding one)."""
+def open_source(path: str | Path, *, trust: bool = False, ema: bool = False) -> FairseqCheckpoint | HFFolder:
+    """An HF folder (config.json inside) or a fairseq checkpoint (a .pt file, or a folder holding one); `ema`: a
+    checkpoint's EMA weights (--store-ema) instead of its live ones (an HF folder has only its own)."""
     from xlmr_tools.sources.fairseq import open_checkpoint
     from xlmr_tools.sources.hf import open_folder
     from xlmr_tools.sources.locate import find_checkpoint_file, is_hf_folder
@@ -40,4 +41,4 @@ def open_source(path: str | Path, *, trust: bool = False) -> FairseqCheckpoint |
     if is_hf_folder(path):
         return open_folder(path, trust=trust)
     find_checkpoint_file(path)  # a clear error for a missing path or an empty folder
-    return open_checkpoint(path, trust=trust)
+    return open_checkpoint(path, trust=trust, ema=ema)

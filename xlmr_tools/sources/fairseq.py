@@ -23,7 +23,7 @@ from xlmr_tools.mapping.weights import (
     fairseq_layers,
     is_bookkeeping,
 )
-from xlmr_tools.model import GPT2, SENTENCEPIECE, Adapters, ModelDescription, head_kind
+from xlmr_tools.model import GPT2, POST_LN, PRE_LN, SENTENCEPIECE, Adapters, ModelDescription, head_kind
 from xlmr_tools.settings import Assets
 from xlmr_tools.sources import locate, values
 from xlmr_tools.sources.fairseq_state import FairseqState, normalize_fairseq_name, normalize_fairseq_state
@@ -48,6 +48,7 @@ class FairseqCheckpoint:
     pruned_layers: tuple[int, ...] = ()
     task: str | None = None  # the training task (masked_lm, sentence_prediction, ...)
     task_head: str | None = None  # the classification head a sentence_prediction task trained
+    task_regression: bool = False  # the task trained that head as a regression (--regression-target)
     labels_path: Path | None = None  # the label dictionary fairseq's sentence_prediction task reads
     labels_given: bool = False  # named by the user (--labels) rather than found where fairseq puts it
     given_files: dict[str, Path | None] = field(default_factory=dict)  # subword-model files named by flags
@@ -88,6 +89,12 @@ class FairseqCheckpoint:
         if head_kind(head) != "classifier" or self.labels_path is None:
             return None
         return self.labels_path if self.labels_given or self.task_head in (None, head) else None
+
+    def regression(self, head: str | None) -> bool:
+        """Whether this head predicts a value, not classes: the head its sentence_prediction task trained with
+        --regression-target (fairseq applies nothing to its output; transformers' text-classification pipeline
+        applies a sigmoid to a one-label head unless config.json says problem_type "regression")."""
+        return self.task_regression and head is not None and head == self.task_head
 
     def inputs(self) -> list[Path]:
         """Every file a conversion of this checkpoint reads: the checkpoint, dict.txt, the subword model's files
@@ -131,7 +138,7 @@ def open_checkpoint(
         raise e.naming(file) from e.__cause__
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise BadInput(file, "not a fairseq checkpoint (no 'model' state dict inside)")
-    args, layout, task, task_head = _model_args(obj, file)
+    args, layout, task, task_head, task_regression = _model_args(obj, file)
     values.check_fairseq_args(args, file)
     kept = _ema_of(obj)
     raw = obj["model"]
@@ -191,6 +198,7 @@ def open_checkpoint(
         pruned_layers=state.pruned_layers,
         task=task,
         task_head=task_head,
+        task_regression=task_regression,
         labels_path=_asset(assets.labels) or locate.find_asset(places, "label/dict.txt")
         if task == "sentence_prediction" or assets.labels is not None
         else None,
@@ -318,8 +326,8 @@ def _as_dict(value: Any, file: Path) -> dict[str, Any] | None:
     return None
 
 
-def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None]:
-    """(model args, layout, training task, the task's classification head)."""
+def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None, str | None, bool]:
+    """(model args, layout, training task, the task's classification head, whether it trained it as a regression)."""
     cfg = _as_dict(obj.get("cfg"), file)
     if cfg is not None and cfg.get("model") is not None:
         model = _as_dict(cfg["model"], file)
@@ -335,12 +343,14 @@ def _model_args(obj: dict, file: Path) -> tuple[dict[str, Any], str, str | None,
             or criterion.get("classification_head_name")
             or model.get("classification_head_name")
         )
-        return model, "cfg", task, head if task == "sentence_prediction" else None
+        sentence = task == "sentence_prediction"
+        return model, "cfg", task, head if sentence else None, sentence and task_cfg.get("regression_target") is True
     if isinstance(obj.get("args"), argparse.Namespace):
         args = vars(obj["args"])
         task = args.get("task")
         head = args.get("classification_head_name", "sentence_classification_head")
-        return args, "args", task, head if task == "sentence_prediction" else None
+        sentence = task == "sentence_prediction"
+        return args, "args", task, head if sentence else None, sentence and args.get("regression_target") is True
     found = sorted(k for k in obj if k != "model")
     raise BadInput(
         file,
@@ -401,22 +411,23 @@ def describe(
         files=files,
     )
     family = families.detect(evidence)
+    claimed = family is not None
     if family is None:
         unsupported.append(families.unclaimed(evidence))
         family = families.nearest(evidence)
     args = family.model_args(args)
     values.check_fairseq_args(args, Path(where))  # the family's flattened arguments, read from here on
     padding_idx = 1
+    classes = f"transformers' {family.prefix}*"  # the classes the refusals below are about
     if pos is None:
         if args.get("no_token_positional_embeddings"):
             unsupported.append(
-                "no positional embeddings (no_token_positional_embeddings=True): transformers' "
-                "XLM-R always adds learned absolute positions"
+                f"no positional embeddings (no_token_positional_embeddings=True): {classes} always adds learned "
+                "absolute positions"
             )
         elif args.get("encoder_learned_pos") is False or FAIRSEQ_NAMES["sinusoidal_positions"] in tensors:
             unsupported.append(
-                "sinusoidal positions (encoder_learned_pos=False): transformers' XLM-R has only "
-                "learned absolute positions"
+                f"sinusoidal positions (encoder_learned_pos=False): {classes} has only learned absolute positions"
             )
         else:
             unsupported.append(f"no position embeddings ({FAIRSEQ_NAMES['positions']})")
@@ -430,7 +441,7 @@ def describe(
             )
     if args.get("no_scale_embedding") is False:
         unsupported.append(
-            "embeddings scaled by sqrt(hidden) (no_scale_embedding=False): transformers' XLM-R does not scale them"
+            f"embeddings scaled by sqrt(hidden) (no_scale_embedding=False): {classes} does not scale them"
         )
     if FAIRSEQ_NAMES["quant_noise"] in tensors or (
         float(args.get("quant_noise_pq") or 0) > 0 and not args.get("adaptive_input")
@@ -451,7 +462,8 @@ def describe(
             unique[t.untyped_storage().data_ptr() + int(t.storage_offset()) * t.element_size()] = t.numel()
     layout = family.layout_for(evidence)
     return ModelDescription(
-        family=layout.family,
+        # the placement the tensors have (a refused checkpoint's nearest family may place its norms otherwise)
+        family=layout.family if claimed else (PRE_LN if has_final else POST_LN),
         layers=layers,
         hidden=int(emb.shape[1]),
         heads=heads,
