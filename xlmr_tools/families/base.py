@@ -105,7 +105,12 @@ class Family:
         """Whether the family's fairseq encoder (`fairseq_bpe`: the oracle's, and the one its tokenizer reproduces)
         is the BPE a checkpoint recorded: the default hook's are fairseq's gpt2 and sentencepiece (a checkpoint
         trained on binarized data may record none); a family with its own hook decides by `bpe`/`claims_when`."""
-        return type(self).fairseq_bpe is not Family.fairseq_bpe or bpe is None or bpe in DEFAULT_BPES
+        return self.own_encoder or bpe is None or bpe in DEFAULT_BPES
+
+    @property
+    def own_encoder(self) -> bool:
+        """The family encodes texts with an encoder of its own (it overrides `fairseq_bpe`)."""
+        return type(self).fairseq_bpe is not Family.fairseq_bpe
 
     def layout_for(self, e: Evidence) -> Layout:
         """The layout of one model of the family (X-MOD's has either norm placement)."""
@@ -315,7 +320,7 @@ def unclaimed(e: Evidence) -> str:
         takers = [
             f"{f.name} ({'pre-ln' if f.layout.pre_norm else 'post-ln'})"
             for f in REGISTRY
-            if type(f).fairseq_bpe is not Family.fairseq_bpe and f.claims(_placed_as(e, f))
+            if f.own_encoder and f.claims(_placed_as(e, f))
         ]
         return f"a {state} model trained with fairseq --bpe {e.bpe}: no family reproduces that encoder for it" + (
             f" (it is converted for: {', '.join(takers)})" if takers else ""
